@@ -1,0 +1,380 @@
+//! Reading and checking a config file.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::expand::expand_vars;
+use super::model::{Config, IoDriverChoice, PrefixMode, ServerConfig, ToolFilter, Transport};
+use super::ConfigError;
+use crate::http::HttpLimits;
+
+/// The config served when none is given: the built-in mock upstream over stdio, and over HTTP
+/// at `${MCPGATE_MOCK_HTTP_URL}`, which `serve` points at an in-process mock it starts itself.
+pub const BUILTIN_DEFAULT: &str = r#"{
+  "listen": "127.0.0.1:8080",
+  "mcpServers": {
+    "mock": { "command": "${MCPGATE_EXE}", "args": ["mock-upstream", "--stdio"] },
+    "mock_http": { "url": "${MCPGATE_MOCK_HTTP_URL}" }
+  }
+}"#;
+
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "listen",
+    "workers",
+    "io_driver",
+    "tool_prefix",
+    "mcpServers",
+    "servers",
+    "max_body_bytes",
+    "max_header_bytes",
+    "tools_page_size",
+    "session_secret",
+    "session_ttl_secs",
+    "max_upstream_reply_bytes",
+    "startup_timeout_ms",
+    "allowed_origins",
+];
+
+/// Keys of the product that this build does not enforce yet. Refusing them beats silently
+/// serving without the access control or audit the operator asked for.
+const NOT_YET_SUPPORTED: &[&str] = &["virtual_keys", "groups", "admin", "audit"];
+
+#[derive(Deserialize)]
+struct RawConfig {
+    listen: Option<String>,
+    workers: Option<usize>,
+    io_driver: Option<RawDriver>,
+    tool_prefix: Option<RawPrefix>,
+    #[serde(rename = "mcpServers")]
+    mcp_servers: Option<BTreeMap<String, RawServer>>,
+    /// VS Code's name for the same block.
+    servers: Option<BTreeMap<String, RawServer>>,
+    max_body_bytes: Option<usize>,
+    max_header_bytes: Option<usize>,
+    tools_page_size: Option<usize>,
+    session_secret: Option<String>,
+    session_ttl_secs: Option<u64>,
+    max_upstream_reply_bytes: Option<usize>,
+    startup_timeout_ms: Option<u64>,
+    allowed_origins: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RawDriver {
+    Auto,
+    Uring,
+    Epoll,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RawPrefix {
+    Always,
+    OnConflict,
+    Never,
+}
+
+/// One entry of `mcpServers`. Keys other clients use (`autoApprove`, `alwaysAllow`, …) are
+/// ignored so their configs load unchanged.
+#[derive(Deserialize)]
+struct RawServer {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    command: Option<String>,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    cwd: Option<String>,
+    url: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    tools: Option<Vec<String>>,
+    #[serde(default)]
+    disabled_tools: Vec<String>,
+    timeout_ms: Option<u64>,
+    #[serde(default)]
+    disabled: bool,
+}
+
+/// Reads and checks a config file.
+pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::at("", format!("cannot read config file {}: {e}", path.display())))?;
+    parse_config(&text, &|name| std::env::var(name).ok())
+}
+
+/// Parses config text; `lookup` resolves `${VAR}` references.
+pub fn parse_config(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let mut root: Value = serde_json::from_str(text).map_err(|e| {
+        ConfigError::at("", format!("config is not valid JSON (line {}, column {}): {e}", e.line(), e.column()))
+    })?;
+    let Some(obj) = root.as_object() else {
+        return Err(ConfigError::at("", "expected a JSON object at the top level"));
+    };
+    for key in obj.keys() {
+        if NOT_YET_SUPPORTED.contains(&key.as_str()) {
+            return Err(ConfigError::at(
+                key.as_str(),
+                "is not supported by this mcpgate build yet; remove it rather than run without it",
+            ));
+        }
+        if !TOP_LEVEL_KEYS.contains(&key.as_str()) {
+            tracing::warn!(key = %key, "ignoring unknown top-level config key");
+        }
+    }
+    expand_tree(&mut root, &mut String::new(), lookup)?;
+    let raw: RawConfig = serde_path_to_error::deserialize(&root).map_err(|e| {
+        let path = e.path().to_string();
+        ConfigError::at(if path == "." { String::new() } else { path }, without_values(&e.inner().to_string()))
+    })?;
+    build(raw)
+}
+
+/// serde's messages quote the offending value (`invalid type: string "…"`); after `${VAR}`
+/// expansion that value may be a secret, so it is dropped from the message.
+fn without_values(message: &str) -> String {
+    let Some(start) = message.find("string \"") else {
+        return message.to_owned();
+    };
+    let after = &message[start + 8..];
+    match after.find("\", ") {
+        Some(end) => format!("{}a string{}", &message[..start], &after[end + 1..]),
+        None => format!("{}a string", &message[..start]),
+    }
+}
+
+/// Expands `${VAR}` in every string value, tracking the key path for errors.
+fn expand_tree(v: &mut Value, path: &mut String, lookup: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    match v {
+        Value::String(s) => {
+            if s.contains("${") {
+                *s = expand_vars(s, path, lookup)?;
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                expand_tree(item, path, lookup)?;
+                path.truncate(len);
+            }
+        }
+        Value::Object(map) => {
+            for (k, item) in map.iter_mut() {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k);
+                expand_tree(item, path, lookup)?;
+                path.truncate(len);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn build(raw: RawConfig) -> Result<Config, ConfigError> {
+    let listen_text = raw.listen.as_deref().unwrap_or("127.0.0.1:8080");
+    let listen: SocketAddr = listen_text
+        .parse()
+        .map_err(|_| ConfigError::at("listen", format!("expected HOST:PORT with an IP address, got {listen_text:?}")))?;
+    let workers = match raw.workers {
+        Some(0) => return Err(ConfigError::at("workers", "expected at least 1")),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let servers_raw = match (raw.mcp_servers, raw.servers) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::at("servers", "give either \"mcpServers\" or \"servers\", not both"))
+        }
+        (Some(s), None) => ("mcpServers", s),
+        (None, Some(s)) => ("servers", s),
+        (None, None) => return Err(ConfigError::at("mcpServers", "missing: the config must name at least one server")),
+    };
+    let (block, entries) = servers_raw;
+    let mut servers = Vec::new();
+    for (name, s) in entries {
+        let path = format!("{block}.{name}");
+        if name.is_empty() {
+            return Err(ConfigError::at(path, "server names must not be empty"));
+        }
+        if s.disabled {
+            continue;
+        }
+        servers.push(build_server(&path, name, s)?);
+    }
+    if servers.is_empty() {
+        return Err(ConfigError::at(block, "every server is disabled; nothing to serve"));
+    }
+    let http_limits = HttpLimits {
+        max_header_bytes: positive(raw.max_header_bytes, "max_header_bytes", 16 * 1024)?,
+        max_body_bytes: positive(raw.max_body_bytes, "max_body_bytes", 4 * 1024 * 1024)?,
+    };
+    let session_secret = match raw.session_secret {
+        Some(s) if s.len() < 32 => {
+            return Err(ConfigError::at("session_secret", "expected at least 32 characters"));
+        }
+        Some(s) => Some(s.into_bytes()),
+        None => None,
+    };
+    Ok(Config {
+        listen,
+        workers,
+        io_driver: match raw.io_driver {
+            None | Some(RawDriver::Auto) => IoDriverChoice::Auto,
+            Some(RawDriver::Uring) => IoDriverChoice::Uring,
+            Some(RawDriver::Epoll) => IoDriverChoice::Epoll,
+        },
+        tool_prefix: match raw.tool_prefix {
+            None | Some(RawPrefix::Always) => PrefixMode::Always,
+            Some(RawPrefix::OnConflict) => PrefixMode::OnConflict,
+            Some(RawPrefix::Never) => PrefixMode::Never,
+        },
+        servers,
+        http_limits,
+        tools_page_size: positive(raw.tools_page_size, "tools_page_size", 500)?,
+        session_secret,
+        session_ttl: Duration::from_secs(raw.session_ttl_secs.unwrap_or(24 * 3600).max(1)),
+        max_upstream_reply_bytes: positive(raw.max_upstream_reply_bytes, "max_upstream_reply_bytes", 64 << 20)?,
+        startup_timeout: Duration::from_millis(raw.startup_timeout_ms.unwrap_or(30_000)),
+        allowed_origins: raw.allowed_origins.unwrap_or_default(),
+    })
+}
+
+fn positive(v: Option<usize>, key: &str, default: usize) -> Result<usize, ConfigError> {
+    match v {
+        Some(0) => Err(ConfigError::at(key, "expected a positive number")),
+        Some(n) => Ok(n),
+        None => Ok(default),
+    }
+}
+
+fn build_server(path: &str, name: String, s: RawServer) -> Result<ServerConfig, ConfigError> {
+    let kind = s.kind.as_deref().map(str::to_ascii_lowercase);
+    let transport = match (kind.as_deref(), &s.command, &s.url) {
+        (_, Some(_), Some(_)) => {
+            return Err(ConfigError::at(path, "give either \"command\" (stdio) or \"url\" (http), not both"))
+        }
+        (None | Some("stdio"), Some(command), None) => {
+            if command.trim().is_empty() {
+                return Err(ConfigError::at(format!("{path}.command"), "expected a program to run"));
+            }
+            Transport::Stdio {
+                command: command.clone(),
+                args: s.args,
+                env: s.env.into_iter().collect(),
+                cwd: s.cwd.map(PathBuf::from),
+            }
+        }
+        (Some("stdio"), None, _) => return Err(ConfigError::at(format!("{path}.command"), "missing: stdio servers need a command")),
+        (None | Some("http") | Some("streamable-http") | Some("streamablehttp"), None, Some(url)) => {
+            if !url.starts_with("http://") && !url.starts_with("https://") {
+                return Err(ConfigError::at(format!("{path}.url"), "expected an http:// or https:// URL"));
+            }
+            Transport::Http { url: url.clone(), headers: s.headers.into_iter().collect() }
+        }
+        (Some("sse"), _, _) => {
+            return Err(ConfigError::at(
+                format!("{path}.type"),
+                "legacy \"sse\" upstreams are not supported by this build yet",
+            ))
+        }
+        (Some(other @ ("http" | "streamable-http" | "streamablehttp")), _, None) => {
+            return Err(ConfigError::at(format!("{path}.url"), format!("missing: {other} servers need a url")))
+        }
+        (Some(other), _, _) => {
+            return Err(ConfigError::at(
+                format!("{path}.type"),
+                format!("expected \"stdio\", \"http\" or \"sse\", got {other:?}"),
+            ))
+        }
+        (None, None, None) => {
+            return Err(ConfigError::at(path, "expected either \"command\" (stdio) or \"url\" (http)"))
+        }
+    };
+    let timeout_ms = match s.timeout_ms {
+        Some(0) => return Err(ConfigError::at(format!("{path}.timeout_ms"), "expected a positive number")),
+        Some(ms) => ms,
+        None => 30_000,
+    };
+    Ok(ServerConfig {
+        name,
+        transport,
+        tools: ToolFilter { allow: s.tools.unwrap_or_else(|| vec!["*".to_owned()]), disabled: s.disabled_tools },
+        timeout: Duration::from_millis(timeout_ms),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        parse_config(text, &|n| (n == "TOKEN").then(|| "t0k".to_owned()))
+    }
+
+    #[test]
+    fn claude_desktop_block_loads_unchanged() {
+        let cfg = parse(
+            r#"{"mcpServers": {
+                "fs": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "/tmp"], "autoApprove": []},
+                "remote": {"type": "http", "url": "http://127.0.0.1:3001/mcp", "headers": {"Authorization": "Bearer ${TOKEN}"}}
+            }, "globalShortcut": "x"}"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.servers.len(), 2);
+        assert_eq!(cfg.servers[0].name, "fs");
+        match &cfg.servers[1].transport {
+            Transport::Http { headers, .. } => assert_eq!(headers[0].1, "Bearer t0k"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(cfg.tool_prefix, PrefixMode::Always);
+        assert!(cfg.listen.ip().is_loopback());
+    }
+
+    #[test]
+    fn vscode_servers_block() {
+        let cfg = parse(r#"{"servers": {"a": {"type": "stdio", "command": "x"}}}"#).unwrap();
+        assert_eq!(cfg.servers[0].name, "a");
+    }
+
+    #[test]
+    fn errors_name_key_paths() {
+        let cases = [
+            (r#"{"mcpServers": {"a": {"command": "x", "args": [1]}}}"#, "mcpServers.a.args[0]"),
+            (r#"{"mcpServers": {"a": {}}}"#, "mcpServers.a"),
+            (r#"{"mcpServers": {"a": {"url": "ftp://x"}}}"#, "mcpServers.a.url"),
+            (r#"{"mcpServers": {"a": {"command": "x", "timeout_ms": 0}}}"#, "mcpServers.a.timeout_ms"),
+            (r#"{"mcpServers": {"a": {"command": "x", "env": {"K": "${UNSET_VAR}"}}}}"#, "mcpServers.a.env.K"),
+            (r#"{"listen": "nowhere", "mcpServers": {"a": {"command": "x"}}}"#, "listen"),
+            (r#"{"tool_prefix": "sometimes", "mcpServers": {"a": {"command": "x"}}}"#, "tool_prefix"),
+            (r#"{"virtual_keys": [], "mcpServers": {"a": {"command": "x"}}}"#, "virtual_keys"),
+            (r#"{}"#, "mcpServers"),
+        ];
+        for (text, path) in cases {
+            let err = parse(text).unwrap_err();
+            assert_eq!(err.path, path, "{text} -> {err}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_not_echoed_in_errors() {
+        let err = parse(r#"{"mcpServers": {"a": {"url": "${TOKEN}"}}}"#).unwrap_err();
+        assert_eq!(err.path, "mcpServers.a.url");
+        assert!(!err.to_string().contains("t0k"));
+        let err = parse(r#"{"workers": "${TOKEN}", "mcpServers": {"a": {"command": "x"}}}"#).unwrap_err();
+        assert_eq!(err.path, "workers");
+        assert!(!err.to_string().contains("t0k"), "{err}");
+        let err = parse(r#"{"mcpServers": {"a": {"url": "http://x", "headers": {"A": 5}}}}"#).unwrap_err();
+        assert!(!err.to_string().contains("t0k"));
+    }
+}

@@ -1,0 +1,85 @@
+//! Writing JSON-RPC replies into a caller-owned buffer (no intermediate allocations).
+
+/// The JSON-RPC and MCP error codes the gateway answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    ParseError,
+    InvalidRequest,
+    MethodNotFound,
+    InvalidParams,
+    InternalError,
+    /// An upstream server failed (dead, unreachable, invalid reply).
+    UpstreamFailed,
+    /// An upstream server did not answer in time.
+    UpstreamTimeout,
+}
+
+impl ErrorCode {
+    pub fn code(self) -> i32 {
+        match self {
+            ErrorCode::ParseError => -32700,
+            ErrorCode::InvalidRequest => -32600,
+            ErrorCode::MethodNotFound => -32601,
+            ErrorCode::InvalidParams => -32602,
+            ErrorCode::InternalError => -32603,
+            ErrorCode::UpstreamFailed => -32000,
+            ErrorCode::UpstreamTimeout => -32001,
+        }
+    }
+}
+
+/// `{"jsonrpc":"2.0","id":<id>,"result":<result>}` with both parts spliced raw.
+pub fn write_result(out: &mut Vec<u8>, id: &str, result: &str) {
+    out.reserve(result.len() + id.len() + 36);
+    out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+    out.extend_from_slice(id.as_bytes());
+    out.extend_from_slice(br#","result":"#);
+    out.extend_from_slice(result.as_bytes());
+    out.push(b'}');
+}
+
+/// An error reply; `message` is escaped as a JSON string.
+pub fn write_error(out: &mut Vec<u8>, id: &str, code: ErrorCode, message: &str) {
+    write_error_with_data(out, id, code, message, None);
+}
+
+/// An error reply with a raw JSON `data` member.
+pub fn write_error_with_data(out: &mut Vec<u8>, id: &str, code: ErrorCode, message: &str, data: Option<&str>) {
+    out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+    out.extend_from_slice(id.as_bytes());
+    out.extend_from_slice(br#","error":{"code":"#);
+    out.extend_from_slice(itoa::Buffer::new().format(code.code()).as_bytes());
+    out.extend_from_slice(br#","message":"#);
+    // Writing a &str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, message);
+    if let Some(data) = data {
+        out.extend_from_slice(br#","data":"#);
+        out.extend_from_slice(data.as_bytes());
+    }
+    out.extend_from_slice(b"}}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_is_spliced_byte_for_byte() {
+        let mut out = Vec::new();
+        write_result(&mut out, r#""x""#, r#"{"content":[ {"type":"text","text":"é"} ]}"#);
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#"{"jsonrpc":"2.0","id":"x","result":{"content":[ {"type":"text","text":"é"} ]}}"#
+        );
+    }
+
+    #[test]
+    fn error_message_is_escaped() {
+        let mut out = Vec::new();
+        write_error(&mut out, "null", ErrorCode::ParseError, "bad \"quote\"\n");
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["error"]["code"], -32700);
+        assert_eq!(v["error"]["message"], "bad \"quote\"\n");
+        assert!(v["id"].is_null());
+    }
+}

@@ -1,0 +1,15 @@
+//! mcpgate: a self-hosted MCP gateway on a thread-per-core runtime.
+//!
+//! The modules follow a request's path: `config` → `runtime` → `http` → `jsonrpc` → `mcp` →
+//! `registry` → `upstream`. `serve` assembles them; `mock` is the built-in mock upstream
+//! used by the default config, load tests and fault tests.
+
+pub mod config;
+pub mod http;
+pub mod jsonrpc;
+pub mod mcp;
+pub mod mock;
+pub mod registry;
+pub mod runtime;
+pub mod serve;
+pub mod upstream;

@@ -1,0 +1,244 @@
+//! The `mcpgate` command line: serve | check | tools | mock-upstream.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use mcpgate::config::{self, Config, IoDriverChoice, Transport};
+use mcpgate::mock::{MockConfig, MockServer};
+use mcpgate::runtime::{bind_listeners, IoDriver};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(name = "mcpgate", version, about = "A fast, governed MCP gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DriverArg {
+    Auto,
+    Uring,
+    Epoll,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve MCP clients on /mcp.
+    Serve {
+        /// Config file; default ./mcpgate.json if present, else the built-in mock config.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address to listen on (overrides the config).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Worker threads, one per core by default (overrides the config).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// I/O driver (overrides the config).
+        #[arg(long, value_enum)]
+        io_driver: Option<DriverArg>,
+    },
+    /// Validate a config and print what would be served; exits non-zero on error.
+    Check {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Connect to every server and print the exposed tool names.
+    Tools {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// A fast MCP server for tests and benchmarks.
+    MockUpstream {
+        /// Serve on stdin/stdout.
+        #[arg(long, conflicts_with = "listen")]
+        stdio: bool,
+        /// Serve streamable HTTP on this address.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Synthetic tools besides echo, add and sleep.
+        #[arg(long, default_value_t = 10)]
+        tools: usize,
+        /// Delay before answering each tools/call, in microseconds.
+        #[arg(long, default_value_t = 0)]
+        latency_us: u64,
+        /// Bytes of text a synthetic tool returns.
+        #[arg(long, default_value_t = 100)]
+        reply_bytes: usize,
+        /// Tools per tools/list page.
+        #[arg(long, default_value_t = 100)]
+        page_size: usize,
+        /// Expose fault tools (fault_exit, fault_garbage, fault_hang).
+        #[arg(long)]
+        faults: bool,
+        /// HTTP worker threads.
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        #[arg(long, value_enum, default_value = "auto")]
+        io_driver: DriverArg,
+    },
+}
+
+fn driver_choice(d: DriverArg) -> IoDriverChoice {
+    match d {
+        DriverArg::Auto => IoDriverChoice::Auto,
+        DriverArg::Uring => IoDriverChoice::Uring,
+        DriverArg::Epoll => IoDriverChoice::Epoll,
+    }
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MCPGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+/// Where the config comes from: a given path, ./mcpgate.json, or the built-in default (which
+/// needs an in-process mock HTTP upstream; `start_mock` starts it and returns its URL).
+fn load_config(path: Option<&Path>, start_mock: &dyn Fn() -> Result<String, String>) -> Result<Config, String> {
+    if let Some(p) = path {
+        return config::load_file(p).map_err(|e| format!("config {}: {e}", p.display()));
+    }
+    let local = Path::new("mcpgate.json");
+    if local.exists() {
+        return config::load_file(local).map_err(|e| format!("config mcpgate.json: {e}"));
+    }
+    tracing::info!("no --config and no ./mcpgate.json: serving the built-in mock upstreams");
+    let exe = std::env::current_exe().map_err(|e| format!("cannot locate the mcpgate executable: {e}"))?;
+    let exe = exe.to_string_lossy().into_owned();
+    let mock_url = start_mock()?;
+    config::parse_config(config::BUILTIN_DEFAULT, &|name| match name {
+        "MCPGATE_EXE" => Some(exe.clone()),
+        "MCPGATE_MOCK_HTTP_URL" => Some(mock_url.clone()),
+        _ => std::env::var(name).ok(),
+    })
+    .map_err(|e| format!("built-in config: {e}"))
+}
+
+/// Starts the mock upstream over HTTP on a loopback port in this process.
+fn start_in_process_mock(driver: IoDriver) -> Result<String, String> {
+    let listeners = bind_listeners("127.0.0.1:0".parse().map_err(|_| "bad address")?, 1).map_err(|e| e.to_string())?;
+    let addr = listeners[0].local_addr().map_err(|e| e.to_string())?;
+    let server = Arc::new(MockServer::new(MockConfig::default()));
+    mcpgate::mock::http::spawn_http_workers(server, listeners, driver).map_err(|e| e.to_string())?;
+    Ok(format!("http://{addr}/mcp"))
+}
+
+fn describe(cfg: &Config) {
+    println!("listen: {}", cfg.listen);
+    println!("workers: {}", cfg.workers);
+    println!("io_driver: {:?}", cfg.io_driver);
+    println!("tool_prefix: {:?}", cfg.tool_prefix);
+    println!("servers:");
+    for s in &cfg.servers {
+        match &s.transport {
+            // Arguments, env values and header values may hold credentials: not printed.
+            Transport::Stdio { command, args, env, .. } => println!(
+                "  {}: stdio `{}` ({} args, env: [{}]), timeout {} ms",
+                s.name,
+                command,
+                args.len(),
+                env.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", "),
+                s.timeout.as_millis()
+            ),
+            Transport::Http { url, headers } => println!(
+                "  {}: http {} (headers: [{}]), timeout {} ms",
+                s.name,
+                url.split('?').next().unwrap_or(url),
+                headers.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", "),
+                s.timeout.as_millis()
+            ),
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Serve { config, listen, workers, io_driver } => {
+            init_logging("info");
+            let mut choice_override = io_driver.map(driver_choice);
+            // The in-process mock (built-in config only) runs on the driver the gateway will use.
+            let pre_driver = IoDriver::resolve(choice_override.unwrap_or(IoDriverChoice::Auto)).map_err(|e| e.to_string())?;
+            let mut cfg = load_config(config.as_deref(), &|| start_in_process_mock(pre_driver))?;
+            if let Some(l) = listen {
+                cfg.listen = l;
+            }
+            if let Some(w) = workers {
+                if w == 0 {
+                    return Err("--workers: expected at least 1".into());
+                }
+                cfg.workers = w;
+            }
+            let choice = choice_override.take().unwrap_or(cfg.io_driver);
+            let driver = IoDriver::resolve(choice).map_err(|e| e.to_string())?;
+            if choice == IoDriverChoice::Auto && driver == IoDriver::Epoll {
+                tracing::warn!("io_uring is not available here (kernel or seccomp); running on epoll");
+            }
+            tracing::info!(io_driver = driver.as_str(), "I/O driver selected");
+            mcpgate::serve::serve(cfg, driver)
+        }
+        Command::Check { config } => {
+            init_logging("warn");
+            let cfg = load_config(config.as_deref(), &|| Ok("http://127.0.0.1:1/mcp".to_owned()))?;
+            describe(&cfg);
+            println!("config ok");
+            Ok(())
+        }
+        Command::Tools { config } => {
+            init_logging("warn");
+            let driver = IoDriver::resolve(IoDriverChoice::Auto).map_err(|e| e.to_string())?;
+            let cfg = load_config(config.as_deref(), &|| start_in_process_mock(driver))?;
+            let started = mcpgate::upstream::start::start_upstreams(&cfg, IoDriver::Epoll)?;
+            for server in &started.snapshot.servers {
+                if let Some(e) = &server.error {
+                    eprintln!("{}: FAILED: {e}", server.name);
+                }
+            }
+            for t in &started.snapshot.tools {
+                println!("{}", t.name);
+            }
+            for c in &started.snapshot.collisions {
+                eprintln!("collision on {}: {:?}", c.name, c.tools);
+            }
+            started.upstreams.shutdown(std::time::Duration::from_secs(2));
+            Ok(())
+        }
+        Command::MockUpstream { stdio, listen, tools, latency_us, reply_bytes, page_size, faults, workers, io_driver } => {
+            init_logging("warn");
+            let cfg = MockConfig { tools, latency_us, reply_bytes, page_size: page_size.max(1), faults };
+            if stdio {
+                return mcpgate::mock::run_stdio(cfg).map_err(|e| format!("mock-upstream: {e}"));
+            }
+            let Some(addr) = listen else {
+                return Err("mock-upstream: give --stdio or --listen HOST:PORT".into());
+            };
+            let driver = IoDriver::resolve(driver_choice(io_driver)).map_err(|e| e.to_string())?;
+            let listeners = bind_listeners(addr, workers.max(1)).map_err(|e| e.to_string())?;
+            let local = listeners[0].local_addr().map_err(|e| e.to_string())?;
+            let handles = mcpgate::mock::http::spawn_http_workers(Arc::new(MockServer::new(cfg)), listeners, driver)
+                .map_err(|e| e.to_string())?;
+            println!("mock-upstream: listening on http://{local}/mcp");
+            for h in handles {
+                let _ = h.join();
+            }
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mcpgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

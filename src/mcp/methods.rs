@@ -1,0 +1,136 @@
+//! The JSON-RPC methods the gateway answers itself or routes upstream.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::session::SessionKeys;
+use super::version::ProtocolVersion;
+use crate::http::{Response, Status};
+use crate::jsonrpc::{write_error, write_error_with_data, write_result, Envelope, ErrorCode, RawObject};
+use crate::registry::RegistrySnapshot;
+use crate::upstream::UpstreamError;
+
+#[derive(Deserialize)]
+struct InitializeParams<'a> {
+    #[serde(rename = "protocolVersion", borrow)]
+    protocol_version: Option<Cow<'a, str>>,
+}
+
+/// `initialize`: negotiates the revision and issues the session id.
+pub fn initialize(env: &Envelope<'_>, keys: &SessionKeys, resp: &mut Response) {
+    let id = env.id_or_null();
+    let requested = env.params.and_then(|p| serde_json::from_str::<InitializeParams<'_>>(p.get()).ok());
+    let Some(requested) = requested.and_then(|p| p.protocol_version) else {
+        write_error(resp.json(Status::Ok), id, ErrorCode::InvalidParams, "initialize needs params.protocolVersion");
+        return;
+    };
+    let version = ProtocolVersion::negotiate(Some(&requested));
+    let session = match keys.issue(version) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot issue a session id");
+            write_error(resp.json(Status::InternalServerError), id, ErrorCode::InternalError, "cannot issue a session id");
+            return;
+        }
+    };
+    resp.header("Mcp-Session-Id", session);
+    let result = format!(
+        concat!(
+            r#"{{"protocolVersion":"{}","capabilities":{{"tools":{{"listChanged":false}}}},"#,
+            r#""serverInfo":{{"name":"mcpgate","version":"{}"}}}}"#
+        ),
+        version.as_str(),
+        env!("CARGO_PKG_VERSION")
+    );
+    write_result(resp.json(Status::Ok), id, &result);
+}
+
+pub fn ping(out: &mut Vec<u8>, id: &str) {
+    write_result(out, id, "{}");
+}
+
+/// `tools/list`: a precomputed page of the snapshot.
+pub fn tools_list(snapshot: &RegistrySnapshot, params: Option<&RawValue>, id: &str, out: &mut Vec<u8>) {
+    let cursor = match params.map(|p| RawObject::parse(p.get())) {
+        None => None,
+        Some(Ok(obj)) => match obj.get("cursor") {
+            None => None,
+            Some(raw) if raw.get() == "null" => None,
+            Some(_) => match obj.get_str("cursor") {
+                Some(c) => Some(c),
+                None => return write_error(out, id, ErrorCode::InvalidParams, "Invalid params: cursor must be a string"),
+            },
+        },
+        Some(Err(_)) => return write_error(out, id, ErrorCode::InvalidParams, "Invalid params: expected an object"),
+    };
+    match snapshot.tools_page(cursor.as_deref()) {
+        Some(page) => write_result(out, id, page),
+        None => write_error(out, id, ErrorCode::InvalidParams, "Invalid params: unknown cursor"),
+    }
+}
+
+#[derive(Deserialize)]
+struct UpstreamEnvelope<'a> {
+    #[serde(borrow, default)]
+    result: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    error: Option<&'a RawValue>,
+}
+
+/// `tools/call`: finds the tool, forwards with the original name, splices the reply.
+pub async fn tools_call(snapshot: &RegistrySnapshot, params: Option<&RawValue>, id: &str, out: &mut Vec<u8>) {
+    let Some(params) = params else {
+        return write_error(out, id, ErrorCode::InvalidParams, "Invalid params: tools/call needs params");
+    };
+    let Ok(obj) = RawObject::parse(params.get()) else {
+        return write_error(out, id, ErrorCode::InvalidParams, "Invalid params: expected an object");
+    };
+    let Some(name) = obj.get_str("name") else {
+        return write_error(out, id, ErrorCode::InvalidParams, "Invalid params: params.name must be a string");
+    };
+    let Some(tool) = snapshot.tool(&name) else {
+        return write_error(out, id, ErrorCode::InvalidParams, &format!("Unknown tool: {name}"));
+    };
+    let server = &snapshot.servers[tool.server];
+    let mut upstream_params = Vec::with_capacity(params.get().len() + 8);
+    obj.write_replacing(&mut upstream_params, "name", &tool.original);
+    let reply = server.upstream.request(&server.name, "tools/call", Some(&upstream_params), server.timeout).await;
+    match reply {
+        Ok(message) => splice_reply(out, id, &server.name, &message),
+        Err(e) => write_upstream_error(out, id, &e),
+    }
+}
+
+/// Writes the upstream's `result` or `error` under the client's id, bytes unchanged.
+fn splice_reply(out: &mut Vec<u8>, id: &str, server: &str, message: &[u8]) {
+    match serde_json::from_slice::<UpstreamEnvelope<'_>>(message) {
+        Ok(UpstreamEnvelope { result: Some(result), .. }) => write_result(out, id, result.get()),
+        Ok(UpstreamEnvelope { error: Some(error), .. }) => {
+            out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+            out.extend_from_slice(id.as_bytes());
+            out.extend_from_slice(br#","error":"#);
+            out.extend_from_slice(error.get().as_bytes());
+            out.push(b'}');
+        }
+        _ => write_upstream_error(
+            out,
+            id,
+            &UpstreamError::Protocol { server: server.to_owned(), reason: "reply has neither result nor error".into() },
+        ),
+    }
+}
+
+fn write_upstream_error(out: &mut Vec<u8>, id: &str, e: &UpstreamError) {
+    let code = match e {
+        UpstreamError::Timeout { .. } => ErrorCode::UpstreamTimeout,
+        _ => ErrorCode::UpstreamFailed,
+    };
+    let mut data = Vec::with_capacity(32);
+    data.extend_from_slice(br#"{"server":"#);
+    let _ = serde_json::to_writer(&mut data, e.server());
+    data.push(b'}');
+    let data = String::from_utf8(data).unwrap_or_default();
+    write_error_with_data(out, id, code, &e.to_string(), Some(&data));
+}

@@ -1,0 +1,17 @@
+//! The MCP protocol as the gateway serves it on `/mcp` (streamable HTTP).
+//!
+//! Owns: the transport rules (Accept, Content-Type, Origin, sessions, protocol version header),
+//! the lifecycle (`initialize`), and the methods: `ping`, `tools/list`, `tools/call`. Must never:
+//! touch a forwarded result's bytes (only the JSON-RPC `id` changes), or let one client's bad
+//! input affect another's requests.
+
+mod checks;
+mod methods;
+pub mod session;
+mod service;
+mod stream;
+pub mod version;
+
+pub use service::{McpService, ServiceSettings};
+pub use session::{SessionKeys, SessionVerifier};
+pub use version::ProtocolVersion;

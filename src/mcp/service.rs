@@ -1,0 +1,201 @@
+//! The per-core `/mcp` handler: transport rules first, then the JSON-RPC method.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::checks::{accepts, is_json, origin_allowed};
+use super::methods;
+use super::session::{SessionClaims, SessionVerifier};
+use super::stream::HeartbeatStream;
+use super::version::ProtocolVersion;
+use crate::http::{Handler, Method, Outcome, RequestHead, Response, Status};
+use crate::jsonrpc::{parse_message, write_error, ErrorCode, MessageKind, ParseError};
+use crate::registry::RegistryReader;
+
+/// Settings every core shares.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    pub allowed_origins: Vec<String>,
+    /// The client listener is on a loopback address.
+    pub loopback_listener: bool,
+    /// Interval of SSE comments on idle `GET /mcp` streams.
+    pub heartbeat: Duration,
+}
+
+/// One core's MCP endpoint.
+pub struct McpService {
+    registry: RegistryReader,
+    sessions: SessionVerifier,
+    settings: Arc<ServiceSettings>,
+}
+
+/// Answers an HTTP-level failure with a JSON-RPC error body (id null), which MCP clients
+/// surface better than bare text.
+fn refuse(resp: &mut Response, status: Status, code: ErrorCode, message: &str) {
+    write_error(resp.json(status), "null", code, message);
+}
+
+impl McpService {
+    pub fn new(registry: RegistryReader, sessions: SessionVerifier, settings: Arc<ServiceSettings>) -> Self {
+        McpService { registry, sessions, settings }
+    }
+
+    /// Checks `Mcp-Session-Id`; on failure the response is already written.
+    fn session(&self, head: &RequestHead<'_>, resp: &mut Response) -> Option<SessionClaims> {
+        let Some(id) = head.session_id else {
+            refuse(resp, Status::BadRequest, ErrorCode::InvalidRequest, "Bad Request: Mcp-Session-Id header is required");
+            return None;
+        };
+        match self.sessions.verify(id) {
+            Ok(claims) => Some(claims),
+            Err(_) => {
+                refuse(
+                    resp,
+                    Status::NotFound,
+                    ErrorCode::InvalidRequest,
+                    "Session not found: the Mcp-Session-Id is unknown, expired or ended; initialize again",
+                );
+                None
+            }
+        }
+    }
+
+    /// Checks `MCP-Protocol-Version` when present; absent means the oldest streamable revision.
+    fn version_header_ok(&self, head: &RequestHead<'_>, resp: &mut Response) -> bool {
+        match head.protocol_version {
+            Some(v) if ProtocolVersion::parse(v.trim_ascii()).is_none() => {
+                let shown = String::from_utf8_lossy(&v[..v.len().min(40)]).into_owned();
+                refuse(
+                    resp,
+                    Status::BadRequest,
+                    ErrorCode::InvalidRequest,
+                    &format!("Bad Request: unsupported MCP-Protocol-Version {shown:?}"),
+                );
+                false
+            }
+            _ => true,
+        }
+    }
+
+    async fn post(&self, head: &RequestHead<'_>, body: &[u8], resp: &mut Response) {
+        if !is_json(head.content_type) {
+            return refuse(
+                resp,
+                Status::UnsupportedMediaType,
+                ErrorCode::InvalidRequest,
+                "Unsupported Media Type: Content-Type must be application/json",
+            );
+        }
+        if !accepts(head.accept, "application/json") {
+            return refuse(
+                resp,
+                Status::NotAcceptable,
+                ErrorCode::InvalidRequest,
+                "Not Acceptable: the Accept header must allow application/json and text/event-stream",
+            );
+        }
+        if body.trim_ascii_start().first() == Some(&b'[') {
+            return refuse(resp, Status::BadRequest, ErrorCode::InvalidRequest, "JSON-RPC batches are not supported");
+        }
+        let env = match parse_message(body) {
+            Ok(env) => env,
+            Err(ParseError::NotJson(e)) => {
+                return refuse(resp, Status::BadRequest, ErrorCode::ParseError, &format!("Parse error: {e}"))
+            }
+            Err(ParseError::Invalid(why)) => {
+                return refuse(resp, Status::BadRequest, ErrorCode::InvalidRequest, &format!("Invalid Request: {why}"))
+            }
+        };
+        if env.kind() == MessageKind::Request && env.method == Some("initialize") {
+            return methods::initialize(&env, self.sessions.keys(), resp);
+        }
+        let Some(_claims) = self.session(head, resp) else {
+            return;
+        };
+        if !self.version_header_ok(head, resp) {
+            return;
+        }
+        match env.kind() {
+            MessageKind::Notification | MessageKind::Response => resp.empty(Status::Accepted),
+            MessageKind::Request => {
+                let snapshot = self.registry.current();
+                let id = env.id_or_null();
+                let out = resp.json(Status::Ok);
+                match env.method.unwrap_or_default() {
+                    "ping" => methods::ping(out, id),
+                    "tools/list" => methods::tools_list(&snapshot, env.params, id, out),
+                    "tools/call" => methods::tools_call(&snapshot, env.params, id, out).await,
+                    other => write_error(out, id, ErrorCode::MethodNotFound, &format!("Method not found: {other}")),
+                }
+            }
+        }
+    }
+
+    fn get(&self, head: &RequestHead<'_>, resp: &mut Response) -> Outcome<HeartbeatStream> {
+        if !accepts(head.accept, "text/event-stream") {
+            refuse(
+                resp,
+                Status::NotAcceptable,
+                ErrorCode::InvalidRequest,
+                "Not Acceptable: GET /mcp opens an SSE stream; Accept must allow text/event-stream",
+            );
+            return Outcome::Done;
+        }
+        let Some(_claims) = self.session(head, resp) else {
+            return Outcome::Done;
+        };
+        if !self.version_header_ok(head, resp) {
+            return Outcome::Done;
+        }
+        let token = head.session_id.unwrap_or_default();
+        resp.status = Status::Ok;
+        Outcome::Stream(HeartbeatStream::new(self.sessions.keys_arc(), token, self.settings.heartbeat))
+    }
+
+    fn delete(&self, head: &RequestHead<'_>, resp: &mut Response) {
+        if let Some(claims) = self.session(head, resp) {
+            self.sessions.keys().end(&claims);
+            resp.empty(Status::Ok);
+        }
+    }
+}
+
+impl Handler for McpService {
+    type Stream = HeartbeatStream;
+
+    async fn handle(&self, head: &RequestHead<'_>, body: &[u8], resp: &mut Response) -> Outcome<HeartbeatStream> {
+        match head.path {
+            "/mcp" | "/mcp/" => {}
+            "/healthz" => {
+                resp.text(Status::Ok, "ok\n");
+                return Outcome::Done;
+            }
+            _ => {
+                resp.text(Status::NotFound, "Not Found: mcpgate serves MCP at /mcp\n");
+                return Outcome::Done;
+            }
+        }
+        if let Some(origin) = head.origin {
+            if !origin_allowed(origin, &self.settings.allowed_origins, self.settings.loopback_listener) {
+                refuse(resp, Status::Forbidden, ErrorCode::InvalidRequest, "Forbidden: Origin not allowed");
+                return Outcome::Done;
+            }
+        }
+        match head.method {
+            Method::Post => {
+                self.post(head, body, resp).await;
+                Outcome::Done
+            }
+            Method::Get => self.get(head, resp),
+            Method::Delete => {
+                self.delete(head, resp);
+                Outcome::Done
+            }
+            _ => {
+                resp.header("Allow", "GET, POST, DELETE");
+                refuse(resp, Status::MethodNotAllowed, ErrorCode::InvalidRequest, "Method Not Allowed on /mcp");
+                Outcome::Done
+            }
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! Stateless sessions: `Mcp-Session-Id` is a MAC'd token that carries what the gateway needs,
+//! so any core (and any gateway instance sharing the secret) can serve any request without a
+//! session store.
+//!
+//! Token = base64url(format ‖ issued-at ‖ protocol version ‖ nonce ‖ HMAC-SHA256 tag). Ended
+//! sessions (`DELETE /mcp`) are remembered until they would have expired anyway; that list is
+//! per instance. Verified tokens are cached per core, so the MAC is computed once per session
+//! and core rather than once per request.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use super::version::ProtocolVersion;
+
+const FORMAT: u8 = 1;
+const NONCE: usize = 8;
+const TAG: usize = 16;
+const PAYLOAD: usize = 1 + 8 + 1 + NONCE;
+const TOKEN: usize = PAYLOAD + TAG;
+/// Verified tokens remembered per core before the cache is cleared.
+const CACHE_MAX: usize = 16 * 1024;
+
+/// What a session id says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionClaims {
+    pub version: ProtocolVersion,
+    /// Seconds since the Unix epoch.
+    pub issued: u64,
+    pub nonce: [u8; NONCE],
+}
+
+/// Why a session id was not accepted; every case answers 404.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionError {
+    Malformed,
+    BadTag,
+    Expired,
+    Ended,
+}
+
+/// The shared secret and the list of ended sessions.
+pub struct SessionKeys {
+    /// Keyed once; cloned per tag (saves the key schedule on every check).
+    mac: Hmac<Sha256>,
+    ttl: Duration,
+    ended: Mutex<HashMap<[u8; NONCE], u64>>,
+    /// Bumped whenever a session ends, so per-core caches drop what they knew.
+    epoch: AtomicU64,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl SessionKeys {
+    /// With no configured secret a random one is drawn: sessions then last one process lifetime.
+    pub fn new(secret: Option<Vec<u8>>, ttl: Duration) -> std::io::Result<Arc<Self>> {
+        let secret = match secret {
+            Some(s) => s,
+            None => {
+                let mut s = vec![0u8; 32];
+                getrandom::getrandom(&mut s).map_err(std::io::Error::other)?;
+                s
+            }
+        };
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(&secret).map_err(std::io::Error::other)?;
+        Ok(Arc::new(SessionKeys { mac, ttl, ended: Mutex::new(HashMap::new()), epoch: AtomicU64::new(0) }))
+    }
+
+    fn tag(&self, payload: &[u8]) -> [u8; TAG] {
+        let mut mac = self.mac.clone();
+        mac.update(payload);
+        let full = mac.finalize().into_bytes();
+        let mut tag = [0u8; TAG];
+        tag.copy_from_slice(&full[..TAG]);
+        tag
+    }
+
+    /// A new session id for a client that negotiated `version`.
+    pub fn issue(&self, version: ProtocolVersion) -> std::io::Result<String> {
+        let mut token = [0u8; TOKEN];
+        token[0] = FORMAT;
+        token[1..9].copy_from_slice(&now_secs().to_be_bytes());
+        token[9] = version.index();
+        getrandom::getrandom(&mut token[10..PAYLOAD]).map_err(std::io::Error::other)?;
+        let tag = self.tag(&token[..PAYLOAD]);
+        token[PAYLOAD..].copy_from_slice(&tag);
+        Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token))
+    }
+
+    /// Checks a token from scratch (MAC, expiry, ended list).
+    pub fn verify(&self, id: &[u8]) -> Result<SessionClaims, SessionError> {
+        if id.len() > 64 {
+            return Err(SessionError::Malformed);
+        }
+        let mut token = [0u8; TOKEN + 3];
+        let n = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode_slice(id, &mut token)
+            .map_err(|_| SessionError::Malformed)?;
+        if n != TOKEN || token[0] != FORMAT {
+            return Err(SessionError::Malformed);
+        }
+        let expected = self.tag(&token[..PAYLOAD]);
+        if !constant_time_eq(&expected, &token[PAYLOAD..TOKEN]) {
+            return Err(SessionError::BadTag);
+        }
+        let mut issued = [0u8; 8];
+        issued.copy_from_slice(&token[1..9]);
+        let issued = u64::from_be_bytes(issued);
+        let version = ProtocolVersion::from_index(token[9]).ok_or(SessionError::Malformed)?;
+        let mut nonce = [0u8; NONCE];
+        nonce.copy_from_slice(&token[10..PAYLOAD]);
+        let claims = SessionClaims { version, issued, nonce };
+        if self.expires_at(&claims) <= now_secs() {
+            return Err(SessionError::Expired);
+        }
+        if self.ended_contains(&nonce) {
+            return Err(SessionError::Ended);
+        }
+        Ok(claims)
+    }
+
+    fn expires_at(&self, claims: &SessionClaims) -> u64 {
+        claims.issued.saturating_add(self.ttl.as_secs())
+    }
+
+    fn ended_contains(&self, nonce: &[u8; NONCE]) -> bool {
+        match self.ended.lock() {
+            Ok(g) => g.contains_key(nonce),
+            Err(p) => p.into_inner().contains_key(nonce),
+        }
+    }
+
+    /// Ends a session: its id is refused from now on, on every core of this instance.
+    pub fn end(&self, claims: &SessionClaims) {
+        let now = now_secs();
+        let expires = self.expires_at(claims);
+        let mut ended = match self.ended.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        ended.retain(|_, &mut exp| exp > now);
+        ended.insert(claims.nonce, expires);
+        drop(ended);
+        self.epoch.fetch_add(1, Ordering::Release);
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A core's session checker: the shared keys plus a cache of ids it already verified.
+pub struct SessionVerifier {
+    keys: Arc<SessionKeys>,
+    cache: RefCell<(u64, HashMap<Box<[u8]>, SessionClaims>)>,
+}
+
+impl SessionVerifier {
+    pub fn new(keys: Arc<SessionKeys>) -> Self {
+        SessionVerifier { keys, cache: RefCell::new((0, HashMap::new())) }
+    }
+
+    pub fn keys(&self) -> &SessionKeys {
+        &self.keys
+    }
+
+    pub fn keys_arc(&self) -> Arc<SessionKeys> {
+        self.keys.clone()
+    }
+
+    pub fn verify(&self, id: &[u8]) -> Result<SessionClaims, SessionError> {
+        let epoch = self.keys.epoch.load(Ordering::Acquire);
+        let mut cache = self.cache.borrow_mut();
+        if cache.0 != epoch {
+            cache.1.clear();
+            cache.0 = epoch;
+        }
+        if let Some(claims) = cache.1.get(id) {
+            if self.keys.expires_at(claims) > now_secs() {
+                return Ok(*claims);
+            }
+            cache.1.remove(id);
+            return Err(SessionError::Expired);
+        }
+        let claims = self.keys.verify(id)?;
+        if cache.1.len() >= CACHE_MAX {
+            cache.1.clear();
+        }
+        cache.1.insert(id.into(), claims);
+        Ok(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> Arc<SessionKeys> {
+        SessionKeys::new(Some(b"0123456789abcdef0123456789abcdef".to_vec()), Duration::from_secs(60)).unwrap()
+    }
+
+    #[test]
+    fn issued_ids_verify_everywhere_with_the_same_secret() {
+        let a = keys();
+        let id = a.issue(ProtocolVersion::V2025_06_18).unwrap();
+        let claims = keys().verify(id.as_bytes()).unwrap();
+        assert_eq!(claims.version, ProtocolVersion::V2025_06_18);
+    }
+
+    #[test]
+    fn forged_and_foreign_ids_are_refused() {
+        let k = keys();
+        let id = k.issue(ProtocolVersion::V2025_11_25).unwrap();
+        let mut forged = id.clone().into_bytes();
+        let last = forged.len() - 1;
+        forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+        assert!(k.verify(&forged).is_err());
+        assert_eq!(k.verify(b"not-a-session"), Err(SessionError::Malformed));
+        assert_eq!(k.verify(b""), Err(SessionError::Malformed));
+        let other = SessionKeys::new(None, Duration::from_secs(60)).unwrap();
+        assert_eq!(other.verify(id.as_bytes()), Err(SessionError::BadTag));
+    }
+
+    #[test]
+    fn ended_sessions_are_refused_even_when_cached() {
+        let k = keys();
+        let v = SessionVerifier::new(k.clone());
+        let id = k.issue(ProtocolVersion::V2025_03_26).unwrap();
+        let claims = v.verify(id.as_bytes()).unwrap();
+        k.end(&claims);
+        assert_eq!(v.verify(id.as_bytes()), Err(SessionError::Ended));
+    }
+
+    #[test]
+    fn expired_sessions_are_refused() {
+        let k = SessionKeys::new(None, Duration::from_secs(0)).unwrap();
+        let id = k.issue(ProtocolVersion::V2025_03_26).unwrap();
+        assert_eq!(k.verify(id.as_bytes()), Err(SessionError::Expired));
+    }
+}

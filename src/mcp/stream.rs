@@ -1,0 +1,38 @@
+//! The `GET /mcp` stream: where server-initiated messages for a session go. It carries
+//! heartbeats (SSE comments) so proxies keep it open, and ends when the session does.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::session::SessionKeys;
+use crate::http::SseStream;
+
+pub struct HeartbeatStream {
+    keys: Arc<SessionKeys>,
+    token: Box<[u8]>,
+    interval: Duration,
+    opened: bool,
+}
+
+impl HeartbeatStream {
+    pub fn new(keys: Arc<SessionKeys>, token: &[u8], interval: Duration) -> Self {
+        HeartbeatStream { keys, token: token.into(), interval, opened: false }
+    }
+}
+
+impl SseStream for HeartbeatStream {
+    async fn next_event(&mut self, out: &mut Vec<u8>) -> bool {
+        if !self.opened {
+            // A first comment right away tells the client the stream is live.
+            self.opened = true;
+            out.extend_from_slice(b": mcpgate stream open\n\n");
+            return true;
+        }
+        monoio::time::sleep(self.interval).await;
+        if self.keys.verify(&self.token).is_err() {
+            return false;
+        }
+        out.extend_from_slice(b": ping\n\n");
+        true
+    }
+}

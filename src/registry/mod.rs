@@ -1,0 +1,13 @@
+//! What the gateway exposes: every tool of every upstream under its exposed name.
+//!
+//! Owns: building an immutable [`RegistrySnapshot`] from the upstreams' listings (naming,
+//! filtering, collisions, precomputed `tools/list` pages) and handing the current one to each
+//! core without locks on the hot path. Must never: mutate a published snapshot; in-flight
+//! calls finish on the snapshot they started with.
+
+pub mod naming;
+mod published;
+mod snapshot;
+
+pub use published::{PublishedRegistry, RegistryReader};
+pub use snapshot::{Collision, ExposedTool, RegistrySnapshot, ServerEntry, ServerListing};

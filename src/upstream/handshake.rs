@@ -1,0 +1,89 @@
+//! The MCP lifecycle handshake the gateway performs as a client of each upstream.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// The newest protocol revision the gateway speaks to upstreams; servers may answer older.
+pub const UPSTREAM_PROTOCOL_VERSION: &str = "2025-11-25";
+
+/// Revisions the gateway accepts from an upstream's `initialize` result.
+pub const SUPPORTED_UPSTREAM_VERSIONS: &[&str] = &["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
+
+/// What an upstream said about itself in its `initialize` result.
+#[derive(Debug, Clone)]
+pub struct InitializeInfo {
+    pub protocol_version: String,
+    /// The whole `result` object, kept raw (capabilities, serverInfo, instructions).
+    pub result: Box<RawValue>,
+}
+
+/// The `initialize` request the gateway sends, with the given JSON-RPC id.
+pub fn initialize_request(id: u64) -> Vec<u8> {
+    format!(
+        concat!(
+            r#"{{"jsonrpc":"2.0","id":{},"method":"initialize","params":{{"protocolVersion":"{}","#,
+            r#""capabilities":{{}},"clientInfo":{{"name":"mcpgate","version":"{}"}}}}}}"#
+        ),
+        id,
+        UPSTREAM_PROTOCOL_VERSION,
+        env!("CARGO_PKG_VERSION")
+    )
+    .into_bytes()
+}
+
+/// The notification that completes the handshake.
+pub const INITIALIZED_NOTIFICATION: &[u8] = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    result: Option<&'a RawValue>,
+    #[serde(borrow)]
+    error: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct ResultHead<'a> {
+    #[serde(rename = "protocolVersion", borrow)]
+    protocol_version: Option<&'a str>,
+}
+
+/// Reads an upstream's reply to `initialize`. The error string says what was wrong,
+/// for the server's status and the log.
+pub fn parse_initialize_reply(message: &[u8]) -> Result<InitializeInfo, String> {
+    let env: Envelope<'_> = serde_json::from_slice(message)
+        .map_err(|e| format!("initialize reply is not JSON-RPC: {e}"))?;
+    if let Some(err) = env.error {
+        return Err(format!("initialize was refused: {}", err.get()));
+    }
+    let result = env.result.ok_or("initialize reply has neither result nor error")?;
+    let head: ResultHead<'_> = serde_json::from_str(result.get())
+        .map_err(|e| format!("initialize result is not an object: {e}"))?;
+    let version = head.protocol_version.ok_or("initialize result has no protocolVersion")?;
+    if !SUPPORTED_UPSTREAM_VERSIONS.contains(&version) {
+        return Err(format!("server answered unsupported protocol version {version:?}"));
+    }
+    Ok(InitializeInfo { protocol_version: version.to_owned(), result: result.to_owned() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initialize_request_is_valid_json() {
+        let v: serde_json::Value = serde_json::from_slice(&initialize_request(7)).unwrap();
+        assert_eq!(v["id"], 7);
+        assert_eq!(v["params"]["protocolVersion"], UPSTREAM_PROTOCOL_VERSION);
+    }
+
+    #[test]
+    fn parses_result_and_refusal() {
+        let ok = br#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-06-18","capabilities":{"tools":{}}}}"#;
+        assert_eq!(parse_initialize_reply(ok).unwrap().protocol_version, "2025-06-18");
+        let bad = br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32600,"message":"no"}}"#;
+        assert!(parse_initialize_reply(bad).unwrap_err().contains("refused"));
+        let old = br#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"1999-01-01"}}"#;
+        assert!(parse_initialize_reply(old).unwrap_err().contains("unsupported"));
+    }
+}

@@ -1,0 +1,327 @@
+//! A streamable-HTTP upstream: one MCP session shared by every core, keep-alive connections
+//! pooled per core.
+//!
+//! The session is set up lazily (the first call, or the first after the server forgot it with
+//! a 404) so a server that was down at start is picked up when it returns. Replies may come as
+//! JSON or as an SSE stream; either way the caller gets the JSON-RPC response message whole.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::handshake::{initialize_request, parse_initialize_reply, InitializeInfo, INITIALIZED_NOTIFICATION};
+use super::url::UpstreamUrl;
+use super::{UpstreamError, UpstreamReply};
+use crate::http::client::{write_post, BodyReader, ClientConn, ClientError, ReplyHead, ReplyKind};
+use crate::http::sse::SseParser;
+
+/// Idle connections kept per core and upstream.
+const MAX_IDLE_PER_CORE: usize = 256;
+/// How long a finished SSE reply may take to end its stream before its connection is dropped.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+static NEXT_UPSTREAM_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// Idle connections of this core, by upstream id.
+    static POOLS: RefCell<HashMap<u64, Vec<ClientConn>>> = RefCell::new(HashMap::new());
+}
+
+/// The session the gateway holds with the upstream.
+#[derive(Debug)]
+struct Session {
+    /// `None` for servers that do not issue session ids.
+    id: Option<String>,
+    info: InitializeInfo,
+}
+
+pub struct HttpUpstream {
+    /// Unique per process; keys the per-core pools.
+    pool_key: u64,
+    name: String,
+    url: UpstreamUrl,
+    /// Configured headers (may hold credentials: never logged).
+    headers: Vec<(String, String)>,
+    session: RwLock<Option<Arc<Session>>>,
+    next_id: AtomicU64,
+    max_reply: usize,
+}
+
+#[derive(Deserialize)]
+struct ReplyEnvelope<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    method: Option<&'a str>,
+}
+
+impl HttpUpstream {
+    /// Resolves the URL (blocking: call on the control thread).
+    pub fn new(name: &str, url: &str, headers: Vec<(String, String)>, max_reply: usize) -> Result<Self, String> {
+        Ok(HttpUpstream {
+            pool_key: NEXT_UPSTREAM_ID.fetch_add(1, Ordering::Relaxed),
+            name: name.to_owned(),
+            url: UpstreamUrl::resolve(url)?,
+            headers,
+            session: RwLock::new(None),
+            next_id: AtomicU64::new(1),
+            max_reply,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The latest handshake result, if a session is up.
+    pub fn initialize_info(&self) -> Option<InitializeInfo> {
+        self.current_session().map(|s| s.info.clone())
+    }
+
+    fn current_session(&self) -> Option<Arc<Session>> {
+        match self.session.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set_session(&self, s: Option<Arc<Session>>) {
+        match self.session.write() {
+            Ok(mut g) => *g = s,
+            Err(poisoned) => *poisoned.into_inner() = s,
+        }
+    }
+
+    fn transport_error(&self, e: impl std::fmt::Display) -> UpstreamError {
+        UpstreamError::Transport { server: self.name.clone(), reason: e.to_string() }
+    }
+
+    fn protocol_error(&self, reason: impl Into<String>) -> UpstreamError {
+        UpstreamError::Protocol { server: self.name.clone(), reason: reason.into() }
+    }
+
+    /// Performs the MCP handshake and keeps the session for later calls.
+    pub async fn initialize(&self) -> Result<InitializeInfo, UpstreamError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let body = initialize_request(id);
+        let (head, reply) = self.exchange(&body, None, id).await.map_err(|e| e.into_error(self))?;
+        let info = parse_initialize_reply(&reply.ok_or_else(|| self.protocol_error("initialize got no reply"))?)
+            .map_err(|e| self.protocol_error(e))?;
+        let session = Arc::new(Session { id: head.session_id, info: info.clone() });
+        self.exchange(INITIALIZED_NOTIFICATION, Some(&session), 0).await.map_err(|e| e.into_error(self))?;
+        self.set_session(Some(session));
+        Ok(info)
+    }
+
+    /// Sends a request and returns the upstream's response message.
+    pub async fn call(&self, method: &str, params: Option<&[u8]>) -> Result<UpstreamReply, UpstreamError> {
+        let mut session = match self.current_session() {
+            Some(s) => s,
+            None => {
+                self.initialize().await?;
+                self.current_session().ok_or_else(|| self.protocol_error("session vanished"))?
+            }
+        };
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut body = Vec::with_capacity(64 + method.len() + params.map_or(0, <[u8]>::len));
+        body.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+        body.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
+        body.extend_from_slice(br#","method":"#);
+        let _ = serde_json::to_writer(&mut body, method);
+        if let Some(p) = params {
+            body.extend_from_slice(br#","params":"#);
+            body.extend_from_slice(p);
+        }
+        body.push(b'}');
+        for attempt in 0..2 {
+            match self.exchange(&body, Some(&session), id).await {
+                Ok((_, Some(reply))) => return Ok(reply),
+                Ok((_, None)) => return Err(self.protocol_error("the reply stream ended without a response")),
+                Err(SessionExpired) if attempt == 0 => {
+                    tracing::info!(server = %self.name, "upstream session expired; initializing again");
+                    self.set_session(None);
+                    self.initialize().await?;
+                    session = self.current_session().ok_or_else(|| self.protocol_error("session vanished"))?;
+                }
+                Err(e) => return Err(e.into_error(self)),
+            }
+        }
+        Err(self.protocol_error("the upstream forgot the session twice in a row"))
+    }
+
+    /// One POST and its reply. For a request (`id != 0`) returns the response message that
+    /// carries `id`; for a notification returns `None`.
+    async fn exchange(
+        &self,
+        body: &[u8],
+        session: Option<&Session>,
+        id: u64,
+    ) -> Result<(ReplyHead, Option<UpstreamReply>), ExchangeError> {
+        let (mut conn, reused) = match POOLS.with(|p| p.borrow_mut().get_mut(&self.pool_key).and_then(Vec::pop)) {
+            Some(c) => (c, true),
+            None => (self.connect().await?, false),
+        };
+        let head = match self.send_and_read_head(&mut conn, body, session).await {
+            Ok(h) => h,
+            // A pooled connection the server closed while idle: the request never reached it.
+            Err(ClientError::Closed) | Err(ClientError::Io(_)) if reused => {
+                let mut fresh = self.connect().await?;
+                let h = self.send_and_read_head(&mut fresh, body, session).await.map_err(|e| self.transport_error(e))?;
+                conn = fresh;
+                h
+            }
+            Err(e) => return Err(self.transport_error(e).into()),
+        };
+        if head.status == 404 && session.is_some_and(|s| s.id.is_some()) {
+            return Err(SessionExpired);
+        }
+        if !(200..300).contains(&head.status) {
+            let mut text = Vec::new();
+            let _ = conn.read_body(&head, 4096, &mut text).await;
+            let text = String::from_utf8_lossy(&text);
+            let text = text.trim();
+            return Err(self
+                .protocol_error(format!("HTTP {}{}{}", head.status, if text.is_empty() { "" } else { ": " }, text))
+                .into());
+        }
+        if id == 0 || head.status == 202 {
+            let mut sink = Vec::new();
+            conn.read_body(&head, self.max_reply, &mut sink).await.map_err(|e| self.transport_error(e))?;
+            self.release(conn, &head, true);
+            return Ok((head, None));
+        }
+        match head.kind {
+            ReplyKind::Json => {
+                let mut reply = Vec::new();
+                conn.read_body(&head, self.max_reply, &mut reply).await.map_err(|e| self.transport_error(e))?;
+                self.release(conn, &head, true);
+                Ok((head, Some(reply)))
+            }
+            ReplyKind::EventStream => {
+                let reply = self.read_sse_reply(conn, &head, id).await?;
+                Ok((head, Some(reply)))
+            }
+            ReplyKind::Other => Err(self.protocol_error("reply is neither application/json nor text/event-stream").into()),
+        }
+    }
+
+    async fn connect(&self) -> Result<ClientConn, UpstreamError> {
+        ClientConn::connect(self.url.addr).await.map_err(|e| self.transport_error(format!("connect to {}: {e}", self.url.addr)))
+    }
+
+    async fn send_and_read_head(&self, conn: &mut ClientConn, body: &[u8], session: Option<&Session>) -> Result<ReplyHead, ClientError> {
+        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(self.headers.len() + 2);
+        if let Some(s) = session {
+            if let Some(id) = &s.id {
+                headers.push(("Mcp-Session-Id", id));
+            }
+            headers.push(("MCP-Protocol-Version", &s.info.protocol_version));
+        }
+        headers.extend(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        write_post(conn.request_buf(), &self.url.path, &self.url.host, &headers, body);
+        conn.send().await?;
+        conn.read_head().await
+    }
+
+    /// Reads SSE events until the response carrying `id`. Other messages on the stream
+    /// (progress, logging, server requests) are not relayed yet and are skipped.
+    async fn read_sse_reply(&self, mut conn: ClientConn, head: &ReplyHead, id: u64) -> Result<UpstreamReply, ExchangeError> {
+        let mut reader = BodyReader::new(head.framing, usize::MAX);
+        let mut parser = SseParser::new(self.max_reply);
+        let mut chunk = Vec::with_capacity(16 * 1024);
+        let mut id_buf = itoa::Buffer::new();
+        let want = id_buf.format(id);
+        loop {
+            chunk.clear();
+            let more = reader.read(&mut conn, &mut chunk, usize::MAX).await.map_err(|e| self.transport_error(e))?;
+            parser.push(&chunk);
+            while let Some(event) = parser.next_event().map_err(|_| self.protocol_error("SSE event larger than the reply limit"))? {
+                if event.data.is_empty() {
+                    continue;
+                }
+                let Ok(env) = serde_json::from_slice::<ReplyEnvelope<'_>>(&event.data) else {
+                    tracing::debug!(server = %self.name, "skipping a non-JSON SSE event");
+                    continue;
+                };
+                if env.method.is_none() && env.id.is_some_and(|i| i.get() == want) {
+                    if reader.is_done() {
+                        self.release(conn, head, true);
+                    } else {
+                        self.drain_later(conn, reader, head.keep_alive);
+                    }
+                    return Ok(event.data);
+                }
+                tracing::debug!(server = %self.name, "skipping an SSE message that is not the reply");
+            }
+            if !more {
+                return Err(self.protocol_error("the SSE stream ended without the response").into());
+            }
+        }
+    }
+
+    /// Lets the rest of a finished SSE reply arrive in the background, then pools the
+    /// connection; a stream that does not end in time is closed.
+    fn drain_later(&self, mut conn: ClientConn, mut reader: BodyReader, keep_alive: bool) {
+        let key = self.pool_key;
+        monoio::spawn(async move {
+            let mut sink = Vec::new();
+            let drained = monoio::time::timeout(DRAIN_TIMEOUT, async {
+                loop {
+                    sink.clear();
+                    match reader.read(&mut conn, &mut sink, usize::MAX).await {
+                        Ok(true) => {}
+                        Ok(false) => return true,
+                        Err(_) => return false,
+                    }
+                }
+            })
+            .await;
+            if keep_alive && matches!(drained, Ok(true)) {
+                pool_put(key, conn);
+            }
+        });
+    }
+
+    fn release(&self, conn: ClientConn, head: &ReplyHead, complete: bool) {
+        if head.keep_alive && complete {
+            pool_put(self.pool_key, conn);
+        }
+    }
+}
+
+fn pool_put(key: u64, conn: ClientConn) {
+    POOLS.with(|p| {
+        let mut pools = p.borrow_mut();
+        let idle = pools.entry(key).or_default();
+        if idle.len() < MAX_IDLE_PER_CORE {
+            idle.push(conn);
+        }
+    });
+}
+
+/// An exchange failed, or the server no longer knows the session.
+enum ExchangeError {
+    Failed(UpstreamError),
+    SessionExpired,
+}
+use ExchangeError::SessionExpired;
+
+impl ExchangeError {
+    fn into_error(self, up: &HttpUpstream) -> UpstreamError {
+        match self {
+            ExchangeError::Failed(e) => e,
+            ExchangeError::SessionExpired => up.protocol_error("the upstream rejected the session"),
+        }
+    }
+}
+
+impl From<UpstreamError> for ExchangeError {
+    fn from(e: UpstreamError) -> Self {
+        ExchangeError::Failed(e)
+    }
+}

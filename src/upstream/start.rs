@@ -1,0 +1,163 @@
+//! Bringing every configured upstream up at start: spawn or connect, handshake, list tools,
+//! all servers at once and each bounded in time, so one slow or dead server never holds up
+//! the others. Runs on the control thread.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::http::HttpUpstream;
+use super::listing::list_tools;
+use super::stdio::{StdioSpec, StdioUpstream};
+use super::Upstream;
+use crate::config::{Config, ServerConfig, Transport};
+use crate::registry::{RegistrySnapshot, ServerEntry, ServerListing};
+use crate::runtime::{block_on, IoDriver};
+
+/// Longest line a stdio server may send.
+const MAX_STDIO_LINE: usize = 64 << 20;
+/// Calls in flight to one stdio server before new ones are refused.
+const MAX_STDIO_IN_FLIGHT: usize = 16 * 1024;
+
+/// The upstreams that were started (for shutdown).
+pub struct StartedUpstreams {
+    upstreams: Vec<Upstream>,
+}
+
+impl StartedUpstreams {
+    /// Stops every stdio child gracefully (in parallel).
+    pub fn shutdown(&self, grace: Duration) {
+        let stops: Vec<_> = self
+            .upstreams
+            .iter()
+            .filter_map(|u| match u {
+                Upstream::Stdio(s) => {
+                    let s = s.clone();
+                    std::thread::Builder::new().name("mcpgate-stop".into()).spawn(move || s.shutdown(grace)).ok()
+                }
+                Upstream::Http(_) => None,
+            })
+            .collect();
+        for stop in stops {
+            let _ = stop.join();
+        }
+    }
+}
+
+pub struct Started {
+    pub snapshot: RegistrySnapshot,
+    pub upstreams: StartedUpstreams,
+}
+
+fn create(server: &ServerConfig, max_reply: usize) -> Result<Upstream, String> {
+    match &server.transport {
+        Transport::Stdio { command, args, env, cwd } => Ok(Upstream::Stdio(StdioUpstream::start(StdioSpec {
+            name: server.name.clone(),
+            command: command.clone(),
+            args: args.clone(),
+            env: env.clone(),
+            cwd: cwd.clone(),
+            max_line_bytes: MAX_STDIO_LINE.max(max_reply),
+            max_in_flight: MAX_STDIO_IN_FLIGHT,
+        }))),
+        Transport::Http { url, headers } => {
+            HttpUpstream::new(&server.name, url, headers.clone(), max_reply).map(|h| Upstream::Http(Arc::new(h)))
+        }
+    }
+}
+
+/// Starts every server, waits (bounded) for each to answer, and builds the first snapshot.
+/// Servers that fail are kept with their error, so calls to them fail fast naming them.
+pub fn start_upstreams(config: &Config, driver: IoDriver) -> Result<Started, String> {
+    let bound = config.startup_timeout;
+    let created: Vec<(ServerConfig, Result<Upstream, String>)> =
+        config.servers.iter().map(|s| (s.clone(), create(s, config.max_upstream_reply_bytes))).collect();
+
+    // Stdio handshakes block their waiter; wait for all of them in parallel threads.
+    let waits: Vec<_> = created
+        .iter()
+        .map(|(cfg, up)| match up {
+            Ok(Upstream::Stdio(s)) => {
+                let s = s.clone();
+                let name = cfg.name.clone();
+                std::thread::Builder::new()
+                    .name("mcpgate-start".into())
+                    .spawn(move || s.wait_ready(bound).map(|_| ()).map_err(|e| e.to_string()))
+                    .map_err(move |e| format!("{name}: cannot start a waiter thread: {e}"))
+            }
+            _ => Err(String::new()),
+        })
+        .collect();
+    let mut ready: Vec<Result<(), String>> = Vec::with_capacity(created.len());
+    for (wait, (_, up)) in waits.into_iter().zip(&created) {
+        ready.push(match (wait, up) {
+            (Ok(handle), _) => handle.join().unwrap_or_else(|_| Err("the start-up waiter panicked".into())),
+            (Err(e), Ok(Upstream::Stdio(_))) => Err(e),
+            (Err(_), Ok(_)) => Ok(()),
+            (Err(_), Err(e)) => Err(e.clone()),
+        });
+    }
+
+    let listings = block_on(driver, || async {
+        let mut tasks = Vec::with_capacity(created.len());
+        for ((cfg, up), ready) in created.iter().zip(ready) {
+            let cfg = cfg.clone();
+            let up = up.clone();
+            tasks.push(monoio::spawn(async move {
+                let up = up?;
+                ready?;
+                let listed = monoio::time::timeout(bound, async {
+                    if let Upstream::Http(h) = &up {
+                        h.initialize().await.map_err(|e| e.to_string())?;
+                    }
+                    list_tools(&up, &cfg.name, cfg.timeout.min(bound)).await.map_err(|e| e.to_string())
+                })
+                .await;
+                match listed {
+                    Ok(r) => r.map(|tools| (up, tools)),
+                    Err(_) => Err(format!("no answer within {} ms at start", bound.as_millis())),
+                }
+            }));
+        }
+        let mut out = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            out.push(t.await);
+        }
+        out
+    })
+    .map_err(|e| format!("cannot start the control runtime: {e}"))?;
+
+    let mut upstreams = Vec::new();
+    let mut entries = Vec::with_capacity(created.len());
+    for ((cfg, up), listed) in created.into_iter().zip(listings) {
+        if let Ok(u) = &up {
+            upstreams.push(u.clone());
+        }
+        let (upstream, tools, error) = match (up, listed) {
+            (_, Ok((u, tools))) => {
+                tracing::info!(server = %cfg.name, tools = tools.len(), "upstream ready");
+                (Some(u), tools, None)
+            }
+            (up, Err(e)) => {
+                tracing::error!(server = %cfg.name, error = %e, "upstream failed to start; its calls will fail until it recovers");
+                (up.ok(), Vec::new(), Some(e))
+            }
+        };
+        let Some(upstream) = upstream else {
+            // The server could not even be created (bad URL, unresolvable host): nothing to call.
+            tracing::error!(server = %cfg.name, "upstream is not usable and is left out");
+            continue;
+        };
+        entries.push(ServerListing {
+            server: Arc::new(ServerEntry {
+                name: cfg.name.clone(),
+                upstream,
+                timeout: cfg.timeout,
+                filter: cfg.tools.clone(),
+                error,
+            }),
+            tools,
+        });
+    }
+    let snapshot = RegistrySnapshot::build(1, config.tool_prefix, config.tools_page_size, entries);
+    Ok(Started { snapshot, upstreams: StartedUpstreams { upstreams } })
+}

@@ -1,0 +1,1023 @@
+//! Stdio upstreams: MCP servers that run as child processes speaking newline-delimited
+//! JSON-RPC on stdin/stdout.
+//!
+//! Owns: supervising one child per upstream (spawn, MCP handshake, restart with backoff, graceful
+//! shutdown), the child's pipe threads, and matching replies to calls by gateway-assigned id.
+//! Must never: block a worker core — [`StdioUpstream::call`], [`StdioUpstream::notify`] and
+//! [`StdioUpstream::cancel`] only take short locks and do a non-blocking channel send; all pipe
+//! I/O, spawning and reaping happen on this module's own threads ([`super::process`]).
+//!
+//! Threads per upstream: one supervisor; per child, a stdin writer, a stdout reader, a stderr
+//! reader and a waiter that reaps the child and fails its pending calls the moment it exits.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Sender, TrySendError};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::handshake::{initialize_request, parse_initialize_reply, INITIALIZED_NOTIFICATION};
+use super::process::{
+    self, block_on_timeout, deadline_after, encode_message, join_bounded, leading_id, lock,
+    preview, push_json_string, thread_name, ChildProcess, Line, LineReader, WriterMsg,
+};
+use super::{InitializeInfo, ReplyReceiver, ReplySender, UpstreamError};
+
+/// How long a freshly started child has to answer `initialize`.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// First and longest pause before restarting a child that died.
+const BACKOFF_MIN: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A child that stayed ready this long restarts from [`BACKOFF_MIN`] again.
+const HEALTHY_UPTIME: Duration = Duration::from_secs(60);
+/// Frames the writer queue holds beyond `max_in_flight` (notifications, answers to the child).
+const QUEUE_SLACK: usize = 1024;
+
+/// How to run one stdio server (from the config, `${VAR}`s already expanded).
+#[derive(Debug, Clone)]
+pub struct StdioSpec {
+    /// Server name from the config, used in errors and logs.
+    pub name: String,
+    /// Program to run (looked up in `PATH` when it has no `/`).
+    pub command: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Added to the gateway's inherited environment.
+    pub env: Vec<(String, String)>,
+    /// Working directory; the gateway's own when `None`.
+    pub cwd: Option<PathBuf>,
+    /// A stdout line longer than this is discarded with a logged error (never buffered unboundedly).
+    pub max_line_bytes: usize,
+    /// More pending calls than this fail with [`UpstreamError::Overloaded`].
+    pub max_in_flight: usize,
+}
+
+/// A supervised stdio server. Cheap to clone; all clones drive the same child.
+/// Supervision runs until [`StdioUpstream::shutdown`] (dropping the handles does not stop it).
+#[derive(Clone)]
+pub struct StdioUpstream {
+    inner: Arc<Inner>,
+}
+
+/// A call queued to the child: its gateway id (for [`StdioUpstream::cancel`]) and where the reply arrives.
+#[derive(Debug)]
+pub struct PendingCall {
+    /// The JSON-RPC id the gateway assigned; the reply carries it.
+    pub id: u64,
+    /// Resolves with the whole reply line, or the failure.
+    pub reply: ReplyReceiver,
+}
+
+/// Where the supervisor is in a child's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StdioState {
+    /// Spawning the child or waiting for its `initialize` answer.
+    Starting,
+    /// Handshake done; calls are accepted.
+    Ready,
+    /// The child died or failed to start; the next attempt starts at `retry_at`.
+    Backoff { retry_at: Instant },
+    /// Shut down; no restart.
+    Stopped,
+}
+
+/// A snapshot for health checks and the admin API.
+#[derive(Debug, Clone)]
+pub struct StdioStatus {
+    pub state: StdioState,
+    /// Why the last child ended or failed to start.
+    pub last_error: Option<String>,
+    /// How many times a child was started after the first.
+    pub restarts: u64,
+    /// The live child's pid.
+    pub pid: Option<u32>,
+}
+
+struct Inner {
+    spec: StdioSpec,
+    handshake_timeout: Duration,
+    next_id: AtomicU64,
+    /// The child accepting calls: `Some` only while Ready. Locked briefly by every call.
+    current: Mutex<Option<Arc<Conn>>>,
+    shared: Mutex<Shared>,
+    /// Signalled on every state change and on shutdown.
+    changed: Condvar,
+    supervisor: Mutex<Option<JoinHandle<()>>>,
+}
+
+struct Shared {
+    state: StdioState,
+    last_error: Option<String>,
+    restarts: u64,
+    info: Option<InitializeInfo>,
+    /// The first handshake has completed or failed (for `wait_ready`).
+    first_attempt_done: bool,
+    shutdown: bool,
+    /// The live child (also while handshaking), for `shutdown`.
+    child: Option<Arc<Conn>>,
+}
+
+/// One running child as seen by calls: its stdin queue and its calls awaiting replies.
+struct Conn {
+    tx: Sender<WriterMsg>,
+    pending: Mutex<Pending>,
+    process: Arc<ChildProcess>,
+}
+
+struct Pending {
+    calls: HashMap<u64, ReplySender>,
+    /// Set when the child is gone: why. No call is registered after that.
+    closed: Option<String>,
+}
+
+impl Conn {
+    fn register(&self, server: &str, id: u64, max: usize) -> Result<ReplyReceiver, UpstreamError> {
+        let (tx, rx) = futures_channel::oneshot::channel();
+        let mut p = lock(&self.pending);
+        if let Some(reason) = &p.closed {
+            return Err(UpstreamError::Unavailable {
+                server: server.to_owned(),
+                reason: reason.clone(),
+            });
+        }
+        if p.calls.len() >= max {
+            // Callers that went away without `cancel` leave canceled senders; reclaim them first.
+            p.calls.retain(|_, s| !s.is_canceled());
+            if p.calls.len() >= max {
+                return Err(UpstreamError::Overloaded {
+                    server: server.to_owned(),
+                });
+            }
+        }
+        p.calls.insert(id, tx);
+        Ok(rx)
+    }
+
+    fn take(&self, id: u64) -> Option<ReplySender> {
+        lock(&self.pending).calls.remove(&id)
+    }
+
+    fn send(&self, server: &str, frame: Vec<u8>) -> Result<(), UpstreamError> {
+        self.tx
+            .try_send(WriterMsg::Frame(frame))
+            .map_err(|e| match e {
+                TrySendError::Full(_) => UpstreamError::Overloaded {
+                    server: server.to_owned(),
+                },
+                TrySendError::Disconnected(_) => UpstreamError::Unavailable {
+                    server: server.to_owned(),
+                    reason: "the server's stdin is closed".to_owned(),
+                },
+            })
+    }
+
+    /// Marks the child gone and fails every pending call with `reason`.
+    fn close(&self, server: &str, reason: &str) {
+        let calls = {
+            let mut p = lock(&self.pending);
+            p.closed.get_or_insert_with(|| reason.to_owned());
+            std::mem::take(&mut p.calls)
+        };
+        for (_, s) in calls {
+            let _ = s.send(Err(UpstreamError::Unavailable {
+                server: server.to_owned(),
+                reason: reason.to_owned(),
+            }));
+        }
+    }
+}
+
+impl StdioUpstream {
+    /// Starts supervision on background threads and returns at once.
+    pub fn start(spec: StdioSpec) -> StdioUpstream {
+        Self::start_with(spec, HANDSHAKE_TIMEOUT)
+    }
+
+    fn start_with(spec: StdioSpec, handshake_timeout: Duration) -> StdioUpstream {
+        let inner = Arc::new(Inner {
+            spec,
+            handshake_timeout,
+            next_id: AtomicU64::new(1),
+            current: Mutex::new(None),
+            shared: Mutex::new(Shared {
+                state: StdioState::Starting,
+                last_error: None,
+                restarts: 0,
+                info: None,
+                first_attempt_done: false,
+                shutdown: false,
+                child: None,
+            }),
+            changed: Condvar::new(),
+            supervisor: Mutex::new(None),
+        });
+        let sup = inner.clone();
+        match thread::Builder::new()
+            .name(thread_name("sup", &inner.spec.name))
+            .spawn(move || supervise(sup))
+        {
+            Ok(h) => *lock(&inner.supervisor) = Some(h),
+            Err(e) => {
+                let mut s = lock(&inner.shared);
+                s.state = StdioState::Stopped;
+                s.last_error = Some(format!("could not start the supervisor thread: {e}"));
+                s.first_attempt_done = true;
+            }
+        }
+        StdioUpstream { inner }
+    }
+
+    /// Blocks the calling (control) thread until the first MCP handshake completed or failed, or
+    /// `timeout` passed. A failed first attempt is reported even though restarts go on.
+    pub fn wait_ready(&self, timeout: Duration) -> Result<InitializeInfo, UpstreamError> {
+        let inner = &*self.inner;
+        let deadline = deadline_after(timeout);
+        let mut s = lock(&inner.shared);
+        loop {
+            if let (StdioState::Ready, Some(info)) = (s.state, &s.info) {
+                return Ok(info.clone());
+            }
+            if s.shutdown || s.first_attempt_done {
+                return Err(self.unavailable(&s));
+            }
+            s = match deadline {
+                None => inner
+                    .changed
+                    .wait(s)
+                    .unwrap_or_else(PoisonError::into_inner),
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        let after_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+                        return Err(UpstreamError::Timeout {
+                            server: inner.spec.name.clone(),
+                            after_ms,
+                        });
+                    }
+                    inner
+                        .changed
+                        .wait_timeout(s, left)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+            };
+        }
+    }
+
+    /// Non-blocking, callable from any thread. Assigns a fresh gateway id, frames
+    /// `{"jsonrpc":"2.0","id":<id>,"method":<method>,"params":<params>}` (no `params` when `None`)
+    /// and queues it. `params` must be one valid JSON value (it is forwarded as is).
+    /// Fails at once with Unavailable (not ready / restarting, naming the reason) or Overloaded.
+    pub fn call(&self, method: &str, params: Option<&[u8]>) -> Result<PendingCall, UpstreamError> {
+        let conn = self.ready_conn()?;
+        let name = &self.inner.spec.name;
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let reply = conn.register(name, id, self.inner.spec.max_in_flight)?;
+        if let Err(e) = conn.send(name, encode_message(Some(id), method, params)) {
+            conn.take(id);
+            return Err(e);
+        }
+        Ok(PendingCall { id, reply })
+    }
+
+    /// Sends a notification (no id, no reply expected), e.g. `notifications/cancelled`.
+    pub fn notify(&self, method: &str, params: Option<&[u8]>) -> Result<(), UpstreamError> {
+        self.ready_conn()?
+            .send(&self.inner.spec.name, encode_message(None, method, params))
+    }
+
+    /// Forgets a pending call (the caller timed out or went away); a late reply is dropped quietly.
+    pub fn cancel(&self, id: u64) {
+        let conn = lock(&self.inner.current).clone();
+        if let Some(conn) = conn {
+            conn.take(id);
+        }
+    }
+
+    /// Stops the child gracefully: closes its stdin, waits up to `grace`, SIGTERMs the process
+    /// group, waits up to `grace` again, then SIGKILLs it; reaps it. Blocking (control thread
+    /// only). No restart afterwards; later calls fail with Unavailable.
+    pub fn shutdown(&self, grace: Duration) {
+        let inner = &*self.inner;
+        let child = {
+            let mut s = lock(&inner.shared);
+            s.shutdown = true;
+            inner.changed.notify_all();
+            s.child.clone()
+        };
+        lock(&inner.current).take();
+        if let Some(conn) = child {
+            let _ = conn.tx.send_timeout(WriterMsg::Close, grace);
+            if conn.process.wait_exit(grace).is_none() {
+                conn.process.signal_group(libc::SIGTERM);
+                if conn.process.wait_exit(grace).is_none() {
+                    conn.process.signal_group(libc::SIGKILL);
+                }
+            }
+        }
+        let sup = lock(&inner.supervisor).take();
+        if let Some(h) = sup {
+            if h.join().is_err() {
+                tracing::error!(server = %inner.spec.name, "stdio supervisor thread panicked");
+            }
+        }
+        let mut s = lock(&inner.shared);
+        s.state = StdioState::Stopped;
+        inner.changed.notify_all();
+    }
+
+    /// A snapshot of the supervision state.
+    pub fn status(&self) -> StdioStatus {
+        let s = lock(&self.inner.shared);
+        StdioStatus {
+            state: s.state,
+            last_error: s.last_error.clone(),
+            restarts: s.restarts,
+            pid: s.child.as_ref().map(|c| c.process.pid()),
+        }
+    }
+
+    /// The latest successful handshake result (None before the first one).
+    pub fn initialize_info(&self) -> Option<InitializeInfo> {
+        lock(&self.inner.shared).info.clone()
+    }
+
+    fn ready_conn(&self) -> Result<Arc<Conn>, UpstreamError> {
+        let conn = lock(&self.inner.current).clone();
+        conn.ok_or_else(|| self.unavailable(&lock(&self.inner.shared)))
+    }
+
+    fn unavailable(&self, s: &Shared) -> UpstreamError {
+        let last = s.last_error.as_deref().unwrap_or("unknown error");
+        let reason = match s.state {
+            _ if s.shutdown => "shut down".to_owned(),
+            StdioState::Stopped => format!("stopped: {last}"),
+            StdioState::Starting if s.restarts == 0 && s.last_error.is_none() => {
+                "starting".to_owned()
+            }
+            StdioState::Starting | StdioState::Ready => format!("restarting after: {last}"),
+            StdioState::Backoff { retry_at } => {
+                let ms = retry_at
+                    .saturating_duration_since(Instant::now())
+                    .as_millis();
+                format!("restarting in {ms} ms after: {last}")
+            }
+        };
+        UpstreamError::Unavailable {
+            server: self.inner.spec.name.clone(),
+            reason,
+        }
+    }
+}
+
+impl std::fmt::Debug for StdioUpstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StdioUpstream")
+            .field("name", &self.inner.spec.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The supervisor thread: run a child, wait for it to end, back off, repeat until shutdown.
+fn supervise(inner: Arc<Inner>) {
+    let name = inner.spec.name.clone();
+    let mut delay = BACKOFF_MIN;
+    let mut rng = seed();
+    loop {
+        {
+            let mut s = lock(&inner.shared);
+            if s.shutdown {
+                break;
+            }
+            s.state = StdioState::Starting;
+            inner.changed.notify_all();
+        }
+        let (reason, ready_for, threads) = run_child(&inner);
+        if lock(&inner.shared).shutdown {
+            tracing::info!(server = %name, "stdio server shut down: {reason}");
+            join_bounded(&name, threads, Duration::from_secs(2));
+            break;
+        }
+        tracing::warn!(server = %name, "stdio server stopped: {reason}");
+        if ready_for >= HEALTHY_UPTIME {
+            delay = BACKOFF_MIN;
+        }
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        // ±20% jitter: factor in [0.8, 1.2).
+        let factor = 0.8 + (rng % 4000) as f64 / 10_000.0;
+        let pause = delay.mul_f64(factor);
+        delay = (delay * 2).min(BACKOFF_MAX);
+        let retry_at = deadline_after(pause).unwrap_or_else(Instant::now);
+        let mut s = lock(&inner.shared);
+        s.last_error = Some(reason);
+        s.first_attempt_done = true;
+        s.state = StdioState::Backoff { retry_at };
+        inner.changed.notify_all();
+        drop(s);
+        join_bounded(&name, threads, Duration::from_secs(2));
+        let mut s = lock(&inner.shared);
+        while !s.shutdown {
+            let left = retry_at.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            s = inner
+                .changed
+                .wait_timeout(s, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        if s.shutdown {
+            break;
+        }
+        s.restarts += 1;
+    }
+    let mut s = lock(&inner.shared);
+    s.state = StdioState::Stopped;
+    inner.changed.notify_all();
+}
+
+fn seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64);
+    (t.unwrap_or(0) ^ (u64::from(std::process::id()) << 32)) | 1
+}
+
+/// Spawns one child, handshakes, serves it until it is reaped. Returns why it ended, how long it
+/// was Ready, and its pipe threads (finishing; the caller joins them after publishing the new state).
+fn run_child(inner: &Arc<Inner>) -> (String, Duration, Vec<JoinHandle<()>>) {
+    let name = &inner.spec.name;
+    let (conn, threads) = match start_child(inner) {
+        Ok(started) => started,
+        Err(reason) => return (reason, Duration::ZERO, Vec::new()),
+    };
+    let shutting_down = {
+        let mut s = lock(&inner.shared);
+        s.child = Some(conn.clone());
+        inner.changed.notify_all();
+        s.shutdown
+    };
+    let (mut ready_at, mut reason) = (None, None);
+    if !shutting_down {
+        match handshake(inner, &conn) {
+            Ok(info) => {
+                let (pid, version) = (conn.process.pid(), &info.protocol_version);
+                tracing::info!(server = %name, pid, version = %version, "stdio server ready");
+                let mut s = lock(&inner.shared);
+                if !s.shutdown {
+                    s.state = StdioState::Ready;
+                    s.info = Some(info);
+                    s.first_attempt_done = true;
+                    *lock(&inner.current) = Some(conn.clone());
+                    ready_at = Some(Instant::now());
+                    inner.changed.notify_all();
+                }
+            }
+            Err(e) => {
+                let mut s = lock(&inner.shared);
+                s.last_error = Some(format!("handshake failed: {e}"));
+                s.first_attempt_done = true;
+                inner.changed.notify_all();
+                reason = s.last_error.clone();
+            }
+        }
+    }
+    if ready_at.is_none() {
+        conn.process.signal_group(libc::SIGKILL);
+    }
+    let exit = conn.process.wait_exit(Duration::MAX).unwrap_or_default();
+    {
+        let mut cur = lock(&inner.current);
+        if cur.as_ref().is_some_and(|c| Arc::ptr_eq(c, &conn)) {
+            *cur = None;
+        }
+    }
+    lock(&inner.shared).child = None;
+    let reason = reason.unwrap_or_else(|| format!("process exited ({exit})"));
+    (
+        reason,
+        ready_at.map_or(Duration::ZERO, |t| t.elapsed()),
+        threads,
+    )
+}
+
+/// Spawns the child and its threads: a waiter (reaps it and fails pending calls at exit), the
+/// stdin writer, the stdout reader and the stderr logger. On failure nothing is left running.
+fn start_child(inner: &Inner) -> Result<(Arc<Conn>, Vec<JoinHandle<()>>), String> {
+    let name = &inner.spec.name;
+    let spawned = process::spawn(&inner.spec)
+        .map_err(|e| format!("could not start '{}': {e}", inner.spec.command))?;
+    let proc = spawned.process;
+    let (tx, rx) = crossbeam_channel::bounded(inner.spec.max_in_flight.saturating_add(QUEUE_SLACK));
+    let pending = Mutex::new(Pending {
+        calls: HashMap::new(),
+        closed: None,
+    });
+    let conn = Arc::new(Conn {
+        tx,
+        pending,
+        process: proc.clone(),
+    });
+    let named = |role: &str| thread::Builder::new().name(thread_name(role, name));
+    let (c, n) = (conn.clone(), name.clone());
+    let waiter = named("wait").spawn(move || {
+        let reason = |exit: &str| format!("process exited ({exit}) during the call");
+        process::reap(&c.process, |exit| c.close(&n, &reason(exit)));
+        let _ = c.tx.try_send(WriterMsg::Close);
+    });
+    let waiter = match waiter {
+        Ok(h) => h,
+        Err(e) => {
+            proc.signal_group(libc::SIGKILL);
+            process::reap(&proc, |_| {});
+            return Err(format!("could not start a thread: {e}"));
+        }
+    };
+    let (n, p, stdin) = (name.clone(), proc.clone(), spawned.stdin);
+    let writer = named("in").spawn(move || process::write_loop(&n, stdin, rx, &p));
+    let (c, n, max, stdout) = (
+        conn.clone(),
+        name.clone(),
+        inner.spec.max_line_bytes,
+        spawned.stdout,
+    );
+    let reader = named("out").spawn(move || read_loop(&n, stdout, &c, max));
+    let (n, stderr) = (name.clone(), spawned.stderr);
+    let logger = named("err").spawn(move || process::stderr_loop(&n, stderr));
+    let mut threads = vec![waiter];
+    let mut failed = None;
+    for spawned in [writer, reader, logger] {
+        match spawned {
+            Ok(h) => threads.push(h),
+            Err(e) => failed = Some(format!("could not start a thread: {e}")),
+        }
+    }
+    if let Some(reason) = failed {
+        proc.signal_group(libc::SIGKILL);
+        proc.wait_exit(Duration::MAX);
+        join_bounded(name, threads, Duration::from_secs(2));
+        return Err(reason);
+    }
+    Ok((conn, threads))
+}
+
+/// `initialize` → reply → `notifications/initialized`, through the child's normal pipes.
+fn handshake(inner: &Inner, conn: &Conn) -> Result<InitializeInfo, String> {
+    let name = &inner.spec.name;
+    let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+    let rx = conn
+        .register(name, id, usize::MAX)
+        .map_err(|e| e.to_string())?;
+    let mut frame = initialize_request(id);
+    frame.push(b'\n');
+    conn.send(name, frame).map_err(|e| e.to_string())?;
+    let reply = match block_on_timeout(rx, inner.handshake_timeout) {
+        None => {
+            conn.take(id);
+            return Err(format!(
+                "no answer to initialize within {} ms",
+                inner.handshake_timeout.as_millis()
+            ));
+        }
+        Some(Err(_)) => return Err("the reply channel closed".to_owned()),
+        Some(Ok(Err(e))) => {
+            return Err(match conn.process.wait_exit(Duration::from_secs(1)) {
+                Some(exit) => format!("process exited ({exit}) before answering initialize"),
+                None => e.to_string(),
+            })
+        }
+        Some(Ok(Ok(line))) => line,
+    };
+    let info = parse_initialize_reply(&reply)?;
+    let mut note = INITIALIZED_NOTIFICATION.to_vec();
+    note.push(b'\n');
+    conn.send(name, note).map_err(|e| e.to_string())?;
+    Ok(info)
+}
+
+/// The only fields the reader looks at; the rest of the line is forwarded untouched.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    method: Option<Cow<'a, str>>,
+}
+
+/// The stdout reader thread: one JSON-RPC message per line, dispatched by envelope.
+fn read_loop(name: &str, stdout: std::process::ChildStdout, conn: &Conn, max: usize) {
+    let mut lines = LineReader::new(stdout, max);
+    let end = loop {
+        match lines.next_line() {
+            Ok(Some(Line::Full(line))) => dispatch(name, conn, line),
+            Ok(Some(Line::TooLong { head, len })) => {
+                tracing::error!(server = %name, "discarded a stdout line of {len} bytes (max_line_bytes {max}): {}", preview(head));
+                if let Some(call) = leading_id(head).and_then(|id| conn.take(id)) {
+                    let reason = format!("reply of {len} bytes exceeds max_line_bytes ({max})");
+                    let _ = call.send(Err(UpstreamError::Protocol {
+                        server: name.to_owned(),
+                        reason,
+                    }));
+                }
+            }
+            Ok(None) => break "closed its stdout".to_owned(),
+            Err(e) => break format!("stdout read failed: {e}"),
+        }
+    };
+    // The waiter fails pending calls when the process exits; one that lives on without stdout is useless.
+    if conn.process.wait_exit(Duration::from_secs(2)).is_none()
+        && conn.process.signal_group(libc::SIGKILL)
+    {
+        tracing::warn!(server = %name, "killed the server: it {end} but kept running");
+    }
+}
+
+fn dispatch(name: &str, conn: &Conn, line: &[u8]) {
+    if line.trim_ascii().is_empty() {
+        return;
+    }
+    let env: Envelope<'_> = match serde_json::from_slice(line) {
+        Ok(env) => env,
+        Err(e) => {
+            tracing::warn!(server = %name, "skipping a stdout line that is not JSON-RPC ({e}): {}", preview(line));
+            return;
+        }
+    };
+    match (env.method, env.id) {
+        (None, Some(id)) => match id
+            .get()
+            .parse::<u64>()
+            .ok()
+            .and_then(|id| conn.take(id).map(|s| (id, s)))
+        {
+            Some((id, call)) => {
+                if call.send(Ok(line.to_vec())).is_err() {
+                    tracing::debug!(server = %name, id, "reply for a call whose caller went away; dropped");
+                }
+            }
+            None => {
+                tracing::debug!(server = %name, id = id.get(), "reply for an unknown or cancelled call; dropped")
+            }
+        },
+        (Some(method), Some(id)) => answer_request(name, conn, &method, id),
+        (Some(method), None) => on_notification(name, &method, line),
+        (None, None) => {
+            tracing::warn!(server = %name, "skipping a message with neither id nor method: {}", preview(line))
+        }
+    }
+}
+
+/// The single place where notifications from the child arrive. For now they are logged and
+/// dropped; routing them to clients (progress, list_changed, logging) hooks in here.
+fn on_notification(name: &str, method: &str, line: &[u8]) {
+    tracing::debug!(server = %name, method, "notification from the server (not routed yet): {}", preview(line));
+}
+
+/// Requests from the child to the gateway: `ping` is answered, anything else is -32601.
+fn answer_request(name: &str, conn: &Conn, method: &str, id: &RawValue) {
+    let mut f = Vec::with_capacity(96);
+    f.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+    f.extend_from_slice(id.get().as_bytes());
+    if method == "ping" {
+        f.extend_from_slice(br#","result":{}}"#);
+    } else {
+        tracing::debug!(server = %name, method, "the server sent a request the gateway does not serve");
+        f.extend_from_slice(br#","error":{"code":-32601,"message":"#);
+        push_json_string(&mut f, &format!("Method not found: {method}"));
+        f.extend_from_slice(b"}}");
+    }
+    f.push(b'\n');
+    if let Err(e) = conn.send(name, f) {
+        tracing::warn!(server = %name, method, "could not answer the server's request: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    /// A small MCP server: answers `initialize`, echoes params, and misbehaves on request.
+    const ECHO_SERVER: &str = r#"
+import json, os, signal, subprocess, sys, time
+def out(m):
+    sys.stdout.write(json.dumps(m) + "\n"); sys.stdout.flush()
+sys.stderr.write("echo server starting\n"); sys.stderr.flush()
+mode = os.environ.get("MODE", "")
+if mode == "stubborn":
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+while True:
+    line = sys.stdin.readline()
+    if not line:
+        break
+    if mode == "silent" or not line.strip():
+        continue
+    m = json.loads(line)
+    if "method" not in m or "id" not in m:
+        continue
+    meth, i, p = m["method"], m["id"], m.get("params")
+    if meth == "initialize":
+        p = {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}}, "serverInfo": {"name": "echo", "version": "1"}}
+    elif meth == "hang":
+        continue
+    elif meth == "die":
+        os._exit(3)
+    elif meth == "garbage":
+        print("this is not json"); print('{"broken": '); print("[1,2]"); print('{"jsonrpc":"2.0"}'); print("")
+        out({"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info"}})
+        out({"jsonrpc": "2.0", "id": 999999, "result": {}})
+    elif meth == "noise_big":
+        print("x" * 5000)
+    elif meth == "huge":
+        p = {"pad": "y" * 5000}
+    elif meth == "ask":
+        out({"jsonrpc": "2.0", "id": "s1", "method": "ping"})
+        out({"jsonrpc": "2.0", "id": 7, "method": "roots/list"})
+        p = {"ping": json.loads(sys.stdin.readline()), "other": json.loads(sys.stdin.readline())}
+    elif meth == "sleeper":
+        p = {"pid": subprocess.Popen(["sleep", "1000"]).pid}
+    out({"jsonrpc": "2.0", "id": i, "result": p})
+if mode == "stubborn":
+    time.sleep(1000)
+"#;
+
+    fn spec(mode: &str, max_line_bytes: usize, max_in_flight: usize) -> StdioSpec {
+        StdioSpec {
+            name: format!("echo-{mode}"),
+            command: "python3".into(),
+            args: vec!["-c".into(), ECHO_SERVER.into()],
+            env: vec![("MODE".into(), mode.into())],
+            cwd: None,
+            max_line_bytes,
+            max_in_flight,
+        }
+    }
+
+    fn ready(mode: &str, max_line_bytes: usize, max_in_flight: usize) -> StdioUpstream {
+        let up = StdioUpstream::start(spec(mode, max_line_bytes, max_in_flight));
+        up.wait_ready(Duration::from_secs(20)).unwrap();
+        up
+    }
+
+    fn wait(call: PendingCall) -> Result<Vec<u8>, UpstreamError> {
+        block_on_timeout(call.reply, Duration::from_secs(10))
+            .expect("reply within 10 s")
+            .expect("sender kept")
+    }
+
+    fn result(reply: &[u8]) -> Value {
+        serde_json::from_slice::<Value>(reply).unwrap()["result"].clone()
+    }
+
+    fn echo(up: &StdioUpstream, params: &Value) -> Value {
+        let call = up
+            .call("echo", Some(params.to_string().as_bytes()))
+            .unwrap();
+        let id = call.id;
+        let reply: Value = serde_json::from_slice(&wait(call).unwrap()).unwrap();
+        assert_eq!(reply["id"], id);
+        reply["result"].clone()
+    }
+
+    fn wait_until(limit: Duration, mut pred: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if pred() {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        pred()
+    }
+
+    /// True when `pid` no longer exists (or is a zombie of some other parent, e.g. a reparented grandchild).
+    fn gone(pid: u32) -> bool {
+        // SAFETY: signal 0 only probes for existence.
+        if unsafe { libc::kill(pid as libc::pid_t, 0) } != 0 {
+            return std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        stat.rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+    }
+
+    #[test]
+    fn handshake_and_round_trip() {
+        let up = StdioUpstream::start(spec("", 1 << 20, 64));
+        match up.call("echo", None) {
+            Err(UpstreamError::Unavailable { reason, .. }) => assert_eq!(reason, "starting"),
+            other => panic!("expected Unavailable while starting, got {other:?}"),
+        }
+        let info = up.wait_ready(Duration::from_secs(20)).unwrap();
+        assert_eq!(info.protocol_version, "2025-06-18");
+        assert!(up
+            .initialize_info()
+            .unwrap()
+            .result
+            .get()
+            .contains("\"echo\""));
+        let st = up.status();
+        assert_eq!(
+            (st.state, st.restarts, st.last_error),
+            (StdioState::Ready, 0, None)
+        );
+        assert!(st.pid.is_some());
+        assert_eq!(
+            echo(&up, &json!({"a": [1, "two\n"], "b": null})),
+            json!({"a": [1, "two\n"], "b": null})
+        );
+        let call = up.call("echo", None).unwrap();
+        assert_eq!(result(&wait(call).unwrap()), Value::Null);
+        up.notify("notifications/cancelled", Some(br#"{"requestId":1}"#))
+            .unwrap();
+        let start = Instant::now();
+        up.shutdown(Duration::from_secs(5));
+        assert!(
+            start.elapsed() < Duration::from_secs(4),
+            "closing stdin should be enough"
+        );
+        assert_eq!(up.status().state, StdioState::Stopped);
+        assert!(gone(st.pid.unwrap()));
+    }
+
+    #[test]
+    fn concurrent_calls_get_their_own_replies() {
+        let up = ready("", 1 << 20, 64);
+        let workers: Vec<_> = (0..5)
+            .map(|t| {
+                let up = up.clone();
+                thread::spawn(move || {
+                    let calls: Vec<_> = (0..10)
+                        .map(|i| {
+                            (
+                                i,
+                                up.call(
+                                    "echo",
+                                    Some(json!({"t": t, "i": i}).to_string().as_bytes()),
+                                )
+                                .unwrap(),
+                            )
+                        })
+                        .collect();
+                    for (i, call) in calls {
+                        assert_eq!(result(&wait(call).unwrap()), json!({"t": t, "i": i}));
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().unwrap();
+        }
+        up.shutdown(Duration::from_secs(5));
+    }
+
+    #[test]
+    fn garbage_notifications_and_server_requests_do_not_break_the_stream() {
+        let up = ready("", 1 << 20, 64);
+        let call = up.call("garbage", Some(br#"{"k":"v"}"#)).unwrap();
+        assert_eq!(result(&wait(call).unwrap()), json!({"k": "v"}));
+        let call = up.call("ask", None).unwrap();
+        let asked = result(&wait(call).unwrap());
+        assert_eq!(
+            asked["ping"],
+            json!({"jsonrpc": "2.0", "id": "s1", "result": {}})
+        );
+        assert_eq!(asked["other"]["id"], 7);
+        assert_eq!(asked["other"]["error"]["code"], -32601);
+        assert_eq!(echo(&up, &json!(1)), json!(1));
+        up.shutdown(Duration::from_secs(5));
+    }
+
+    #[test]
+    fn child_exit_fails_pending_calls_and_restarts() {
+        let up = ready("", 1 << 20, 64);
+        let first_pid = up.status().pid.unwrap();
+        let hanging = up.call("hang", None).unwrap();
+        let dying = up.call("die", None).unwrap();
+        let start = Instant::now();
+        for call in [hanging, dying] {
+            match wait(call) {
+                Err(UpstreamError::Unavailable { server, reason }) => {
+                    assert_eq!(server, "echo-");
+                    assert_eq!(reason, "process exited (exit status: 3) during the call");
+                }
+                other => panic!("expected Unavailable, got {other:?}"),
+            }
+        }
+        assert!(start.elapsed() < Duration::from_secs(3));
+        assert!(wait_until(Duration::from_secs(15), || {
+            let st = up.status();
+            st.state == StdioState::Ready && st.restarts == 1
+        }));
+        let st = up.status();
+        assert_ne!(st.pid, Some(first_pid));
+        assert!(st.last_error.unwrap().contains("exit status: 3"));
+        assert!(gone(first_pid));
+        assert_eq!(echo(&up, &json!("again")), json!("again"));
+        up.shutdown(Duration::from_secs(5));
+    }
+
+    #[test]
+    fn shutdown_escalates_and_leaves_no_process() {
+        let up = ready("stubborn", 1 << 20, 64);
+        let pid = up.status().pid.unwrap();
+        let call = up.call("sleeper", None).unwrap();
+        let grandchild = result(&wait(call).unwrap())["pid"].as_u64().unwrap() as u32;
+        assert!(!gone(grandchild));
+        up.shutdown(Duration::from_millis(200));
+        assert!(gone(pid), "the child must be reaped");
+        assert!(
+            wait_until(Duration::from_secs(5), || gone(grandchild)),
+            "the grandchild must be killed"
+        );
+        match up.call("echo", None) {
+            Err(UpstreamError::Unavailable { reason, .. }) => assert_eq!(reason, "shut down"),
+            other => panic!("expected Unavailable after shutdown, got {other:?}"),
+        }
+        // No restart after shutdown (a bounded negative check).
+        assert!(!wait_until(Duration::from_millis(1500), || up
+            .status()
+            .state
+            != StdioState::Stopped));
+        assert_eq!(up.status().restarts, 0);
+    }
+
+    #[test]
+    fn over_long_lines_are_discarded() {
+        let up = ready("", 1024, 64);
+        let call = up.call("noise_big", Some(b"5")).unwrap();
+        assert_eq!(result(&wait(call).unwrap()), json!(5));
+        let call = up.call("huge", None).unwrap();
+        match wait(call) {
+            Err(UpstreamError::Protocol { reason, .. }) => {
+                assert!(reason.contains("exceeds max_line_bytes (1024)"))
+            }
+            other => panic!("expected Protocol, got {other:?}"),
+        }
+        assert_eq!(echo(&up, &json!("next")), json!("next"));
+        up.shutdown(Duration::from_secs(5));
+    }
+
+    #[test]
+    fn start_failures_are_reported_and_backed_off() {
+        let mut bad = spec("", 1024, 4);
+        bad.command = "/nonexistent/mcp-server".into();
+        let up = StdioUpstream::start(bad);
+        match up.wait_ready(Duration::from_secs(10)) {
+            Err(UpstreamError::Unavailable { reason, .. }) => {
+                assert!(reason.contains("could not start"), "{reason}")
+            }
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+        assert!(matches!(up.status().state, StdioState::Backoff { .. }));
+        let start = Instant::now();
+        up.shutdown(Duration::from_secs(5));
+        assert!(start.elapsed() < Duration::from_secs(1));
+
+        let up = StdioUpstream::start_with(spec("silent", 1024, 4), Duration::from_millis(300));
+        match up.wait_ready(Duration::from_secs(10)) {
+            Err(UpstreamError::Unavailable { reason, .. }) => {
+                assert!(reason.contains("no answer to initialize"), "{reason}")
+            }
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+        assert!(wait_until(Duration::from_secs(5), || matches!(
+            up.status().state,
+            StdioState::Backoff { .. }
+        )));
+        assert!(up.status().pid.is_none());
+        up.shutdown(Duration::from_secs(5));
+    }
+
+    #[test]
+    fn overload_cancel_and_dropped_callers() {
+        let up = ready("", 1 << 20, 2);
+        let first = up.call("hang", None).unwrap();
+        let second = up.call("hang", None).unwrap();
+        assert!(matches!(
+            up.call("hang", None),
+            Err(UpstreamError::Overloaded { .. })
+        ));
+        up.cancel(first.id);
+        let third = up.call("hang", None).unwrap();
+        drop(second);
+        let _fourth = up.call("hang", None).unwrap();
+        assert!(matches!(
+            up.call("hang", None),
+            Err(UpstreamError::Overloaded { .. })
+        ));
+        drop(third);
+        assert_eq!(echo(&up, &json!(true)), json!(true));
+        up.shutdown(Duration::from_secs(5));
+    }
+}
