@@ -8,8 +8,9 @@ use serde_json::value::RawValue;
 pub struct Envelope<'a> {
     #[serde(borrow, default)]
     pub jsonrpc: Option<&'a str>,
-    /// Raw id as sent (number or string); `None` for notifications.
-    #[serde(borrow, default)]
+    /// Raw id as sent (number or string); `None` for notifications. A present `null` is kept
+    /// (as `Some("null")`) so it can be refused rather than mistaken for a notification.
+    #[serde(borrow, default, deserialize_with = "present")]
     pub id: Option<&'a RawValue>,
     #[serde(borrow, default)]
     pub method: Option<&'a str>,
@@ -19,6 +20,11 @@ pub struct Envelope<'a> {
     pub result: Option<&'a RawValue>,
     #[serde(borrow, default)]
     pub error: Option<&'a RawValue>,
+}
+
+/// Deserializes a member that is present as `Some(raw)`, even when it is `null`.
+pub(crate) fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&'de RawValue>::deserialize(d).map(Some)
 }
 
 /// What a well-formed message is.

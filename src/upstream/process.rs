@@ -43,7 +43,9 @@ pub(crate) fn deadline_after(d: Duration) -> Option<Instant> {
 
 /// A freshly spawned child with its three pipe ends.
 pub struct Spawned {
+    /// The child, to signal, wait for and reap.
     pub process: Arc<ChildProcess>,
+    /// Pipe ends, each owned by one of the child's threads.
     pub stdin: ChildStdin,
     pub stdout: ChildStdout,
     pub stderr: ChildStderr,
@@ -504,6 +506,7 @@ pub(crate) fn encode_message(id: Option<u64>, method: &str, params: Option<&[u8]
     f
 }
 
+/// Appends `s` as a JSON string literal (quoted, escaped).
 pub(crate) fn push_json_string(f: &mut Vec<u8>, s: &str) {
     f.push(b'"');
     for &b in s.as_bytes() {
