@@ -97,12 +97,18 @@ fn driver_choice(d: DriverArg) -> IoDriverChoice {
 fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MCPGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// Where the config comes from: a given path, ./mcpgate.json, or the built-in default (which
 /// needs an in-process mock HTTP upstream; `start_mock` starts it and returns its URL).
-fn load_config(path: Option<&Path>, start_mock: &dyn Fn() -> Result<String, String>) -> Result<Config, String> {
+fn load_config(
+    path: Option<&Path>,
+    start_mock: &dyn Fn() -> Result<String, String>,
+) -> Result<Config, String> {
     if let Some(p) = path {
         return config::load_file(p).map_err(|e| format!("config {}: {e}", p.display()));
     }
@@ -111,7 +117,8 @@ fn load_config(path: Option<&Path>, start_mock: &dyn Fn() -> Result<String, Stri
         return config::load_file(local).map_err(|e| format!("config mcpgate.json: {e}"));
     }
     tracing::info!("no --config and no ./mcpgate.json: serving the built-in mock upstreams");
-    let exe = std::env::current_exe().map_err(|e| format!("cannot locate the mcpgate executable: {e}"))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| format!("cannot locate the mcpgate executable: {e}"))?;
     let exe = exe.to_string_lossy().into_owned();
     let mock_url = start_mock()?;
     config::parse_config(config::BUILTIN_DEFAULT, &|name| match name {
@@ -124,10 +131,12 @@ fn load_config(path: Option<&Path>, start_mock: &dyn Fn() -> Result<String, Stri
 
 /// Starts the mock upstream over HTTP on a loopback port in this process.
 fn start_in_process_mock(driver: IoDriver) -> Result<String, String> {
-    let listeners = bind_listeners("127.0.0.1:0".parse().map_err(|_| "bad address")?, 1).map_err(|e| e.to_string())?;
+    let listeners = bind_listeners("127.0.0.1:0".parse().map_err(|_| "bad address")?, 1)
+        .map_err(|e| e.to_string())?;
     let addr = listeners[0].local_addr().map_err(|e| e.to_string())?;
     let server = Arc::new(MockServer::new(MockConfig::default()));
-    mcpgate::mock::http::spawn_http_workers(server, listeners, driver).map_err(|e| e.to_string())?;
+    mcpgate::mock::http::spawn_http_workers(server, listeners, driver)
+        .map_err(|e| e.to_string())?;
     Ok(format!("http://{addr}/mcp"))
 }
 
@@ -140,19 +149,28 @@ fn describe(cfg: &Config) {
     for s in &cfg.servers {
         match &s.transport {
             // Arguments, env values and header values may hold credentials: not printed.
-            Transport::Stdio { command, args, env, .. } => println!(
+            Transport::Stdio {
+                command, args, env, ..
+            } => println!(
                 "  {}: stdio `{}` ({} args, env: [{}]), timeout {} ms",
                 s.name,
                 command,
                 args.len(),
-                env.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", "),
+                env.iter()
+                    .map(|(k, _)| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 s.timeout.as_millis()
             ),
             Transport::Http { url, headers } => println!(
                 "  {}: http {} (headers: [{}]), timeout {} ms",
                 s.name,
                 url.split('?').next().unwrap_or(url),
-                headers.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", "),
+                headers
+                    .iter()
+                    .map(|(k, _)| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 s.timeout.as_millis()
             ),
         }
@@ -161,11 +179,17 @@ fn describe(cfg: &Config) {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Serve { config, listen, workers, io_driver } => {
+        Command::Serve {
+            config,
+            listen,
+            workers,
+            io_driver,
+        } => {
             init_logging("info");
             let mut choice_override = io_driver.map(driver_choice);
             // The in-process mock (built-in config only) runs on the driver the gateway will use.
-            let pre_driver = IoDriver::resolve(choice_override.unwrap_or(IoDriverChoice::Auto)).map_err(|e| e.to_string())?;
+            let pre_driver = IoDriver::resolve(choice_override.unwrap_or(IoDriverChoice::Auto))
+                .map_err(|e| e.to_string())?;
             let mut cfg = load_config(config.as_deref(), &|| start_in_process_mock(pre_driver))?;
             if let Some(l) = listen {
                 cfg.listen = l;
@@ -179,14 +203,18 @@ fn run(cli: Cli) -> Result<(), String> {
             let choice = choice_override.take().unwrap_or(cfg.io_driver);
             let driver = IoDriver::resolve(choice).map_err(|e| e.to_string())?;
             if choice == IoDriverChoice::Auto && driver == IoDriver::Epoll {
-                tracing::warn!("io_uring is not available here (kernel or seccomp); running on epoll");
+                tracing::warn!(
+                    "io_uring is not available here (kernel or seccomp); running on epoll"
+                );
             }
             tracing::info!(io_driver = driver.as_str(), "I/O driver selected");
             mcpgate::serve::serve(cfg, driver)
         }
         Command::Check { config } => {
             init_logging("warn");
-            let cfg = load_config(config.as_deref(), &|| Ok("http://127.0.0.1:1/mcp".to_owned()))?;
+            let cfg = load_config(config.as_deref(), &|| {
+                Ok("http://127.0.0.1:1/mcp".to_owned())
+            })?;
             describe(&cfg);
             println!("config ok");
             Ok(())
@@ -207,12 +235,30 @@ fn run(cli: Cli) -> Result<(), String> {
             for c in &started.snapshot.collisions {
                 eprintln!("collision on {}: {:?}", c.name, c.tools);
             }
-            started.upstreams.shutdown(std::time::Duration::from_secs(2));
+            started
+                .upstreams
+                .shutdown(std::time::Duration::from_secs(2));
             Ok(())
         }
-        Command::MockUpstream { stdio, listen, tools, latency_us, reply_bytes, page_size, faults, workers, io_driver } => {
+        Command::MockUpstream {
+            stdio,
+            listen,
+            tools,
+            latency_us,
+            reply_bytes,
+            page_size,
+            faults,
+            workers,
+            io_driver,
+        } => {
             init_logging("warn");
-            let cfg = MockConfig { tools, latency_us, reply_bytes, page_size: page_size.max(1), faults };
+            let cfg = MockConfig {
+                tools,
+                latency_us,
+                reply_bytes,
+                page_size: page_size.max(1),
+                faults,
+            };
             if stdio {
                 return mcpgate::mock::run_stdio(cfg).map_err(|e| format!("mock-upstream: {e}"));
             }
@@ -222,8 +268,12 @@ fn run(cli: Cli) -> Result<(), String> {
             let driver = IoDriver::resolve(driver_choice(io_driver)).map_err(|e| e.to_string())?;
             let listeners = bind_listeners(addr, workers.max(1)).map_err(|e| e.to_string())?;
             let local = listeners[0].local_addr().map_err(|e| e.to_string())?;
-            let handles = mcpgate::mock::http::spawn_http_workers(Arc::new(MockServer::new(cfg)), listeners, driver)
-                .map_err(|e| e.to_string())?;
+            let handles = mcpgate::mock::http::spawn_http_workers(
+                Arc::new(MockServer::new(cfg)),
+                listeners,
+                driver,
+            )
+            .map_err(|e| e.to_string())?;
             println!("mock-upstream: listening on http://{local}/mcp");
             for h in handles {
                 let _ = h.join();

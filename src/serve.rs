@@ -27,9 +27,15 @@ pub fn serve(config: Config, driver: IoDriver) -> Result<(), String> {
     }
     // Bind before starting upstreams: a taken port should fail fast, before children spawn.
     let listeners = bind_listeners(config.listen, config.workers).map_err(|e| e.to_string())?;
-    let local = listeners.first().and_then(|l| l.local_addr().ok()).unwrap_or(config.listen);
-    let signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
-        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let local = listeners
+        .first()
+        .and_then(|l| l.local_addr().ok())
+        .unwrap_or(config.listen);
+    let signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
 
     let started = start_upstreams(&config, driver)?;
     for c in &started.snapshot.collisions {
@@ -45,11 +51,15 @@ pub fn serve(config: Config, driver: IoDriver) -> Result<(), String> {
         heartbeat: HEARTBEAT,
     });
     let limits = config.http_limits;
-    let listeners: Arc<std::sync::Mutex<Vec<Option<TcpListener>>>> =
-        Arc::new(std::sync::Mutex::new(listeners.into_iter().map(Some).collect()));
+    let listeners: Arc<std::sync::Mutex<Vec<Option<TcpListener>>>> = Arc::new(
+        std::sync::Mutex::new(listeners.into_iter().map(Some).collect()),
+    );
     let worker_registry = registry.clone();
     spawn_workers(config.workers, driver, move |index| {
-        let listener = listeners.lock().ok().and_then(|mut l| l.get_mut(index).and_then(Option::take));
+        let listener = listeners
+            .lock()
+            .ok()
+            .and_then(|mut l| l.get_mut(index).and_then(Option::take));
         let service = McpService::new(
             RegistryReader::new(worker_registry.clone()),
             SessionVerifier::new(sessions.clone()),
@@ -86,7 +96,12 @@ fn shutdown(upstreams: &StartedUpstreams) {
 }
 
 /// Accepts connections on one core and serves each on a task of its own.
-async fn accept_loop(index: usize, listener: TcpListener, service: std::rc::Rc<McpService>, limits: crate::http::HttpLimits) {
+async fn accept_loop(
+    index: usize,
+    listener: TcpListener,
+    service: std::rc::Rc<McpService>,
+    limits: crate::http::HttpLimits,
+) {
     let listener = match monoio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {

@@ -5,7 +5,11 @@ use super::ConfigError;
 
 /// Expands every reference in `input`; `path` names the key for errors. A reference to an
 /// unset variable without a default is an error (a silently empty token is worse).
-pub fn expand_vars(input: &str, path: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+pub fn expand_vars(
+    input: &str,
+    path: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, ConfigError> {
     if !input.contains("${") {
         return Ok(input.to_owned());
     }
@@ -23,13 +27,19 @@ pub fn expand_vars(input: &str, path: &str, lookup: &dyn Fn(&str) -> Option<Stri
             None => (inner, None),
         };
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            return Err(ConfigError::at(path, format!("invalid variable name in ${{{inner}}}")));
+            return Err(ConfigError::at(
+                path,
+                format!("invalid variable name in ${{{inner}}}"),
+            ));
         }
         match (lookup(name), default) {
             (Some(v), _) => out.push_str(&v),
             (None, Some(d)) => out.push_str(d),
             (None, None) => {
-                return Err(ConfigError::at(path, format!("environment variable {name} is not set")));
+                return Err(ConfigError::at(
+                    path,
+                    format!("environment variable {name} is not set"),
+                ));
             }
         }
         rest = &after[end + 1..];
@@ -48,15 +58,27 @@ mod tests {
 
     #[test]
     fn expands_and_defaults() {
-        assert_eq!(expand_vars("Bearer ${TOKEN}", "p", &env).unwrap(), "Bearer s3cret");
-        assert_eq!(expand_vars("${NOPE:-x}-${TOKEN}", "p", &env).unwrap(), "x-s3cret");
-        assert_eq!(expand_vars("plain $HOME", "p", &env).unwrap(), "plain $HOME");
+        assert_eq!(
+            expand_vars("Bearer ${TOKEN}", "p", &env).unwrap(),
+            "Bearer s3cret"
+        );
+        assert_eq!(
+            expand_vars("${NOPE:-x}-${TOKEN}", "p", &env).unwrap(),
+            "x-s3cret"
+        );
+        assert_eq!(
+            expand_vars("plain $HOME", "p", &env).unwrap(),
+            "plain $HOME"
+        );
     }
 
     #[test]
     fn errors_name_the_key_and_variable() {
         let e = expand_vars("${MISSING}", "mcpServers.a.env.K", &env).unwrap_err();
-        assert_eq!(e.to_string(), "mcpServers.a.env.K: environment variable MISSING is not set");
+        assert_eq!(
+            e.to_string(),
+            "mcpServers.a.env.K: environment variable MISSING is not set"
+        );
         assert!(expand_vars("${OOPS", "p", &env).is_err());
         assert!(expand_vars("${A B}", "p", &env).is_err());
     }

@@ -105,18 +105,35 @@ struct RawServer {
 
 /// Reads and checks a config file.
 pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::at("", format!("cannot read config file {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::at(
+            "",
+            format!("cannot read config file {}: {e}", path.display()),
+        )
+    })?;
     parse_config(&text, &|name| std::env::var(name).ok())
 }
 
 /// Parses config text; `lookup` resolves `${VAR}` references.
-pub fn parse_config(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+pub fn parse_config(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
     let mut root: Value = serde_json::from_str(text).map_err(|e| {
-        ConfigError::at("", format!("config is not valid JSON (line {}, column {}): {e}", e.line(), e.column()))
+        ConfigError::at(
+            "",
+            format!(
+                "config is not valid JSON (line {}, column {}): {e}",
+                e.line(),
+                e.column()
+            ),
+        )
     })?;
     let Some(obj) = root.as_object() else {
-        return Err(ConfigError::at("", "expected a JSON object at the top level"));
+        return Err(ConfigError::at(
+            "",
+            "expected a JSON object at the top level",
+        ));
     };
     for key in obj.keys() {
         if NOT_YET_SUPPORTED.contains(&key.as_str()) {
@@ -132,7 +149,10 @@ pub fn parse_config(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Resu
     expand_tree(&mut root, &mut String::new(), lookup)?;
     let raw: RawConfig = serde_path_to_error::deserialize(&root).map_err(|e| {
         let path = e.path().to_string();
-        ConfigError::at(if path == "." { String::new() } else { path }, without_values(&e.inner().to_string()))
+        ConfigError::at(
+            if path == "." { String::new() } else { path },
+            without_values(&e.inner().to_string()),
+        )
     })?;
     build(raw)
 }
@@ -151,13 +171,13 @@ fn without_values(message: &str) -> String {
 }
 
 /// Expands `${VAR}` in every string value, tracking the key path for errors.
-fn expand_tree(v: &mut Value, path: &mut String, lookup: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+fn expand_tree(
+    v: &mut Value,
+    path: &mut String,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
     match v {
-        Value::String(s) => {
-            if s.contains("${") {
-                *s = expand_vars(s, path, lookup)?;
-            }
-        }
+        Value::String(s) if s.contains("${") => *s = expand_vars(s, path, lookup)?,
         Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
                 let len = path.len();
@@ -184,9 +204,12 @@ fn expand_tree(v: &mut Value, path: &mut String, lookup: &dyn Fn(&str) -> Option
 
 fn build(raw: RawConfig) -> Result<Config, ConfigError> {
     let listen_text = raw.listen.as_deref().unwrap_or("127.0.0.1:8080");
-    let listen: SocketAddr = listen_text
-        .parse()
-        .map_err(|_| ConfigError::at("listen", format!("expected HOST:PORT with an IP address, got {listen_text:?}")))?;
+    let listen: SocketAddr = listen_text.parse().map_err(|_| {
+        ConfigError::at(
+            "listen",
+            format!("expected HOST:PORT with an IP address, got {listen_text:?}"),
+        )
+    })?;
     let workers = match raw.workers {
         Some(0) => return Err(ConfigError::at("workers", "expected at least 1")),
         Some(n) => n,
@@ -194,11 +217,19 @@ fn build(raw: RawConfig) -> Result<Config, ConfigError> {
     };
     let servers_raw = match (raw.mcp_servers, raw.servers) {
         (Some(_), Some(_)) => {
-            return Err(ConfigError::at("servers", "give either \"mcpServers\" or \"servers\", not both"))
+            return Err(ConfigError::at(
+                "servers",
+                "give either \"mcpServers\" or \"servers\", not both",
+            ))
         }
         (Some(s), None) => ("mcpServers", s),
         (None, Some(s)) => ("servers", s),
-        (None, None) => return Err(ConfigError::at("mcpServers", "missing: the config must name at least one server")),
+        (None, None) => {
+            return Err(ConfigError::at(
+                "mcpServers",
+                "missing: the config must name at least one server",
+            ))
+        }
     };
     let (block, entries) = servers_raw;
     let mut servers = Vec::new();
@@ -213,7 +244,10 @@ fn build(raw: RawConfig) -> Result<Config, ConfigError> {
         servers.push(build_server(&path, name, s)?);
     }
     if servers.is_empty() {
-        return Err(ConfigError::at(block, "every server is disabled; nothing to serve"));
+        return Err(ConfigError::at(
+            block,
+            "every server is disabled; nothing to serve",
+        ));
     }
     let http_limits = HttpLimits {
         max_header_bytes: positive(raw.max_header_bytes, "max_header_bytes", 16 * 1024)?,
@@ -221,7 +255,10 @@ fn build(raw: RawConfig) -> Result<Config, ConfigError> {
     };
     let session_secret = match raw.session_secret {
         Some(s) if s.len() < 32 => {
-            return Err(ConfigError::at("session_secret", "expected at least 32 characters"));
+            return Err(ConfigError::at(
+                "session_secret",
+                "expected at least 32 characters",
+            ));
         }
         Some(s) => Some(s.into_bytes()),
         None => None,
@@ -244,7 +281,11 @@ fn build(raw: RawConfig) -> Result<Config, ConfigError> {
         tools_page_size: positive(raw.tools_page_size, "tools_page_size", 500)?,
         session_secret,
         session_ttl: Duration::from_secs(raw.session_ttl_secs.unwrap_or(24 * 3600).max(1)),
-        max_upstream_reply_bytes: positive(raw.max_upstream_reply_bytes, "max_upstream_reply_bytes", 64 << 20)?,
+        max_upstream_reply_bytes: positive(
+            raw.max_upstream_reply_bytes,
+            "max_upstream_reply_bytes",
+            64 << 20,
+        )?,
         startup_timeout: Duration::from_millis(raw.startup_timeout_ms.unwrap_or(30_000)),
         allowed_origins: raw.allowed_origins.unwrap_or_default(),
     })
@@ -262,11 +303,17 @@ fn build_server(path: &str, name: String, s: RawServer) -> Result<ServerConfig, 
     let kind = s.kind.as_deref().map(str::to_ascii_lowercase);
     let transport = match (kind.as_deref(), &s.command, &s.url) {
         (_, Some(_), Some(_)) => {
-            return Err(ConfigError::at(path, "give either \"command\" (stdio) or \"url\" (http), not both"))
+            return Err(ConfigError::at(
+                path,
+                "give either \"command\" (stdio) or \"url\" (http), not both",
+            ))
         }
         (None | Some("stdio"), Some(command), None) => {
             if command.trim().is_empty() {
-                return Err(ConfigError::at(format!("{path}.command"), "expected a program to run"));
+                return Err(ConfigError::at(
+                    format!("{path}.command"),
+                    "expected a program to run",
+                ));
             }
             Transport::Stdio {
                 command: command.clone(),
@@ -275,12 +322,27 @@ fn build_server(path: &str, name: String, s: RawServer) -> Result<ServerConfig, 
                 cwd: s.cwd.map(PathBuf::from),
             }
         }
-        (Some("stdio"), None, _) => return Err(ConfigError::at(format!("{path}.command"), "missing: stdio servers need a command")),
-        (None | Some("http") | Some("streamable-http") | Some("streamablehttp"), None, Some(url)) => {
+        (Some("stdio"), None, _) => {
+            return Err(ConfigError::at(
+                format!("{path}.command"),
+                "missing: stdio servers need a command",
+            ))
+        }
+        (
+            None | Some("http") | Some("streamable-http") | Some("streamablehttp"),
+            None,
+            Some(url),
+        ) => {
             if !url.starts_with("http://") && !url.starts_with("https://") {
-                return Err(ConfigError::at(format!("{path}.url"), "expected an http:// or https:// URL"));
+                return Err(ConfigError::at(
+                    format!("{path}.url"),
+                    "expected an http:// or https:// URL",
+                ));
             }
-            Transport::Http { url: url.clone(), headers: s.headers.into_iter().collect() }
+            Transport::Http {
+                url: url.clone(),
+                headers: s.headers.into_iter().collect(),
+            }
         }
         (Some("sse"), _, _) => {
             return Err(ConfigError::at(
@@ -289,7 +351,10 @@ fn build_server(path: &str, name: String, s: RawServer) -> Result<ServerConfig, 
             ))
         }
         (Some(other @ ("http" | "streamable-http" | "streamablehttp")), _, None) => {
-            return Err(ConfigError::at(format!("{path}.url"), format!("missing: {other} servers need a url")))
+            return Err(ConfigError::at(
+                format!("{path}.url"),
+                format!("missing: {other} servers need a url"),
+            ))
         }
         (Some(other), _, _) => {
             return Err(ConfigError::at(
@@ -298,18 +363,29 @@ fn build_server(path: &str, name: String, s: RawServer) -> Result<ServerConfig, 
             ))
         }
         (None, None, None) => {
-            return Err(ConfigError::at(path, "expected either \"command\" (stdio) or \"url\" (http)"))
+            return Err(ConfigError::at(
+                path,
+                "expected either \"command\" (stdio) or \"url\" (http)",
+            ))
         }
     };
     let timeout_ms = match s.timeout_ms {
-        Some(0) => return Err(ConfigError::at(format!("{path}.timeout_ms"), "expected a positive number")),
+        Some(0) => {
+            return Err(ConfigError::at(
+                format!("{path}.timeout_ms"),
+                "expected a positive number",
+            ))
+        }
         Some(ms) => ms,
         None => 30_000,
     };
     Ok(ServerConfig {
         name,
         transport,
-        tools: ToolFilter { allow: s.tools.unwrap_or_else(|| vec!["*".to_owned()]), disabled: s.disabled_tools },
+        tools: ToolFilter {
+            allow: s.tools.unwrap_or_else(|| vec!["*".to_owned()]),
+            disabled: s.disabled_tools,
+        },
         timeout: Duration::from_millis(timeout_ms),
     })
 }
@@ -350,14 +426,35 @@ mod tests {
     #[test]
     fn errors_name_key_paths() {
         let cases = [
-            (r#"{"mcpServers": {"a": {"command": "x", "args": [1]}}}"#, "mcpServers.a.args[0]"),
+            (
+                r#"{"mcpServers": {"a": {"command": "x", "args": [1]}}}"#,
+                "mcpServers.a.args[0]",
+            ),
             (r#"{"mcpServers": {"a": {}}}"#, "mcpServers.a"),
-            (r#"{"mcpServers": {"a": {"url": "ftp://x"}}}"#, "mcpServers.a.url"),
-            (r#"{"mcpServers": {"a": {"command": "x", "timeout_ms": 0}}}"#, "mcpServers.a.timeout_ms"),
-            (r#"{"mcpServers": {"a": {"command": "x", "env": {"K": "${UNSET_VAR}"}}}}"#, "mcpServers.a.env.K"),
-            (r#"{"listen": "nowhere", "mcpServers": {"a": {"command": "x"}}}"#, "listen"),
-            (r#"{"tool_prefix": "sometimes", "mcpServers": {"a": {"command": "x"}}}"#, "tool_prefix"),
-            (r#"{"virtual_keys": [], "mcpServers": {"a": {"command": "x"}}}"#, "virtual_keys"),
+            (
+                r#"{"mcpServers": {"a": {"url": "ftp://x"}}}"#,
+                "mcpServers.a.url",
+            ),
+            (
+                r#"{"mcpServers": {"a": {"command": "x", "timeout_ms": 0}}}"#,
+                "mcpServers.a.timeout_ms",
+            ),
+            (
+                r#"{"mcpServers": {"a": {"command": "x", "env": {"K": "${UNSET_VAR}"}}}}"#,
+                "mcpServers.a.env.K",
+            ),
+            (
+                r#"{"listen": "nowhere", "mcpServers": {"a": {"command": "x"}}}"#,
+                "listen",
+            ),
+            (
+                r#"{"tool_prefix": "sometimes", "mcpServers": {"a": {"command": "x"}}}"#,
+                "tool_prefix",
+            ),
+            (
+                r#"{"virtual_keys": [], "mcpServers": {"a": {"command": "x"}}}"#,
+                "virtual_keys",
+            ),
             (r#"{}"#, "mcpServers"),
         ];
         for (text, path) in cases {
@@ -371,10 +468,12 @@ mod tests {
         let err = parse(r#"{"mcpServers": {"a": {"url": "${TOKEN}"}}}"#).unwrap_err();
         assert_eq!(err.path, "mcpServers.a.url");
         assert!(!err.to_string().contains("t0k"));
-        let err = parse(r#"{"workers": "${TOKEN}", "mcpServers": {"a": {"command": "x"}}}"#).unwrap_err();
+        let err =
+            parse(r#"{"workers": "${TOKEN}", "mcpServers": {"a": {"command": "x"}}}"#).unwrap_err();
         assert_eq!(err.path, "workers");
         assert!(!err.to_string().contains("t0k"), "{err}");
-        let err = parse(r#"{"mcpServers": {"a": {"url": "http://x", "headers": {"A": 5}}}}"#).unwrap_err();
+        let err = parse(r#"{"mcpServers": {"a": {"url": "http://x", "headers": {"A": 5}}}}"#)
+            .unwrap_err();
         assert!(!err.to_string().contains("t0k"));
     }
 }

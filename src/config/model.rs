@@ -36,15 +36,24 @@ pub struct ToolFilter {
 
 impl ToolFilter {
     pub fn admits(&self, tool: &str) -> bool {
-        (self.allow.iter().any(|a| a == "*" || a == tool)) && !self.disabled.iter().any(|d| d == tool)
+        (self.allow.iter().any(|a| a == "*" || a == tool))
+            && !self.disabled.iter().any(|d| d == tool)
     }
 }
 
 /// How to reach one upstream server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transport {
-    Stdio { command: String, args: Vec<String>, env: Vec<(String, String)>, cwd: Option<PathBuf> },
-    Http { url: String, headers: Vec<(String, String)> },
+    Stdio {
+        command: String,
+        args: Vec<String>,
+        env: Vec<(String, String)>,
+        cwd: Option<PathBuf>,
+    },
+    Http {
+        url: String,
+        headers: Vec<(String, String)>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -30,7 +30,10 @@ const MAX_SIZE_LINE: usize = 1024;
 
 impl ChunkedDecoder {
     pub fn new(limit: usize) -> Self {
-        ChunkedDecoder { state: State::Size, limit }
+        ChunkedDecoder {
+            state: State::Size,
+            limit,
+        }
     }
 
     pub fn is_done(&self) -> bool {
@@ -52,7 +55,9 @@ impl ChunkedDecoder {
                         }
                         return Ok(pos);
                     };
-                    let line = rest[..nl].strip_suffix(b"\r").ok_or(ChunkedError::Malformed)?;
+                    let line = rest[..nl]
+                        .strip_suffix(b"\r")
+                        .ok_or(ChunkedError::Malformed)?;
                     let digits = match memchr::memchr(b';', line) {
                         Some(semi) => &line[..semi],
                         None => line,
@@ -75,7 +80,11 @@ impl ChunkedDecoder {
                     }
                     out.extend_from_slice(&input[pos..pos + take]);
                     pos += take;
-                    self.state = if take == left { State::DataEnd } else { State::Data(left - take) };
+                    self.state = if take == left {
+                        State::DataEnd
+                    } else {
+                        State::Data(left - take)
+                    };
                 }
                 State::DataEnd => {
                     let rest = &input[pos..];
@@ -145,9 +154,18 @@ mod tests {
     #[test]
     fn refuses_bad_and_big() {
         let mut out = Vec::new();
-        assert_eq!(ChunkedDecoder::new(100).decode(b"zz\r\n", &mut out), Err(ChunkedError::Malformed));
-        assert_eq!(ChunkedDecoder::new(3).decode(b"4\r\nWiki\r\n", &mut out), Err(ChunkedError::TooLarge));
-        assert_eq!(ChunkedDecoder::new(100).decode(b"1\r\nab\r\n", &mut out), Err(ChunkedError::Malformed));
+        assert_eq!(
+            ChunkedDecoder::new(100).decode(b"zz\r\n", &mut out),
+            Err(ChunkedError::Malformed)
+        );
+        assert_eq!(
+            ChunkedDecoder::new(3).decode(b"4\r\nWiki\r\n", &mut out),
+            Err(ChunkedError::TooLarge)
+        );
+        assert_eq!(
+            ChunkedDecoder::new(100).decode(b"1\r\nab\r\n", &mut out),
+            Err(ChunkedError::Malformed)
+        );
         assert_eq!(
             ChunkedDecoder::new(100).decode(&[b'1'; 2000], &mut out),
             Err(ChunkedError::Malformed)

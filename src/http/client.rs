@@ -92,7 +92,11 @@ impl ClientConn {
     pub async fn connect(addr: SocketAddr) -> io::Result<ClientConn> {
         let stream = TcpStream::connect_addr(addr).await?;
         stream.set_nodelay(true)?;
-        Ok(ClientConn { stream, rbuf: Vec::with_capacity(READ_CHUNK), wbuf: Vec::with_capacity(4096) })
+        Ok(ClientConn {
+            stream,
+            rbuf: Vec::with_capacity(READ_CHUNK),
+            wbuf: Vec::with_capacity(4096),
+        })
     }
 
     /// The buffer the next request is written into (cleared).
@@ -114,7 +118,10 @@ impl ClientConn {
         }
         let len = self.rbuf.len();
         let cap = self.rbuf.capacity();
-        let (res, slice) = self.stream.read(std::mem::take(&mut self.rbuf).slice_mut(len..cap)).await;
+        let (res, slice) = self
+            .stream
+            .read(std::mem::take(&mut self.rbuf).slice_mut(len..cap))
+            .await;
         self.rbuf = slice.into_inner();
         match res {
             Ok(0) => Err(ClientError::Closed),
@@ -154,7 +161,12 @@ impl ClientConn {
     }
 
     /// Reads a whole body into `out` (at most `limit` bytes).
-    pub async fn read_body(&mut self, head: &ReplyHead, limit: usize, out: &mut Vec<u8>) -> Result<(), ClientError> {
+    pub async fn read_body(
+        &mut self,
+        head: &ReplyHead,
+        limit: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ClientError> {
         let mut reader = BodyReader::new(head.framing, limit);
         while reader.read(self, out, limit).await? {}
         Ok(())
@@ -181,7 +193,9 @@ fn head_from(resp: &httparse::Response<'_, '_>) -> Result<ReplyHead, ClientError
                 ReplyKind::Other
             };
         } else if name.eq_ignore_ascii_case("content-length") {
-            length = Some(parse_decimal(h.value).ok_or(ClientError::Malformed("invalid Content-Length"))?);
+            length = Some(
+                parse_decimal(h.value).ok_or(ClientError::Malformed("invalid Content-Length"))?,
+            );
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             chunked = h.value.trim_ascii().eq_ignore_ascii_case(b"chunked");
             if !chunked {
@@ -189,11 +203,14 @@ fn head_from(resp: &httparse::Response<'_, '_>) -> Result<ReplyHead, ClientError
             }
         } else if name.eq_ignore_ascii_case("connection") {
             let v = h.value;
-            if v.split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close")) {
+            if v.split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+            {
                 keep_alive = false;
             }
         } else if name.eq_ignore_ascii_case("mcp-session-id") {
-            let v = std::str::from_utf8(h.value).map_err(|_| ClientError::Malformed("session id is not text"))?;
+            let v = std::str::from_utf8(h.value)
+                .map_err(|_| ClientError::Malformed("session id is not text"))?;
             session_id = Some(v.trim().to_owned());
         }
     }
@@ -211,7 +228,13 @@ fn head_from(resp: &httparse::Response<'_, '_>) -> Result<ReplyHead, ClientError
             }
         }
     };
-    Ok(ReplyHead { status, kind, framing, keep_alive, session_id })
+    Ok(ReplyHead {
+        status,
+        kind,
+        framing,
+        keep_alive,
+        session_id,
+    })
 }
 
 impl BodyReader {
@@ -222,7 +245,12 @@ impl BodyReader {
             ReplyFraming::Chunked => (0, Some(ChunkedDecoder::new(limit)), false),
             ReplyFraming::UntilClose => (0, None, false),
         };
-        BodyReader { framing, remaining, chunked, done }
+        BodyReader {
+            framing,
+            remaining,
+            chunked,
+            done,
+        }
     }
 
     pub fn is_done(&self) -> bool {
@@ -231,7 +259,12 @@ impl BodyReader {
 
     /// Appends the next body bytes to `out`; returns whether more may follow. Fails when
     /// `out` would grow past `limit`.
-    pub async fn read(&mut self, conn: &mut ClientConn, out: &mut Vec<u8>, limit: usize) -> Result<bool, ClientError> {
+    pub async fn read(
+        &mut self,
+        conn: &mut ClientConn,
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<bool, ClientError> {
         if self.done {
             return Ok(false);
         }
@@ -296,7 +329,13 @@ impl BodyReader {
 }
 
 /// Writes a POST of a JSON-RPC message. `headers` are extra `(name, value)` pairs.
-pub fn write_post(out: &mut Vec<u8>, path: &str, host: &str, headers: &[(&str, &str)], body: &[u8]) {
+pub fn write_post(
+    out: &mut Vec<u8>,
+    path: &str,
+    host: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) {
     out.reserve(body.len() + 256);
     out.extend_from_slice(b"POST ");
     out.extend_from_slice(path.as_bytes());

@@ -11,7 +11,10 @@ pub struct HttpLimits {
 
 impl Default for HttpLimits {
     fn default() -> Self {
-        HttpLimits { max_header_bytes: 16 * 1024, max_body_bytes: 4 * 1024 * 1024 }
+        HttpLimits {
+            max_header_bytes: 16 * 1024,
+            max_body_bytes: 4 * 1024 * 1024,
+        }
     }
 }
 

@@ -60,7 +60,9 @@ fn eq_ignore_case(a: &[u8], b: &str) -> bool {
 
 /// `Connection` and `Transfer-Encoding` are comma-separated token lists.
 fn has_token(value: &[u8], token: &str) -> bool {
-    value.split(|&b| b == b',').any(|t| eq_ignore_case(t.trim_ascii(), token))
+    value
+        .split(|&b| b == b',')
+        .any(|t| eq_ignore_case(t.trim_ascii(), token))
 }
 
 /// Parses the head at the start of `buf`.
@@ -71,7 +73,10 @@ pub fn parse_head<'a>(buf: &'a [u8], limits: &HttpLimits) -> HeadParse<'a> {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             return if buf.len() > limits.max_header_bytes {
-                HeadParse::Reject(Status::HeaderFieldsTooLarge, "request head is larger than the limit")
+                HeadParse::Reject(
+                    Status::HeaderFieldsTooLarge,
+                    "request head is larger than the limit",
+                )
             } else {
                 HeadParse::Partial
             };
@@ -82,7 +87,10 @@ pub fn parse_head<'a>(buf: &'a [u8], limits: &HttpLimits) -> HeadParse<'a> {
         Err(_) => return HeadParse::Reject(Status::BadRequest, "malformed HTTP request"),
     };
     if head_len > limits.max_header_bytes {
-        return HeadParse::Reject(Status::HeaderFieldsTooLarge, "request head is larger than the limit");
+        return HeadParse::Reject(
+            Status::HeaderFieldsTooLarge,
+            "request head is larger than the limit",
+        );
     }
     let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
         return HeadParse::Reject(Status::BadRequest, "malformed HTTP request");
@@ -126,7 +134,9 @@ pub fn parse_head<'a>(buf: &'a [u8], limits: &HttpLimits) -> HeadParse<'a> {
             4 if eq_ignore_case(name, "host") => head.host = Some(value),
             6 if eq_ignore_case(name, "accept") => head.accept = Some(value),
             6 if eq_ignore_case(name, "origin") => head.origin = Some(value),
-            6 if eq_ignore_case(name, "expect") => head.expect_continue = eq_ignore_case(value.trim_ascii(), "100-continue"),
+            6 if eq_ignore_case(name, "expect") => {
+                head.expect_continue = eq_ignore_case(value.trim_ascii(), "100-continue")
+            }
             9 if eq_ignore_case(name, "x-api-key") => head.api_key = Some(value),
             10 if eq_ignore_case(name, "connection") => {
                 if has_token(value, "close") {
@@ -143,7 +153,10 @@ pub fn parse_head<'a>(buf: &'a [u8], limits: &HttpLimits) -> HeadParse<'a> {
                     return HeadParse::Reject(Status::BadRequest, "invalid Content-Length");
                 };
                 if content_length.is_some_and(|prev| prev != n) {
-                    return HeadParse::Reject(Status::BadRequest, "conflicting Content-Length headers");
+                    return HeadParse::Reject(
+                        Status::BadRequest,
+                        "conflicting Content-Length headers",
+                    );
                 }
                 content_length = Some(n);
             }
@@ -152,23 +165,34 @@ pub fn parse_head<'a>(buf: &'a [u8], limits: &HttpLimits) -> HeadParse<'a> {
                 // Only `chunked` (as the final coding) is supported; anything else is refused
                 // rather than guessed at, which also closes request-smuggling doors.
                 if !eq_ignore_case(value.trim_ascii(), "chunked") {
-                    return HeadParse::Reject(Status::NotImplemented, "unsupported Transfer-Encoding");
+                    return HeadParse::Reject(
+                        Status::NotImplemented,
+                        "unsupported Transfer-Encoding",
+                    );
                 }
                 chunked = true;
             }
-            20 if eq_ignore_case(name, "mcp-protocol-version") => head.protocol_version = Some(value),
+            20 if eq_ignore_case(name, "mcp-protocol-version") => {
+                head.protocol_version = Some(value)
+            }
             _ => {}
         }
     }
     head.framing = match (chunked, content_length) {
         (true, Some(_)) => {
-            return HeadParse::Reject(Status::BadRequest, "both Content-Length and Transfer-Encoding given")
+            return HeadParse::Reject(
+                Status::BadRequest,
+                "both Content-Length and Transfer-Encoding given",
+            )
         }
         (true, None) => BodyFraming::Chunked,
         (false, Some(0)) | (false, None) => BodyFraming::Empty,
         (false, Some(n)) => {
             if n > limits.max_body_bytes {
-                return HeadParse::Reject(Status::PayloadTooLarge, "request body is larger than the limit");
+                return HeadParse::Reject(
+                    Status::PayloadTooLarge,
+                    "request body is larger than the limit",
+                );
             }
             BodyFraming::Length(n)
         }
@@ -203,7 +227,9 @@ mod tests {
     fn reads_the_fields_that_route() {
         let raw = "POST /mcp?x=1 HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n\
                    Accept: application/json, text/event-stream\r\nMcp-Session-Id: abc\r\nContent-Length: 5\r\n\r\nhello";
-        let HeadParse::Complete(h) = parse(raw) else { panic!("not complete") };
+        let HeadParse::Complete(h) = parse(raw) else {
+            panic!("not complete")
+        };
         assert_eq!(h.method, Method::Post);
         assert_eq!((h.path, h.query), ("/mcp", Some("x=1")));
         assert_eq!(h.framing, BodyFraming::Length(5));
@@ -214,18 +240,31 @@ mod tests {
 
     #[test]
     fn keep_alive_rules() {
-        let HeadParse::Complete(h) = parse("GET / HTTP/1.0\r\n\r\n") else { panic!() };
+        let HeadParse::Complete(h) = parse("GET / HTTP/1.0\r\n\r\n") else {
+            panic!()
+        };
         assert!(!h.keep_alive);
-        let HeadParse::Complete(h) = parse("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n") else { panic!() };
+        let HeadParse::Complete(h) = parse("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        else {
+            panic!()
+        };
         assert!(h.keep_alive);
-        let HeadParse::Complete(h) = parse("GET / HTTP/1.1\r\nConnection: Close\r\n\r\n") else { panic!() };
+        let HeadParse::Complete(h) = parse("GET / HTTP/1.1\r\nConnection: Close\r\n\r\n") else {
+            panic!()
+        };
         assert!(!h.keep_alive);
     }
 
     #[test]
     fn rejects_what_it_must() {
-        assert!(matches!(parse("GET / HTTP/1.1\r\nHost"), HeadParse::Partial));
-        assert!(matches!(parse("NOT A REQUEST\r\n\r\n"), HeadParse::Reject(Status::BadRequest, _)));
+        assert!(matches!(
+            parse("GET / HTTP/1.1\r\nHost"),
+            HeadParse::Partial
+        ));
+        assert!(matches!(
+            parse("NOT A REQUEST\r\n\r\n"),
+            HeadParse::Reject(Status::BadRequest, _)
+        ));
         assert!(matches!(
             parse("POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"),
             HeadParse::Reject(Status::BadRequest, _)
@@ -243,9 +282,15 @@ mod tests {
             HeadParse::Reject(Status::NotImplemented, _)
         ));
         let big = format!("GET / HTTP/1.1\r\nX: {}\r\n", "a".repeat(20_000));
-        assert!(matches!(parse(&big), HeadParse::Reject(Status::HeaderFieldsTooLarge, _)));
+        assert!(matches!(
+            parse(&big),
+            HeadParse::Reject(Status::HeaderFieldsTooLarge, _)
+        ));
         let many: String = (0..70).map(|i| format!("X{i}: y\r\n")).collect();
         let many = format!("GET / HTTP/1.1\r\n{many}\r\n");
-        assert!(matches!(parse(&many), HeadParse::Reject(Status::HeaderFieldsTooLarge, _)));
+        assert!(matches!(
+            parse(&many),
+            HeadParse::Reject(Status::HeaderFieldsTooLarge, _)
+        ));
     }
 }

@@ -77,7 +77,12 @@ pub struct Response {
 
 impl Response {
     pub(crate) fn new() -> Self {
-        Response { status: Status::Ok, content_type: None, headers: Vec::new(), body: Vec::with_capacity(4096) }
+        Response {
+            status: Status::Ok,
+            content_type: None,
+            headers: Vec::new(),
+            body: Vec::with_capacity(4096),
+        }
     }
 
     /// Clears everything for the next request, keeping the body's capacity (bounded so one
@@ -120,7 +125,12 @@ impl Response {
 }
 
 /// Writes the status line and headers shared by every response.
-fn write_head_start(out: &mut Vec<u8>, status: Status, content_type: Option<&str>, headers: &[(&'static str, String)]) {
+fn write_head_start(
+    out: &mut Vec<u8>,
+    status: Status,
+    content_type: Option<&str>,
+    headers: &[(&'static str, String)],
+) {
     out.extend_from_slice(status.status_line());
     if let Some(ct) = content_type {
         out.extend_from_slice(b"Content-Type: ");
@@ -141,7 +151,11 @@ pub fn write_response(out: &mut Vec<u8>, resp: &Response, keep_alive: bool) {
     write_head_start(out, resp.status, resp.content_type, &resp.headers);
     out.extend_from_slice(b"Content-Length: ");
     out.extend_from_slice(itoa::Buffer::new().format(resp.body.len()).as_bytes());
-    out.extend_from_slice(if keep_alive { b"\r\n\r\n" } else { b"\r\nConnection: close\r\n\r\n" });
+    out.extend_from_slice(if keep_alive {
+        b"\r\n\r\n"
+    } else {
+        b"\r\nConnection: close\r\n\r\n"
+    });
     out.extend_from_slice(&resp.body);
 }
 

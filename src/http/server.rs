@@ -6,8 +6,8 @@
 
 use std::cell::RefCell;
 
-use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 
 use super::chunked::{ChunkedDecoder, ChunkedError};
 use super::limits::HttpLimits;
@@ -35,7 +35,12 @@ pub trait SseStream {
 pub trait Handler {
     type Stream: SseStream;
     /// Answers one request; the body is complete and within the limits.
-    async fn handle(&self, head: &RequestHead<'_>, body: &[u8], resp: &mut Response) -> Outcome<Self::Stream>;
+    async fn handle(
+        &self,
+        head: &RequestHead<'_>,
+        body: &[u8],
+        resp: &mut Response,
+    ) -> Outcome<Self::Stream>;
 }
 
 /// Smallest free space offered to a read.
@@ -107,7 +112,11 @@ where
     S: AsyncReadRent + AsyncWriteRent,
     H: Handler,
 {
-    let mut bufs = ConnBuffers { read: take_buffer(), write: take_buffer(), body: take_buffer() };
+    let mut bufs = ConnBuffers {
+        read: take_buffer(),
+        write: take_buffer(),
+        body: take_buffer(),
+    };
     let mut resp = Response::new();
     let mut chunked: Option<ChunkedProgress> = None;
     let mut continue_sent = false;
@@ -131,10 +140,13 @@ where
             let after_head = &input[head.head_len..];
             let (body, used): (&[u8], usize) = match head.framing {
                 BodyFraming::Empty => (&[], head.head_len),
-                BodyFraming::Length(n) if after_head.len() >= n => (&after_head[..n], head.head_len + n),
+                BodyFraming::Length(n) if after_head.len() >= n => {
+                    (&after_head[..n], head.head_len + n)
+                }
                 BodyFraming::Length(_) => {
                     if head.expect_continue && !continue_sent {
-                        bufs.write.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                        bufs.write
+                            .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
                         continue_sent = true;
                     }
                     break Scan::Read;
@@ -142,16 +154,25 @@ where
                 BodyFraming::Chunked => {
                     let progress = chunked.get_or_insert_with(|| {
                         bufs.body.clear();
-                        ChunkedProgress { decoder: ChunkedDecoder::new(limits.max_body_bytes), consumed: 0 }
+                        ChunkedProgress {
+                            decoder: ChunkedDecoder::new(limits.max_body_bytes),
+                            consumed: 0,
+                        }
                     });
-                    match progress.decoder.decode(&after_head[progress.consumed..], &mut bufs.body) {
+                    match progress
+                        .decoder
+                        .decode(&after_head[progress.consumed..], &mut bufs.body)
+                    {
                         Ok(n) => progress.consumed += n,
                         Err(e) => {
                             let (status, why) = match e {
-                                ChunkedError::TooLarge => {
-                                    (Status::PayloadTooLarge, "request body is larger than the limit")
+                                ChunkedError::TooLarge => (
+                                    Status::PayloadTooLarge,
+                                    "request body is larger than the limit",
+                                ),
+                                ChunkedError::Malformed => {
+                                    (Status::BadRequest, "malformed chunked body")
                                 }
-                                ChunkedError::Malformed => (Status::BadRequest, "malformed chunked body"),
                             };
                             resp.reset();
                             resp.text(status, why);
@@ -161,7 +182,8 @@ where
                     }
                     if !progress.decoder.is_done() {
                         if head.expect_continue && !continue_sent {
-                            bufs.write.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                            bufs.write
+                                .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
                             continue_sent = true;
                         }
                         break Scan::Read;
@@ -222,7 +244,11 @@ fn read_cap(limits: &HttpLimits) -> usize {
 }
 
 /// Writes an SSE stream's events as they come; false when the peer went away.
-async fn stream_events<S: AsyncWriteRent, E: SseStream>(stream: &mut S, write: &mut Vec<u8>, events: &mut E) -> bool {
+async fn stream_events<S: AsyncWriteRent, E: SseStream>(
+    stream: &mut S,
+    write: &mut Vec<u8>,
+    events: &mut E,
+) -> bool {
     let mut event = take_buffer();
     loop {
         if !flush(stream, write).await {

@@ -28,7 +28,13 @@ pub struct SseParser {
 
 impl SseParser {
     pub fn new(max_event: usize) -> Self {
-        SseParser { buf: Vec::new(), scanned: 0, current: SseEvent::default(), has_field: false, max_event }
+        SseParser {
+            buf: Vec::new(),
+            scanned: 0,
+            current: SseEvent::default(),
+            has_field: false,
+            max_event,
+        }
     }
 
     pub fn push(&mut self, bytes: &[u8]) {
@@ -128,7 +134,8 @@ mod tests {
 
     #[test]
     fn parses_split_events_and_comments() {
-        let stream = b": hi\n\nevent: message\r\nid: 7\r\ndata: {\"a\":\r\ndata: 1}\r\n\r\ndata: x\n\n";
+        let stream =
+            b": hi\n\nevent: message\r\nid: 7\r\ndata: {\"a\":\r\ndata: 1}\r\n\r\ndata: x\n\n";
         for split in 0..stream.len() {
             let mut p = SseParser::new(1 << 20);
             let mut got = Vec::new();

@@ -23,7 +23,9 @@ pub struct Envelope<'a> {
 }
 
 /// Deserializes a member that is present as `Some(raw)`, even when it is `null`.
-pub(crate) fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+pub(crate) fn present<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<&'de RawValue>, D::Error> {
     <&'de RawValue>::deserialize(d).map(Some)
 }
 
@@ -78,7 +80,9 @@ pub fn parse_message(input: &[u8]) -> Result<Envelope<'_>, ParseError> {
         }
     }
     if env.method.is_none() && env.result.is_none() && env.error.is_none() {
-        return Err(ParseError::Invalid("message has no method, result or error"));
+        return Err(ParseError::Invalid(
+            "message has no method, result or error",
+        ));
     }
     if env.method.is_none() && env.id.is_none() {
         return Err(ParseError::Invalid("response has no id"));
@@ -96,21 +100,49 @@ mod tests {
         let env = parse_message(msg).unwrap();
         assert_eq!(env.kind(), MessageKind::Request);
         assert_eq!(env.id.unwrap().get(), r#""a-1""#);
-        assert_eq!(env.params.unwrap().get(), r#"{"name":"x","arguments":{"k": 1.50}}"#);
+        assert_eq!(
+            env.params.unwrap().get(),
+            r#"{"name":"x","arguments":{"k": 1.50}}"#
+        );
     }
 
     #[test]
     fn classifies_and_rejects() {
         assert_eq!(
-            parse_message(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap().kind(),
+            parse_message(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+                .unwrap()
+                .kind(),
             MessageKind::Notification
         );
-        assert_eq!(parse_message(br#"{"jsonrpc":"2.0","id":3,"result":{}}"#).unwrap().kind(), MessageKind::Response);
-        assert!(matches!(parse_message(b"{nope"), Err(ParseError::NotJson(_))));
-        assert!(matches!(parse_message(b"[1,2]"), Err(ParseError::Invalid(_))));
-        assert!(matches!(parse_message(br#"{"id":1,"method":"ping"}"#), Err(ParseError::Invalid(_))));
-        assert!(matches!(parse_message(br#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#), Err(ParseError::Invalid(_))));
-        assert!(matches!(parse_message(br#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#), Err(ParseError::Invalid(_))));
-        assert!(matches!(parse_message(br#"{"jsonrpc":"2.0","result":{}}"#), Err(ParseError::Invalid(_))));
+        assert_eq!(
+            parse_message(br#"{"jsonrpc":"2.0","id":3,"result":{}}"#)
+                .unwrap()
+                .kind(),
+            MessageKind::Response
+        );
+        assert!(matches!(
+            parse_message(b"{nope"),
+            Err(ParseError::NotJson(_))
+        ));
+        assert!(matches!(
+            parse_message(b"[1,2]"),
+            Err(ParseError::Invalid(_))
+        ));
+        assert!(matches!(
+            parse_message(br#"{"id":1,"method":"ping"}"#),
+            Err(ParseError::Invalid(_))
+        ));
+        assert!(matches!(
+            parse_message(br#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#),
+            Err(ParseError::Invalid(_))
+        ));
+        assert!(matches!(
+            parse_message(br#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#),
+            Err(ParseError::Invalid(_))
+        ));
+        assert!(matches!(
+            parse_message(br#"{"jsonrpc":"2.0","result":{}}"#),
+            Err(ParseError::Invalid(_))
+        ));
     }
 }

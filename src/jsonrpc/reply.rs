@@ -44,7 +44,13 @@ pub fn write_error(out: &mut Vec<u8>, id: &str, code: ErrorCode, message: &str) 
 }
 
 /// An error reply with a raw JSON `data` member.
-pub fn write_error_with_data(out: &mut Vec<u8>, id: &str, code: ErrorCode, message: &str, data: Option<&str>) {
+pub fn write_error_with_data(
+    out: &mut Vec<u8>,
+    id: &str,
+    code: ErrorCode,
+    message: &str,
+    data: Option<&str>,
+) {
     out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
     out.extend_from_slice(id.as_bytes());
     out.extend_from_slice(br#","error":{"code":"#);
@@ -66,7 +72,11 @@ mod tests {
     #[test]
     fn result_is_spliced_byte_for_byte() {
         let mut out = Vec::new();
-        write_result(&mut out, r#""x""#, r#"{"content":[ {"type":"text","text":"é"} ]}"#);
+        write_result(
+            &mut out,
+            r#""x""#,
+            r#"{"content":[ {"type":"text","text":"é"} ]}"#,
+        );
         assert_eq!(
             std::str::from_utf8(&out).unwrap(),
             r#"{"jsonrpc":"2.0","id":"x","result":{"content":[ {"type":"text","text":"é"} ]}}"#

@@ -7,7 +7,11 @@ pub fn accepts(accept: Option<&[u8]>, wanted: &str) -> bool {
     };
     let (wanted_type, _) = wanted.split_once('/').unwrap_or((wanted, ""));
     accept.split(|&b| b == b',').any(|item| {
-        let range = item.split(|&b| b == b';').next().unwrap_or(item).trim_ascii();
+        let range = item
+            .split(|&b| b == b';')
+            .next()
+            .unwrap_or(item)
+            .trim_ascii();
         range.eq_ignore_ascii_case(wanted.as_bytes())
             || range == b"*/*"
             || (range.len() == wanted_type.len() + 2
@@ -37,7 +41,10 @@ pub fn origin_allowed(origin: &[u8], allowed: &[String], loopback_listener: bool
     let Ok(origin) = std::str::from_utf8(origin) else {
         return false;
     };
-    let Some(rest) = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) else {
+    let Some(rest) = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+    else {
         return false;
     };
     let host = if let Some(v6) = rest.strip_prefix('[') {
@@ -45,7 +52,11 @@ pub fn origin_allowed(origin: &[u8], allowed: &[String], loopback_listener: bool
     } else {
         rest.split(':').next().unwrap_or("")
     };
-    host == "localhost" || host == "::1" || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+    host == "localhost"
+        || host == "::1"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -54,8 +65,14 @@ mod tests {
 
     #[test]
     fn accept_rules() {
-        assert!(accepts(Some(b"application/json, text/event-stream"), "application/json"));
-        assert!(accepts(Some(b"text/event-stream;q=0.9, Application/JSON"), "application/json"));
+        assert!(accepts(
+            Some(b"application/json, text/event-stream"),
+            "application/json"
+        ));
+        assert!(accepts(
+            Some(b"text/event-stream;q=0.9, Application/JSON"),
+            "application/json"
+        ));
         assert!(accepts(Some(b"*/*"), "text/event-stream"));
         assert!(accepts(Some(b"application/*"), "application/json"));
         assert!(!accepts(Some(b"text/html"), "application/json"));
@@ -78,6 +95,10 @@ mod tests {
         assert!(!origin_allowed(b"http://evil.example", &[], true));
         assert!(!origin_allowed(b"http://localhost.evil.example", &[], true));
         assert!(!origin_allowed(b"http://localhost:3000", &[], false));
-        assert!(origin_allowed(b"https://app.example", &["https://app.example".into()], false));
+        assert!(origin_allowed(
+            b"https://app.example",
+            &["https://app.example".into()],
+            false
+        ));
     }
 }

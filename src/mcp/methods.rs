@@ -8,7 +8,9 @@ use serde_json::value::RawValue;
 use super::session::SessionKeys;
 use super::version::ProtocolVersion;
 use crate::http::{Response, Status};
-use crate::jsonrpc::{write_error, write_error_with_data, write_result, Envelope, ErrorCode, RawObject};
+use crate::jsonrpc::{
+    write_error, write_error_with_data, write_result, Envelope, ErrorCode, RawObject,
+};
 use crate::registry::RegistrySnapshot;
 use crate::upstream::UpstreamError;
 
@@ -21,9 +23,16 @@ struct InitializeParams<'a> {
 /// `initialize`: negotiates the revision and issues the session id.
 pub fn initialize(env: &Envelope<'_>, keys: &SessionKeys, resp: &mut Response) {
     let id = env.id_or_null();
-    let requested = env.params.and_then(|p| serde_json::from_str::<InitializeParams<'_>>(p.get()).ok());
+    let requested = env
+        .params
+        .and_then(|p| serde_json::from_str::<InitializeParams<'_>>(p.get()).ok());
     let Some(requested) = requested.and_then(|p| p.protocol_version) else {
-        write_error(resp.json(Status::Ok), id, ErrorCode::InvalidParams, "initialize needs params.protocolVersion");
+        write_error(
+            resp.json(Status::Ok),
+            id,
+            ErrorCode::InvalidParams,
+            "initialize needs params.protocolVersion",
+        );
         return;
     };
     let version = ProtocolVersion::negotiate(Some(&requested));
@@ -31,7 +40,12 @@ pub fn initialize(env: &Envelope<'_>, keys: &SessionKeys, resp: &mut Response) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "cannot issue a session id");
-            write_error(resp.json(Status::InternalServerError), id, ErrorCode::InternalError, "cannot issue a session id");
+            write_error(
+                resp.json(Status::InternalServerError),
+                id,
+                ErrorCode::InternalError,
+                "cannot issue a session id",
+            );
             return;
         }
     };
@@ -52,7 +66,12 @@ pub fn ping(out: &mut Vec<u8>, id: &str) {
 }
 
 /// `tools/list`: a precomputed page of the snapshot.
-pub fn tools_list(snapshot: &RegistrySnapshot, params: Option<&RawValue>, id: &str, out: &mut Vec<u8>) {
+pub fn tools_list(
+    snapshot: &RegistrySnapshot,
+    params: Option<&RawValue>,
+    id: &str,
+    out: &mut Vec<u8>,
+) {
     let cursor = match params.map(|p| RawObject::parse(p.get())) {
         None => None,
         Some(Ok(obj)) => match obj.get("cursor") {
@@ -60,14 +79,33 @@ pub fn tools_list(snapshot: &RegistrySnapshot, params: Option<&RawValue>, id: &s
             Some(raw) if raw.get() == "null" => None,
             Some(_) => match obj.get_str("cursor") {
                 Some(c) => Some(c),
-                None => return write_error(out, id, ErrorCode::InvalidParams, "Invalid params: cursor must be a string"),
+                None => {
+                    return write_error(
+                        out,
+                        id,
+                        ErrorCode::InvalidParams,
+                        "Invalid params: cursor must be a string",
+                    )
+                }
             },
         },
-        Some(Err(_)) => return write_error(out, id, ErrorCode::InvalidParams, "Invalid params: expected an object"),
+        Some(Err(_)) => {
+            return write_error(
+                out,
+                id,
+                ErrorCode::InvalidParams,
+                "Invalid params: expected an object",
+            )
+        }
     };
     match snapshot.tools_page(cursor.as_deref()) {
         Some(page) => write_result(out, id, page),
-        None => write_error(out, id, ErrorCode::InvalidParams, "Invalid params: unknown cursor"),
+        None => write_error(
+            out,
+            id,
+            ErrorCode::InvalidParams,
+            "Invalid params: unknown cursor",
+        ),
     }
 }
 
@@ -80,23 +118,56 @@ struct UpstreamEnvelope<'a> {
 }
 
 /// `tools/call`: finds the tool, forwards with the original name, splices the reply.
-pub async fn tools_call(snapshot: &RegistrySnapshot, params: Option<&RawValue>, id: &str, out: &mut Vec<u8>) {
+pub async fn tools_call(
+    snapshot: &RegistrySnapshot,
+    params: Option<&RawValue>,
+    id: &str,
+    out: &mut Vec<u8>,
+) {
     let Some(params) = params else {
-        return write_error(out, id, ErrorCode::InvalidParams, "Invalid params: tools/call needs params");
+        return write_error(
+            out,
+            id,
+            ErrorCode::InvalidParams,
+            "Invalid params: tools/call needs params",
+        );
     };
     let Ok(obj) = RawObject::parse(params.get()) else {
-        return write_error(out, id, ErrorCode::InvalidParams, "Invalid params: expected an object");
+        return write_error(
+            out,
+            id,
+            ErrorCode::InvalidParams,
+            "Invalid params: expected an object",
+        );
     };
     let Some(name) = obj.get_str("name") else {
-        return write_error(out, id, ErrorCode::InvalidParams, "Invalid params: params.name must be a string");
+        return write_error(
+            out,
+            id,
+            ErrorCode::InvalidParams,
+            "Invalid params: params.name must be a string",
+        );
     };
     let Some(tool) = snapshot.tool(&name) else {
-        return write_error(out, id, ErrorCode::InvalidParams, &format!("Unknown tool: {name}"));
+        return write_error(
+            out,
+            id,
+            ErrorCode::InvalidParams,
+            &format!("Unknown tool: {name}"),
+        );
     };
     let server = &snapshot.servers[tool.server];
     let mut upstream_params = Vec::with_capacity(params.get().len() + 8);
     obj.write_replacing(&mut upstream_params, "name", &tool.original);
-    let reply = server.upstream.request(&server.name, "tools/call", Some(&upstream_params), server.timeout).await;
+    let reply = server
+        .upstream
+        .request(
+            &server.name,
+            "tools/call",
+            Some(&upstream_params),
+            server.timeout,
+        )
+        .await;
     match reply {
         Ok(message) => splice_reply(out, id, &server.name, &message),
         Err(e) => write_upstream_error(out, id, &e),
@@ -106,8 +177,13 @@ pub async fn tools_call(snapshot: &RegistrySnapshot, params: Option<&RawValue>, 
 /// Writes the upstream's `result` or `error` under the client's id, bytes unchanged.
 fn splice_reply(out: &mut Vec<u8>, id: &str, server: &str, message: &[u8]) {
     match serde_json::from_slice::<UpstreamEnvelope<'_>>(message) {
-        Ok(UpstreamEnvelope { result: Some(result), .. }) => write_result(out, id, result.get()),
-        Ok(UpstreamEnvelope { error: Some(error), .. }) => {
+        Ok(UpstreamEnvelope {
+            result: Some(result),
+            ..
+        }) => write_result(out, id, result.get()),
+        Ok(UpstreamEnvelope {
+            error: Some(error), ..
+        }) => {
             out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
             out.extend_from_slice(id.as_bytes());
             out.extend_from_slice(br#","error":"#);
@@ -117,7 +193,10 @@ fn splice_reply(out: &mut Vec<u8>, id: &str, server: &str, message: &[u8]) {
         _ => write_upstream_error(
             out,
             id,
-            &UpstreamError::Protocol { server: server.to_owned(), reason: "reply has neither result nor error".into() },
+            &UpstreamError::Protocol {
+                server: server.to_owned(),
+                reason: "reply has neither result nor error".into(),
+            },
         ),
     }
 }

@@ -7,8 +7,8 @@
 
 mod checks;
 mod methods;
-pub mod session;
 mod service;
+pub mod session;
 mod stream;
 pub mod version;
 

@@ -36,14 +36,27 @@ fn refuse(resp: &mut Response, status: Status, code: ErrorCode, message: &str) {
 }
 
 impl McpService {
-    pub fn new(registry: RegistryReader, sessions: SessionVerifier, settings: Arc<ServiceSettings>) -> Self {
-        McpService { registry, sessions, settings }
+    pub fn new(
+        registry: RegistryReader,
+        sessions: SessionVerifier,
+        settings: Arc<ServiceSettings>,
+    ) -> Self {
+        McpService {
+            registry,
+            sessions,
+            settings,
+        }
     }
 
     /// Checks `Mcp-Session-Id`; on failure the response is already written.
     fn session(&self, head: &RequestHead<'_>, resp: &mut Response) -> Option<SessionClaims> {
         let Some(id) = head.session_id else {
-            refuse(resp, Status::BadRequest, ErrorCode::InvalidRequest, "Bad Request: Mcp-Session-Id header is required");
+            refuse(
+                resp,
+                Status::BadRequest,
+                ErrorCode::InvalidRequest,
+                "Bad Request: Mcp-Session-Id header is required",
+            );
             return None;
         };
         match self.sessions.verify(id) {
@@ -95,15 +108,30 @@ impl McpService {
             );
         }
         if body.trim_ascii_start().first() == Some(&b'[') {
-            return refuse(resp, Status::BadRequest, ErrorCode::InvalidRequest, "JSON-RPC batches are not supported");
+            return refuse(
+                resp,
+                Status::BadRequest,
+                ErrorCode::InvalidRequest,
+                "JSON-RPC batches are not supported",
+            );
         }
         let env = match parse_message(body) {
             Ok(env) => env,
             Err(ParseError::NotJson(e)) => {
-                return refuse(resp, Status::BadRequest, ErrorCode::ParseError, &format!("Parse error: {e}"))
+                return refuse(
+                    resp,
+                    Status::BadRequest,
+                    ErrorCode::ParseError,
+                    &format!("Parse error: {e}"),
+                )
             }
             Err(ParseError::Invalid(why)) => {
-                return refuse(resp, Status::BadRequest, ErrorCode::InvalidRequest, &format!("Invalid Request: {why}"))
+                return refuse(
+                    resp,
+                    Status::BadRequest,
+                    ErrorCode::InvalidRequest,
+                    &format!("Invalid Request: {why}"),
+                )
             }
         };
         if env.kind() == MessageKind::Request && env.method == Some("initialize") {
@@ -125,7 +153,12 @@ impl McpService {
                     "ping" => methods::ping(out, id),
                     "tools/list" => methods::tools_list(&snapshot, env.params, id, out),
                     "tools/call" => methods::tools_call(&snapshot, env.params, id, out).await,
-                    other => write_error(out, id, ErrorCode::MethodNotFound, &format!("Method not found: {other}")),
+                    other => write_error(
+                        out,
+                        id,
+                        ErrorCode::MethodNotFound,
+                        &format!("Method not found: {other}"),
+                    ),
                 }
             }
         }
@@ -149,7 +182,11 @@ impl McpService {
         }
         let token = head.session_id.unwrap_or_default();
         resp.status = Status::Ok;
-        Outcome::Stream(HeartbeatStream::new(self.sessions.keys_arc(), token, self.settings.heartbeat))
+        Outcome::Stream(HeartbeatStream::new(
+            self.sessions.keys_arc(),
+            token,
+            self.settings.heartbeat,
+        ))
     }
 
     fn delete(&self, head: &RequestHead<'_>, resp: &mut Response) {
@@ -163,7 +200,12 @@ impl McpService {
 impl Handler for McpService {
     type Stream = HeartbeatStream;
 
-    async fn handle(&self, head: &RequestHead<'_>, body: &[u8], resp: &mut Response) -> Outcome<HeartbeatStream> {
+    async fn handle(
+        &self,
+        head: &RequestHead<'_>,
+        body: &[u8],
+        resp: &mut Response,
+    ) -> Outcome<HeartbeatStream> {
         match head.path {
             "/mcp" | "/mcp/" => {}
             "/healthz" => {
@@ -176,8 +218,17 @@ impl Handler for McpService {
             }
         }
         if let Some(origin) = head.origin {
-            if !origin_allowed(origin, &self.settings.allowed_origins, self.settings.loopback_listener) {
-                refuse(resp, Status::Forbidden, ErrorCode::InvalidRequest, "Forbidden: Origin not allowed");
+            if !origin_allowed(
+                origin,
+                &self.settings.allowed_origins,
+                self.settings.loopback_listener,
+            ) {
+                refuse(
+                    resp,
+                    Status::Forbidden,
+                    ErrorCode::InvalidRequest,
+                    "Forbidden: Origin not allowed",
+                );
                 return Outcome::Done;
             }
         }
@@ -193,7 +244,12 @@ impl Handler for McpService {
             }
             _ => {
                 resp.header("Allow", "GET, POST, DELETE");
-                refuse(resp, Status::MethodNotAllowed, ErrorCode::InvalidRequest, "Method Not Allowed on /mcp");
+                refuse(
+                    resp,
+                    Status::MethodNotAllowed,
+                    ErrorCode::InvalidRequest,
+                    "Method Not Allowed on /mcp",
+                );
                 Outcome::Done
             }
         }

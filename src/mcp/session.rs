@@ -56,7 +56,9 @@ pub struct SessionKeys {
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl SessionKeys {
@@ -71,7 +73,12 @@ impl SessionKeys {
             }
         };
         let mac = <Hmac<Sha256> as Mac>::new_from_slice(&secret).map_err(std::io::Error::other)?;
-        Ok(Arc::new(SessionKeys { mac, ttl, ended: Mutex::new(HashMap::new()), epoch: AtomicU64::new(0) }))
+        Ok(Arc::new(SessionKeys {
+            mac,
+            ttl,
+            ended: Mutex::new(HashMap::new()),
+            epoch: AtomicU64::new(0),
+        }))
     }
 
     fn tag(&self, payload: &[u8]) -> [u8; TAG] {
@@ -117,7 +124,11 @@ impl SessionKeys {
         let version = ProtocolVersion::from_index(token[9]).ok_or(SessionError::Malformed)?;
         let mut nonce = [0u8; NONCE];
         nonce.copy_from_slice(&token[10..PAYLOAD]);
-        let claims = SessionClaims { version, issued, nonce };
+        let claims = SessionClaims {
+            version,
+            issued,
+            nonce,
+        };
         if self.expires_at(&claims) <= now_secs() {
             return Err(SessionError::Expired);
         }
@@ -157,15 +168,27 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Ids one core already verified, valid while `epoch` matches the keys' epoch.
+struct VerifiedIds {
+    epoch: u64,
+    ids: HashMap<Box<[u8]>, SessionClaims>,
+}
+
 /// A core's session checker: the shared keys plus a cache of ids it already verified.
 pub struct SessionVerifier {
     keys: Arc<SessionKeys>,
-    cache: RefCell<(u64, HashMap<Box<[u8]>, SessionClaims>)>,
+    cache: RefCell<VerifiedIds>,
 }
 
 impl SessionVerifier {
     pub fn new(keys: Arc<SessionKeys>) -> Self {
-        SessionVerifier { keys, cache: RefCell::new((0, HashMap::new())) }
+        SessionVerifier {
+            keys,
+            cache: RefCell::new(VerifiedIds {
+                epoch: 0,
+                ids: HashMap::new(),
+            }),
+        }
     }
 
     pub fn keys(&self) -> &SessionKeys {
@@ -179,22 +202,22 @@ impl SessionVerifier {
     pub fn verify(&self, id: &[u8]) -> Result<SessionClaims, SessionError> {
         let epoch = self.keys.epoch.load(Ordering::Acquire);
         let mut cache = self.cache.borrow_mut();
-        if cache.0 != epoch {
-            cache.1.clear();
-            cache.0 = epoch;
+        if cache.epoch != epoch {
+            cache.ids.clear();
+            cache.epoch = epoch;
         }
-        if let Some(claims) = cache.1.get(id) {
+        if let Some(claims) = cache.ids.get(id) {
             if self.keys.expires_at(claims) > now_secs() {
                 return Ok(*claims);
             }
-            cache.1.remove(id);
+            cache.ids.remove(id);
             return Err(SessionError::Expired);
         }
         let claims = self.keys.verify(id)?;
-        if cache.1.len() >= CACHE_MAX {
-            cache.1.clear();
+        if cache.ids.len() >= CACHE_MAX {
+            cache.ids.clear();
         }
-        cache.1.insert(id.into(), claims);
+        cache.ids.insert(id.into(), claims);
         Ok(claims)
     }
 }
@@ -204,7 +227,11 @@ mod tests {
     use super::*;
 
     fn keys() -> Arc<SessionKeys> {
-        SessionKeys::new(Some(b"0123456789abcdef0123456789abcdef".to_vec()), Duration::from_secs(60)).unwrap()
+        SessionKeys::new(
+            Some(b"0123456789abcdef0123456789abcdef".to_vec()),
+            Duration::from_secs(60),
+        )
+        .unwrap()
     }
 
     #[test]

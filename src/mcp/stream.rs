@@ -16,7 +16,12 @@ pub struct HeartbeatStream {
 
 impl HeartbeatStream {
     pub fn new(keys: Arc<SessionKeys>, token: &[u8], interval: Duration) -> Self {
-        HeartbeatStream { keys, token: token.into(), interval, opened: false }
+        HeartbeatStream {
+            keys,
+            token: token.into(),
+            interval,
+            opened: false,
+        }
     }
 }
 

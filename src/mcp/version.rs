@@ -9,8 +9,12 @@ pub enum ProtocolVersion {
     V2025_11_25,
 }
 
-const ALL: [ProtocolVersion; 4] =
-    [ProtocolVersion::V2024_11_05, ProtocolVersion::V2025_03_26, ProtocolVersion::V2025_06_18, ProtocolVersion::V2025_11_25];
+const ALL: [ProtocolVersion; 4] = [
+    ProtocolVersion::V2024_11_05,
+    ProtocolVersion::V2025_03_26,
+    ProtocolVersion::V2025_06_18,
+    ProtocolVersion::V2025_11_25,
+];
 
 impl ProtocolVersion {
     pub const LATEST: ProtocolVersion = ProtocolVersion::V2025_11_25;
@@ -41,7 +45,9 @@ impl ProtocolVersion {
     /// The answer to a client asking for `requested`: the same revision when served, the
     /// latest otherwise (the client then decides whether it can go on).
     pub fn negotiate(requested: Option<&str>) -> ProtocolVersion {
-        requested.and_then(|r| ProtocolVersion::parse(r.as_bytes())).unwrap_or(ProtocolVersion::LATEST)
+        requested
+            .and_then(|r| ProtocolVersion::parse(r.as_bytes()))
+            .unwrap_or(ProtocolVersion::LATEST)
     }
 }
 
@@ -51,8 +57,14 @@ mod tests {
 
     #[test]
     fn negotiation() {
-        assert_eq!(ProtocolVersion::negotiate(Some("2025-06-18")), ProtocolVersion::V2025_06_18);
-        assert_eq!(ProtocolVersion::negotiate(Some("2099-01-01")), ProtocolVersion::LATEST);
+        assert_eq!(
+            ProtocolVersion::negotiate(Some("2025-06-18")),
+            ProtocolVersion::V2025_06_18
+        );
+        assert_eq!(
+            ProtocolVersion::negotiate(Some("2099-01-01")),
+            ProtocolVersion::LATEST
+        );
         assert_eq!(ProtocolVersion::negotiate(None), ProtocolVersion::LATEST);
         for v in ALL {
             assert_eq!(ProtocolVersion::from_index(v.index()), Some(v));

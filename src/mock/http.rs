@@ -29,10 +29,18 @@ impl MockHttp {
 impl Handler for MockHttp {
     type Stream = NoStream;
 
-    async fn handle(&self, head: &RequestHead<'_>, body: &[u8], resp: &mut Response) -> Outcome<NoStream> {
+    async fn handle(
+        &self,
+        head: &RequestHead<'_>,
+        body: &[u8],
+        resp: &mut Response,
+    ) -> Outcome<NoStream> {
         if head.method != Method::Post {
             resp.header("Allow", "POST");
-            resp.text(Status::MethodNotAllowed, "the mock upstream answers POST only\n");
+            resp.text(
+                Status::MethodNotAllowed,
+                "the mock upstream answers POST only\n",
+            );
             return Outcome::Done;
         }
         match self.server.handle(body) {
@@ -43,9 +51,12 @@ impl Handler for MockHttp {
                 resp.json(Status::Ok).extend_from_slice(&body);
             }
             MockOutcome::NoReply => resp.empty(Status::Accepted),
-            MockOutcome::Fault(MockFault::ExitProcess) => std::process::exit(super::stdio::FAULT_EXIT_STATUS),
+            MockOutcome::Fault(MockFault::ExitProcess) => {
+                std::process::exit(super::stdio::FAULT_EXIT_STATUS)
+            }
             MockOutcome::Fault(MockFault::GarbageThenReply(_)) => {
-                resp.json(Status::Ok).extend_from_slice(super::stdio::GARBAGE_LINE);
+                resp.json(Status::Ok)
+                    .extend_from_slice(super::stdio::GARBAGE_LINE);
             }
             MockOutcome::Fault(MockFault::Hang) => std::future::pending::<()>().await,
         }
@@ -60,9 +71,14 @@ pub fn spawn_http_workers(
     driver: crate::runtime::IoDriver,
 ) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
     let count = listeners.len();
-    let slots = Arc::new(std::sync::Mutex::new(listeners.into_iter().map(Some).collect::<Vec<_>>()));
+    let slots = Arc::new(std::sync::Mutex::new(
+        listeners.into_iter().map(Some).collect::<Vec<_>>(),
+    ));
     crate::runtime::spawn_workers(count, driver, move |index| {
-        let listener = slots.lock().ok().and_then(|mut l| l.get_mut(index).and_then(Option::take));
+        let listener = slots
+            .lock()
+            .ok()
+            .and_then(|mut l| l.get_mut(index).and_then(Option::take));
         let handler = std::rc::Rc::new(MockHttp::new(server.clone()));
         async move {
             let Some(listener) = listener else {
@@ -81,7 +97,12 @@ pub fn spawn_http_workers(
                         let _ = stream.set_nodelay(true);
                         let handler = handler.clone();
                         monoio::spawn(async move {
-                            crate::http::serve_connection(stream, &*handler, crate::http::HttpLimits::default()).await;
+                            crate::http::serve_connection(
+                                stream,
+                                &*handler,
+                                crate::http::HttpLimits::default(),
+                            )
+                            .await;
                         });
                     }
                     Err(e) => {

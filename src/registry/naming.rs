@@ -59,7 +59,11 @@ pub fn exposed_name(mode: PrefixMode, server: &str, tool: &str, shared: bool) ->
         PrefixMode::OnConflict => shared,
         PrefixMode::Never => false,
     };
-    let raw = if prefixed { format!("{}{SEPARATOR}{}", sanitize(server), sanitize(tool)) } else { sanitize(tool) };
+    let raw = if prefixed {
+        format!("{}{SEPARATOR}{}", sanitize(server), sanitize(tool))
+    } else {
+        sanitize(tool)
+    };
     if raw.len() > MAX_NAME {
         with_hash_suffix(&raw, server, tool)
     } else {
@@ -78,21 +82,37 @@ mod tests {
 
     #[test]
     fn prefix_modes() {
-        assert_eq!(exposed_name(PrefixMode::Always, "fs", "read", false), "fs__read");
-        assert_eq!(exposed_name(PrefixMode::OnConflict, "fs", "read", false), "read");
-        assert_eq!(exposed_name(PrefixMode::OnConflict, "fs", "read", true), "fs__read");
+        assert_eq!(
+            exposed_name(PrefixMode::Always, "fs", "read", false),
+            "fs__read"
+        );
+        assert_eq!(
+            exposed_name(PrefixMode::OnConflict, "fs", "read", false),
+            "read"
+        );
+        assert_eq!(
+            exposed_name(PrefixMode::OnConflict, "fs", "read", true),
+            "fs__read"
+        );
         assert_eq!(exposed_name(PrefixMode::Never, "fs", "read", true), "read");
     }
 
     #[test]
     fn names_are_sanitized_and_bounded() {
-        assert_eq!(exposed_name(PrefixMode::Always, "my server", "get/thing é", false), "my_server__get_thing__");
+        assert_eq!(
+            exposed_name(PrefixMode::Always, "my server", "get/thing é", false),
+            "my_server__get_thing__"
+        );
         let long = "t".repeat(100);
         let a = exposed_name(PrefixMode::Always, "srv", &long, false);
         let b = exposed_name(PrefixMode::Always, "srv", &format!("{long}x"), false);
         assert!(is_valid(&a) && is_valid(&b));
         assert_eq!(a.len(), MAX_NAME);
         assert_ne!(a, b, "different long names stay distinct");
-        assert_eq!(a, exposed_name(PrefixMode::Always, "srv", &long, false), "deterministic");
+        assert_eq!(
+            a,
+            exposed_name(PrefixMode::Always, "srv", &long, false),
+            "deterministic"
+        );
     }
 }

@@ -64,7 +64,12 @@ const CURSOR_PREFIX: &str = "mcpgate-page:";
 
 impl RegistrySnapshot {
     /// Builds a snapshot. Servers are taken in the given order (config order, sorted by name).
-    pub fn build(generation: u64, mode: PrefixMode, page_size: usize, listings: Vec<ServerListing>) -> Self {
+    pub fn build(
+        generation: u64,
+        mode: PrefixMode,
+        page_size: usize,
+        listings: Vec<ServerListing>,
+    ) -> Self {
         let mut skipped = Vec::new();
         // (server index, original name, raw object) for every admitted tool.
         let mut admitted: Vec<(usize, String, &RawValue)> = Vec::new();
@@ -75,7 +80,10 @@ impl RegistrySnapshot {
                     Err(_) => None,
                 };
                 let Some(name) = name.filter(|n| !n.is_empty()) else {
-                    skipped.push((listing.server.name.clone(), "a tool definition has no name".to_owned()));
+                    skipped.push((
+                        listing.server.name.clone(),
+                        "a tool definition has no name".to_owned(),
+                    ));
                     continue;
                 };
                 if listing.server.filter.admits(&name) {
@@ -99,7 +107,11 @@ impl RegistrySnapshot {
                 name = with_hash_suffix(&wanted, server, original);
                 let entry = collided.entry(wanted.clone()).or_insert_with(|| {
                     let f: &ExposedTool = &tools[first];
-                    vec![(listings[f.server].server.name.clone(), f.original.clone(), f.name.clone())]
+                    vec![(
+                        listings[f.server].server.name.clone(),
+                        f.original.clone(),
+                        f.name.clone(),
+                    )]
                 });
                 entry.push((server.clone(), original.clone(), name.clone()));
             }
@@ -109,10 +121,17 @@ impl RegistrySnapshot {
             }
             let definition = String::from_utf8(definition).unwrap_or_default();
             by_name.insert(name.clone(), tools.len());
-            tools.push(ExposedTool { name, server: *si, original: original.clone(), definition });
+            tools.push(ExposedTool {
+                name,
+                server: *si,
+                original: original.clone(),
+                definition,
+            });
         }
-        let mut collisions: Vec<Collision> =
-            collided.into_iter().map(|(name, tools)| Collision { name, tools }).collect();
+        let mut collisions: Vec<Collision> = collided
+            .into_iter()
+            .map(|(name, tools)| Collision { name, tools })
+            .collect();
         collisions.sort_by(|a, b| a.name.cmp(&b.name));
         let pages = build_pages(&tools, page_size.max(1));
         RegistrySnapshot {
@@ -146,19 +165,27 @@ fn encode_cursor(page: usize) -> String {
 }
 
 fn decode_cursor(cursor: &str) -> Option<usize> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()?;
     let text = std::str::from_utf8(&bytes).ok()?;
     text.strip_prefix(CURSOR_PREFIX)?.parse().ok()
 }
 
 fn build_pages(tools: &[ExposedTool], page_size: usize) -> Vec<String> {
-    let chunks: Vec<&[ExposedTool]> = if tools.is_empty() { vec![&[][..]] } else { tools.chunks(page_size).collect() };
+    let chunks: Vec<&[ExposedTool]> = if tools.is_empty() {
+        vec![&[][..]]
+    } else {
+        tools.chunks(page_size).collect()
+    };
     let last = chunks.len() - 1;
     chunks
         .iter()
         .enumerate()
         .map(|(i, chunk)| {
-            let mut page = String::with_capacity(chunk.iter().map(|t| t.definition.len() + 1).sum::<usize>() + 64);
+            let mut page = String::with_capacity(
+                chunk.iter().map(|t| t.definition.len() + 1).sum::<usize>() + 64,
+            );
             page.push_str(r#"{"tools":["#);
             for (j, t) in chunk.iter().enumerate() {
                 if j > 0 {

@@ -35,7 +35,8 @@ pub fn bind_listeners(addr: SocketAddr, count: usize) -> io::Result<Vec<TcpListe
             return Err(io::Error::new(e.kind(), why));
         }
     }
-    let first = reuseport_listener(addr).map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+    let first = reuseport_listener(addr)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     let bound = first.local_addr()?;
     let mut listeners = vec![first];
     for _ in 1..count {

@@ -70,7 +70,9 @@ where
             Ok(rt.block_on(make()))
         }
         IoDriver::Epoll => {
-            let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build()?;
+            let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+                .enable_timer()
+                .build()?;
             Ok(rt.block_on(make()))
         }
     }
@@ -78,7 +80,11 @@ where
 
 /// Starts `workers` threads, each running `body(index)` on its own runtime, pinned to a
 /// core when there are no more workers than cores.
-pub fn spawn_workers<F, Fut>(workers: usize, driver: IoDriver, body: F) -> io::Result<Vec<JoinHandle<()>>>
+pub fn spawn_workers<F, Fut>(
+    workers: usize,
+    driver: IoDriver,
+    body: F,
+) -> io::Result<Vec<JoinHandle<()>>>
 where
     F: Fn(usize) -> Fut + Send + Sync + Clone + 'static,
     Fut: Future<Output = ()>,
@@ -87,18 +93,23 @@ where
     let mut handles = Vec::with_capacity(workers);
     for index in 0..workers {
         let body = body.clone();
-        let handle = std::thread::Builder::new().name(format!("mcpgate-worker-{index}")).spawn(move || {
-            if workers <= cores {
-                if let Err(e) = monoio::utils::bind_to_cpu_set([index % cores]) {
-                    tracing::warn!(worker = index, error = %e, "cannot pin worker to a core");
+        let handle = std::thread::Builder::new()
+            .name(format!("mcpgate-worker-{index}"))
+            .spawn(move || {
+                if workers <= cores {
+                    if let Err(e) = monoio::utils::bind_to_cpu_set([index % cores]) {
+                        tracing::warn!(worker = index, error = %e, "cannot pin worker to a core");
+                    }
                 }
-            }
-            if let Err(e) = block_on(driver, || body(index)) {
-                tracing::error!(worker = index, error = %e, "worker runtime failed to start");
-                eprintln!("mcpgate: worker {index} could not start its {} runtime: {e}", driver.as_str());
-                std::process::exit(1);
-            }
-        })?;
+                if let Err(e) = block_on(driver, || body(index)) {
+                    tracing::error!(worker = index, error = %e, "worker runtime failed to start");
+                    eprintln!(
+                        "mcpgate: worker {index} could not start its {} runtime: {e}",
+                        driver.as_str()
+                    );
+                    std::process::exit(1);
+                }
+            })?;
         handles.push(handle);
     }
     Ok(handles)

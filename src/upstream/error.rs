@@ -39,10 +39,16 @@ impl fmt::Display for UpstreamError {
                 write!(f, "upstream server '{server}' connection failed: {reason}")
             }
             UpstreamError::Timeout { server, after_ms } => {
-                write!(f, "upstream server '{server}' did not answer within {after_ms} ms")
+                write!(
+                    f,
+                    "upstream server '{server}' did not answer within {after_ms} ms"
+                )
             }
             UpstreamError::Protocol { server, reason } => {
-                write!(f, "upstream server '{server}' sent an invalid reply: {reason}")
+                write!(
+                    f,
+                    "upstream server '{server}' sent an invalid reply: {reason}"
+                )
             }
             UpstreamError::Overloaded { server } => {
                 write!(f, "upstream server '{server}' has too many calls in flight")

@@ -7,7 +7,8 @@ use serde_json::value::RawValue;
 pub const UPSTREAM_PROTOCOL_VERSION: &str = "2025-11-25";
 
 /// Revisions the gateway accepts from an upstream's `initialize` result.
-pub const SUPPORTED_UPSTREAM_VERSIONS: &[&str] = &["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
+pub const SUPPORTED_UPSTREAM_VERSIONS: &[&str] =
+    &["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
 
 /// What an upstream said about itself in its `initialize` result.
 #[derive(Debug, Clone)]
@@ -32,7 +33,8 @@ pub fn initialize_request(id: u64) -> Vec<u8> {
 }
 
 /// The notification that completes the handshake.
-pub const INITIALIZED_NOTIFICATION: &[u8] = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+pub const INITIALIZED_NOTIFICATION: &[u8] =
+    br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
 
 #[derive(Deserialize)]
 struct Envelope<'a> {
@@ -56,14 +58,23 @@ pub fn parse_initialize_reply(message: &[u8]) -> Result<InitializeInfo, String> 
     if let Some(err) = env.error {
         return Err(format!("initialize was refused: {}", err.get()));
     }
-    let result = env.result.ok_or("initialize reply has neither result nor error")?;
+    let result = env
+        .result
+        .ok_or("initialize reply has neither result nor error")?;
     let head: ResultHead<'_> = serde_json::from_str(result.get())
         .map_err(|e| format!("initialize result is not an object: {e}"))?;
-    let version = head.protocol_version.ok_or("initialize result has no protocolVersion")?;
+    let version = head
+        .protocol_version
+        .ok_or("initialize result has no protocolVersion")?;
     if !SUPPORTED_UPSTREAM_VERSIONS.contains(&version) {
-        return Err(format!("server answered unsupported protocol version {version:?}"));
+        return Err(format!(
+            "server answered unsupported protocol version {version:?}"
+        ));
     }
-    Ok(InitializeInfo { protocol_version: version.to_owned(), result: result.to_owned() })
+    Ok(InitializeInfo {
+        protocol_version: version.to_owned(),
+        result: result.to_owned(),
+    })
 }
 
 #[cfg(test)]
@@ -80,10 +91,15 @@ mod tests {
     #[test]
     fn parses_result_and_refusal() {
         let ok = br#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-06-18","capabilities":{"tools":{}}}}"#;
-        assert_eq!(parse_initialize_reply(ok).unwrap().protocol_version, "2025-06-18");
+        assert_eq!(
+            parse_initialize_reply(ok).unwrap().protocol_version,
+            "2025-06-18"
+        );
         let bad = br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32600,"message":"no"}}"#;
         assert!(parse_initialize_reply(bad).unwrap_err().contains("refused"));
         let old = br#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"1999-01-01"}}"#;
-        assert!(parse_initialize_reply(old).unwrap_err().contains("unsupported"));
+        assert!(parse_initialize_reply(old)
+            .unwrap_err()
+            .contains("unsupported"));
     }
 }

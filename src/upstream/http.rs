@@ -14,7 +14,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::handshake::{initialize_request, parse_initialize_reply, InitializeInfo, INITIALIZED_NOTIFICATION};
+use super::handshake::{
+    initialize_request, parse_initialize_reply, InitializeInfo, INITIALIZED_NOTIFICATION,
+};
 use super::url::UpstreamUrl;
 use super::{UpstreamError, UpstreamReply};
 use crate::http::client::{write_post, BodyReader, ClientConn, ClientError, ReplyHead, ReplyKind};
@@ -62,7 +64,12 @@ struct ReplyEnvelope<'a> {
 
 impl HttpUpstream {
     /// Resolves the URL (blocking: call on the control thread).
-    pub fn new(name: &str, url: &str, headers: Vec<(String, String)>, max_reply: usize) -> Result<Self, String> {
+    pub fn new(
+        name: &str,
+        url: &str,
+        headers: Vec<(String, String)>,
+        max_reply: usize,
+    ) -> Result<Self, String> {
         Ok(HttpUpstream {
             pool_key: NEXT_UPSTREAM_ID.fetch_add(1, Ordering::Relaxed),
             name: name.to_owned(),
@@ -98,33 +105,54 @@ impl HttpUpstream {
     }
 
     fn transport_error(&self, e: impl std::fmt::Display) -> UpstreamError {
-        UpstreamError::Transport { server: self.name.clone(), reason: e.to_string() }
+        UpstreamError::Transport {
+            server: self.name.clone(),
+            reason: e.to_string(),
+        }
     }
 
     fn protocol_error(&self, reason: impl Into<String>) -> UpstreamError {
-        UpstreamError::Protocol { server: self.name.clone(), reason: reason.into() }
+        UpstreamError::Protocol {
+            server: self.name.clone(),
+            reason: reason.into(),
+        }
     }
 
     /// Performs the MCP handshake and keeps the session for later calls.
     pub async fn initialize(&self) -> Result<InitializeInfo, UpstreamError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let body = initialize_request(id);
-        let (head, reply) = self.exchange(&body, None, id).await.map_err(|e| e.into_error(self))?;
-        let info = parse_initialize_reply(&reply.ok_or_else(|| self.protocol_error("initialize got no reply"))?)
-            .map_err(|e| self.protocol_error(e))?;
-        let session = Arc::new(Session { id: head.session_id, info: info.clone() });
-        self.exchange(INITIALIZED_NOTIFICATION, Some(&session), 0).await.map_err(|e| e.into_error(self))?;
+        let (head, reply) = self
+            .exchange(&body, None, id)
+            .await
+            .map_err(|e| e.into_error(self))?;
+        let info = parse_initialize_reply(
+            &reply.ok_or_else(|| self.protocol_error("initialize got no reply"))?,
+        )
+        .map_err(|e| self.protocol_error(e))?;
+        let session = Arc::new(Session {
+            id: head.session_id,
+            info: info.clone(),
+        });
+        self.exchange(INITIALIZED_NOTIFICATION, Some(&session), 0)
+            .await
+            .map_err(|e| e.into_error(self))?;
         self.set_session(Some(session));
         Ok(info)
     }
 
     /// Sends a request and returns the upstream's response message.
-    pub async fn call(&self, method: &str, params: Option<&[u8]>) -> Result<UpstreamReply, UpstreamError> {
+    pub async fn call(
+        &self,
+        method: &str,
+        params: Option<&[u8]>,
+    ) -> Result<UpstreamReply, UpstreamError> {
         let mut session = match self.current_session() {
             Some(s) => s,
             None => {
                 self.initialize().await?;
-                self.current_session().ok_or_else(|| self.protocol_error("session vanished"))?
+                self.current_session()
+                    .ok_or_else(|| self.protocol_error("session vanished"))?
             }
         };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -141,12 +169,16 @@ impl HttpUpstream {
         for attempt in 0..2 {
             match self.exchange(&body, Some(&session), id).await {
                 Ok((_, Some(reply))) => return Ok(reply),
-                Ok((_, None)) => return Err(self.protocol_error("the reply stream ended without a response")),
+                Ok((_, None)) => {
+                    return Err(self.protocol_error("the reply stream ended without a response"))
+                }
                 Err(SessionExpired) if attempt == 0 => {
                     tracing::info!(server = %self.name, "upstream session expired; initializing again");
                     self.set_session(None);
                     self.initialize().await?;
-                    session = self.current_session().ok_or_else(|| self.protocol_error("session vanished"))?;
+                    session = self
+                        .current_session()
+                        .ok_or_else(|| self.protocol_error("session vanished"))?;
                 }
                 Err(e) => return Err(e.into_error(self)),
             }
@@ -162,16 +194,20 @@ impl HttpUpstream {
         session: Option<&Session>,
         id: u64,
     ) -> Result<(ReplyHead, Option<UpstreamReply>), ExchangeError> {
-        let (mut conn, reused) = match POOLS.with(|p| p.borrow_mut().get_mut(&self.pool_key).and_then(Vec::pop)) {
-            Some(c) => (c, true),
-            None => (self.connect().await?, false),
-        };
+        let (mut conn, reused) =
+            match POOLS.with(|p| p.borrow_mut().get_mut(&self.pool_key).and_then(Vec::pop)) {
+                Some(c) => (c, true),
+                None => (self.connect().await?, false),
+            };
         let head = match self.send_and_read_head(&mut conn, body, session).await {
             Ok(h) => h,
             // A pooled connection the server closed while idle: the request never reached it.
             Err(ClientError::Closed) | Err(ClientError::Io(_)) if reused => {
                 let mut fresh = self.connect().await?;
-                let h = self.send_and_read_head(&mut fresh, body, session).await.map_err(|e| self.transport_error(e))?;
+                let h = self
+                    .send_and_read_head(&mut fresh, body, session)
+                    .await
+                    .map_err(|e| self.transport_error(e))?;
                 conn = fresh;
                 h
             }
@@ -186,19 +222,28 @@ impl HttpUpstream {
             let text = String::from_utf8_lossy(&text);
             let text = text.trim();
             return Err(self
-                .protocol_error(format!("HTTP {}{}{}", head.status, if text.is_empty() { "" } else { ": " }, text))
+                .protocol_error(format!(
+                    "HTTP {}{}{}",
+                    head.status,
+                    if text.is_empty() { "" } else { ": " },
+                    text
+                ))
                 .into());
         }
         if id == 0 || head.status == 202 {
             let mut sink = Vec::new();
-            conn.read_body(&head, self.max_reply, &mut sink).await.map_err(|e| self.transport_error(e))?;
+            conn.read_body(&head, self.max_reply, &mut sink)
+                .await
+                .map_err(|e| self.transport_error(e))?;
             self.release(conn, &head, true);
             return Ok((head, None));
         }
         match head.kind {
             ReplyKind::Json => {
                 let mut reply = Vec::new();
-                conn.read_body(&head, self.max_reply, &mut reply).await.map_err(|e| self.transport_error(e))?;
+                conn.read_body(&head, self.max_reply, &mut reply)
+                    .await
+                    .map_err(|e| self.transport_error(e))?;
                 self.release(conn, &head, true);
                 Ok((head, Some(reply)))
             }
@@ -206,15 +251,24 @@ impl HttpUpstream {
                 let reply = self.read_sse_reply(conn, &head, id).await?;
                 Ok((head, Some(reply)))
             }
-            ReplyKind::Other => Err(self.protocol_error("reply is neither application/json nor text/event-stream").into()),
+            ReplyKind::Other => Err(self
+                .protocol_error("reply is neither application/json nor text/event-stream")
+                .into()),
         }
     }
 
     async fn connect(&self) -> Result<ClientConn, UpstreamError> {
-        ClientConn::connect(self.url.addr).await.map_err(|e| self.transport_error(format!("connect to {}: {e}", self.url.addr)))
+        ClientConn::connect(self.url.addr)
+            .await
+            .map_err(|e| self.transport_error(format!("connect to {}: {e}", self.url.addr)))
     }
 
-    async fn send_and_read_head(&self, conn: &mut ClientConn, body: &[u8], session: Option<&Session>) -> Result<ReplyHead, ClientError> {
+    async fn send_and_read_head(
+        &self,
+        conn: &mut ClientConn,
+        body: &[u8],
+        session: Option<&Session>,
+    ) -> Result<ReplyHead, ClientError> {
         let mut headers: Vec<(&str, &str)> = Vec::with_capacity(self.headers.len() + 2);
         if let Some(s) = session {
             if let Some(id) = &s.id {
@@ -223,14 +277,25 @@ impl HttpUpstream {
             headers.push(("MCP-Protocol-Version", &s.info.protocol_version));
         }
         headers.extend(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        write_post(conn.request_buf(), &self.url.path, &self.url.host, &headers, body);
+        write_post(
+            conn.request_buf(),
+            &self.url.path,
+            &self.url.host,
+            &headers,
+            body,
+        );
         conn.send().await?;
         conn.read_head().await
     }
 
     /// Reads SSE events until the response carrying `id`. Other messages on the stream
     /// (progress, logging, server requests) are not relayed yet and are skipped.
-    async fn read_sse_reply(&self, mut conn: ClientConn, head: &ReplyHead, id: u64) -> Result<UpstreamReply, ExchangeError> {
+    async fn read_sse_reply(
+        &self,
+        mut conn: ClientConn,
+        head: &ReplyHead,
+        id: u64,
+    ) -> Result<UpstreamReply, ExchangeError> {
         let mut reader = BodyReader::new(head.framing, usize::MAX);
         let mut parser = SseParser::new(self.max_reply);
         let mut chunk = Vec::with_capacity(16 * 1024);
@@ -238,9 +303,15 @@ impl HttpUpstream {
         let want = id_buf.format(id);
         loop {
             chunk.clear();
-            let more = reader.read(&mut conn, &mut chunk, usize::MAX).await.map_err(|e| self.transport_error(e))?;
+            let more = reader
+                .read(&mut conn, &mut chunk, usize::MAX)
+                .await
+                .map_err(|e| self.transport_error(e))?;
             parser.push(&chunk);
-            while let Some(event) = parser.next_event().map_err(|_| self.protocol_error("SSE event larger than the reply limit"))? {
+            while let Some(event) = parser
+                .next_event()
+                .map_err(|_| self.protocol_error("SSE event larger than the reply limit"))?
+            {
                 if event.data.is_empty() {
                     continue;
                 }
@@ -259,7 +330,9 @@ impl HttpUpstream {
                 tracing::debug!(server = %self.name, "skipping an SSE message that is not the reply");
             }
             if !more {
-                return Err(self.protocol_error("the SSE stream ended without the response").into());
+                return Err(self
+                    .protocol_error("the SSE stream ended without the response")
+                    .into());
             }
         }
     }

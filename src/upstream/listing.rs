@@ -28,24 +28,36 @@ struct Page<'a> {
 }
 
 /// Every tool definition the server publishes, each as its raw JSON object.
-pub async fn list_tools(up: &Upstream, server: &str, timeout: Duration) -> Result<Vec<Box<RawValue>>, UpstreamError> {
-    let protocol = |reason: String| UpstreamError::Protocol { server: server.to_owned(), reason };
+pub async fn list_tools(
+    up: &Upstream,
+    server: &str,
+    timeout: Duration,
+) -> Result<Vec<Box<RawValue>>, UpstreamError> {
+    let protocol = |reason: String| UpstreamError::Protocol {
+        server: server.to_owned(),
+        reason,
+    };
     let mut tools = Vec::new();
     let mut cursor: Option<String> = None;
     for _ in 0..MAX_PAGES {
         let params = match &cursor {
-            Some(c) => serde_json::to_vec(&serde_json::json!({ "cursor": c })).map_err(|e| protocol(e.to_string()))?,
+            Some(c) => serde_json::to_vec(&serde_json::json!({ "cursor": c }))
+                .map_err(|e| protocol(e.to_string()))?,
             None => b"{}".to_vec(),
         };
-        let message = up.request(server, "tools/list", Some(&params), timeout).await?;
-        let reply: Reply<'_> =
-            serde_json::from_slice(&message).map_err(|e| protocol(format!("tools/list reply is not JSON-RPC: {e}")))?;
+        let message = up
+            .request(server, "tools/list", Some(&params), timeout)
+            .await?;
+        let reply: Reply<'_> = serde_json::from_slice(&message)
+            .map_err(|e| protocol(format!("tools/list reply is not JSON-RPC: {e}")))?;
         if let Some(err) = reply.error {
             return Err(protocol(format!("tools/list failed: {}", err.get())));
         }
-        let result = reply.result.ok_or_else(|| protocol("tools/list reply has no result".into()))?;
-        let page: Page<'_> =
-            serde_json::from_str(result.get()).map_err(|e| protocol(format!("tools/list result is malformed: {e}")))?;
+        let result = reply
+            .result
+            .ok_or_else(|| protocol("tools/list reply has no result".into()))?;
+        let page: Page<'_> = serde_json::from_str(result.get())
+            .map_err(|e| protocol(format!("tools/list result is malformed: {e}")))?;
         tools.extend(page.tools.into_iter().map(|t| t.to_owned()));
         match page.next_cursor {
             Some(next) if !next.is_empty() => {
@@ -57,5 +69,7 @@ pub async fn list_tools(up: &Upstream, server: &str, timeout: Duration) -> Resul
             _ => return Ok(tools),
         }
     }
-    Err(protocol(format!("tools/list did not end after {MAX_PAGES} pages")))
+    Err(protocol(format!(
+        "tools/list did not end after {MAX_PAGES} pages"
+    )))
 }

@@ -64,7 +64,8 @@ impl Upstream {
                     }
                 }
             }
-            Upstream::Http(h) => match monoio::time::timeout(timeout, h.call(method, params)).await {
+            Upstream::Http(h) => match monoio::time::timeout(timeout, h.call(method, params)).await
+            {
                 Ok(reply) => reply,
                 Err(_) => Err(timed_out()),
             },

@@ -32,7 +32,10 @@ impl StartedUpstreams {
             .filter_map(|u| match u {
                 Upstream::Stdio(s) => {
                     let s = s.clone();
-                    std::thread::Builder::new().name("mcpgate-stop".into()).spawn(move || s.shutdown(grace)).ok()
+                    std::thread::Builder::new()
+                        .name("mcpgate-stop".into())
+                        .spawn(move || s.shutdown(grace))
+                        .ok()
                 }
                 Upstream::Http(_) => None,
             })
@@ -50,7 +53,12 @@ pub struct Started {
 
 fn create(server: &ServerConfig, max_reply: usize) -> Result<Upstream, String> {
     match &server.transport {
-        Transport::Stdio { command, args, env, cwd } => Ok(Upstream::Stdio(StdioUpstream::start(StdioSpec {
+        Transport::Stdio {
+            command,
+            args,
+            env,
+            cwd,
+        } => Ok(Upstream::Stdio(StdioUpstream::start(StdioSpec {
             name: server.name.clone(),
             command: command.clone(),
             args: args.clone(),
@@ -60,7 +68,8 @@ fn create(server: &ServerConfig, max_reply: usize) -> Result<Upstream, String> {
             max_in_flight: MAX_STDIO_IN_FLIGHT,
         }))),
         Transport::Http { url, headers } => {
-            HttpUpstream::new(&server.name, url, headers.clone(), max_reply).map(|h| Upstream::Http(Arc::new(h)))
+            HttpUpstream::new(&server.name, url, headers.clone(), max_reply)
+                .map(|h| Upstream::Http(Arc::new(h)))
         }
     }
 }
@@ -69,8 +78,11 @@ fn create(server: &ServerConfig, max_reply: usize) -> Result<Upstream, String> {
 /// Servers that fail are kept with their error, so calls to them fail fast naming them.
 pub fn start_upstreams(config: &Config, driver: IoDriver) -> Result<Started, String> {
     let bound = config.startup_timeout;
-    let created: Vec<(ServerConfig, Result<Upstream, String>)> =
-        config.servers.iter().map(|s| (s.clone(), create(s, config.max_upstream_reply_bytes))).collect();
+    let created: Vec<(ServerConfig, Result<Upstream, String>)> = config
+        .servers
+        .iter()
+        .map(|s| (s.clone(), create(s, config.max_upstream_reply_bytes)))
+        .collect();
 
     // Stdio handshakes block their waiter; wait for all of them in parallel threads.
     let waits: Vec<_> = created
@@ -90,7 +102,9 @@ pub fn start_upstreams(config: &Config, driver: IoDriver) -> Result<Started, Str
     let mut ready: Vec<Result<(), String>> = Vec::with_capacity(created.len());
     for (wait, (_, up)) in waits.into_iter().zip(&created) {
         ready.push(match (wait, up) {
-            (Ok(handle), _) => handle.join().unwrap_or_else(|_| Err("the start-up waiter panicked".into())),
+            (Ok(handle), _) => handle
+                .join()
+                .unwrap_or_else(|_| Err("the start-up waiter panicked".into())),
             (Err(e), Ok(Upstream::Stdio(_))) => Err(e),
             (Err(_), Ok(_)) => Ok(()),
             (Err(_), Err(e)) => Err(e.clone()),
@@ -109,12 +123,17 @@ pub fn start_upstreams(config: &Config, driver: IoDriver) -> Result<Started, Str
                     if let Upstream::Http(h) = &up {
                         h.initialize().await.map_err(|e| e.to_string())?;
                     }
-                    list_tools(&up, &cfg.name, cfg.timeout.min(bound)).await.map_err(|e| e.to_string())
+                    list_tools(&up, &cfg.name, cfg.timeout.min(bound))
+                        .await
+                        .map_err(|e| e.to_string())
                 })
                 .await;
                 match listed {
                     Ok(r) => r.map(|tools| (up, tools)),
-                    Err(_) => Err(format!("no answer within {} ms at start", bound.as_millis())),
+                    Err(_) => Err(format!(
+                        "no answer within {} ms at start",
+                        bound.as_millis()
+                    )),
                 }
             }));
         }
@@ -159,5 +178,8 @@ pub fn start_upstreams(config: &Config, driver: IoDriver) -> Result<Started, Str
         });
     }
     let snapshot = RegistrySnapshot::build(1, config.tool_prefix, config.tools_page_size, entries);
-    Ok(Started { snapshot, upstreams: StartedUpstreams { upstreams } })
+    Ok(Started {
+        snapshot,
+        upstreams: StartedUpstreams { upstreams },
+    })
 }

@@ -53,7 +53,11 @@ impl UpstreamUrl {
             .map_err(|e| format!("cannot resolve {host}: {e}"))?
             .next()
             .ok_or_else(|| format!("{host} resolved to no address"))?;
-        Ok(UpstreamUrl { addr, host: authority.to_owned(), path })
+        Ok(UpstreamUrl {
+            addr,
+            host: authority.to_owned(),
+            path,
+        })
     }
 }
 
@@ -65,17 +69,25 @@ mod tests {
     fn parses_forms() {
         let u = UpstreamUrl::resolve("http://127.0.0.1:3001/mcp").unwrap();
         assert_eq!(u.addr, "127.0.0.1:3001".parse().unwrap());
-        assert_eq!((u.host.as_str(), u.path.as_str()), ("127.0.0.1:3001", "/mcp"));
+        assert_eq!(
+            (u.host.as_str(), u.path.as_str()),
+            ("127.0.0.1:3001", "/mcp")
+        );
         let u = UpstreamUrl::resolve("http://[::1]:9/x?y=1").unwrap();
         assert_eq!(u.addr, "[::1]:9".parse().unwrap());
         assert_eq!(u.path, "/x?y=1");
         assert_eq!(UpstreamUrl::resolve("http://127.0.0.1").unwrap().path, "/");
-        assert_eq!(UpstreamUrl::resolve("http://127.0.0.1?q").unwrap().path, "/?q");
+        assert_eq!(
+            UpstreamUrl::resolve("http://127.0.0.1?q").unwrap().path,
+            "/?q"
+        );
     }
 
     #[test]
     fn refuses_bad_urls_without_echoing_secrets() {
-        assert!(UpstreamUrl::resolve("https://x/").unwrap_err().contains("https"));
+        assert!(UpstreamUrl::resolve("https://x/")
+            .unwrap_err()
+            .contains("https"));
         let e = UpstreamUrl::resolve("http://user:hunter2@127.0.0.1/").unwrap_err();
         assert!(!e.contains("hunter2"));
         assert!(UpstreamUrl::resolve("http://127.0.0.1:99999/").is_err());
