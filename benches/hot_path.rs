@@ -59,16 +59,29 @@ fn snapshot(tools: usize) -> RegistrySnapshot {
         name: "mock".into(),
         upstream,
         timeout: Duration::from_secs(30),
-        filter: ToolFilter { allow: vec!["*".into()], disabled: vec![] },
+        filter: ToolFilter {
+            allow: vec!["*".into()],
+            disabled: vec![],
+        },
         error: None,
     });
-    RegistrySnapshot::build(1, PrefixMode::Always, 500, vec![ServerListing { server, tools: defs }])
+    RegistrySnapshot::build(
+        1,
+        PrefixMode::Always,
+        500,
+        vec![ServerListing {
+            server,
+            tools: defs,
+        }],
+    )
 }
 
 fn bench_http(c: &mut Criterion) {
     let req = http_request(&small_call());
     let limits = HttpLimits::default();
-    c.bench_function("http/parse_head", |b| b.iter(|| black_box(parse_head(black_box(&req), &limits)).is_partial_hint()));
+    c.bench_function("http/parse_head", |b| {
+        b.iter(|| black_box(parse_head(black_box(&req), &limits)).is_partial_hint())
+    });
 }
 
 trait Hint {
@@ -85,13 +98,16 @@ fn bench_envelope(c: &mut Criterion) {
     for (label, msg) in [("135B", small_call()), ("8.7KB", large_call())] {
         g.throughput(Throughput::Bytes(msg.len() as u64));
         g.bench_function(format!("serde_json_raw/{label}"), |b| {
-            b.iter(|| black_box(parse_message(black_box(&msg)).map(|e| e.params.map(|p| p.get().len()))))
+            b.iter(|| {
+                black_box(parse_message(black_box(&msg)).map(|e| e.params.map(|p| p.get().len())))
+            })
         });
         g.bench_function(format!("simd_json_borrowed/{label}"), |b| {
             // simd-json parses in place, so forwarding the original bytes needs a copy first.
             b.iter(|| {
                 let mut copy = msg.clone();
-                let v = simd_json::to_borrowed_value(black_box(&mut copy)).map(|v| matches!(v, simd_json::BorrowedValue::Object(_)));
+                let v = simd_json::to_borrowed_value(black_box(&mut copy))
+                    .map(|v| matches!(v, simd_json::BorrowedValue::Object(_)));
                 black_box(v.is_ok())
             })
         });
@@ -104,7 +120,8 @@ fn bench_route(c: &mut Criterion) {
     c.bench_function("route/lookup_500_tools", |b| {
         b.iter(|| black_box(snap.tool(black_box("mock__tool_0321")).map(|t| t.server)))
     });
-    let params = r#"{"name":"mock__tool_0321","arguments":{"q":"hello world"},"_meta":{"progressToken":7}}"#;
+    let params =
+        r#"{"name":"mock__tool_0321","arguments":{"q":"hello world"},"_meta":{"progressToken":7}}"#;
     let mut out = Vec::with_capacity(256);
     c.bench_function("route/rewrite_params_name", |b| {
         b.iter(|| {
@@ -147,10 +164,21 @@ fn bench_session(c: &mut Criterion) {
         Err(e) => panic!("bench setup: {e}"),
     };
     let id = keys.issue(ProtocolVersion::V2025_06_18).unwrap_or_default();
-    c.bench_function("session/verify_uncached_hmac", |b| b.iter(|| black_box(keys.verify(black_box(id.as_bytes())).is_ok())));
+    c.bench_function("session/verify_uncached_hmac", |b| {
+        b.iter(|| black_box(keys.verify(black_box(id.as_bytes())).is_ok()))
+    });
     let verifier = SessionVerifier::new(keys.clone());
-    c.bench_function("session/verify_cached", |b| b.iter(|| black_box(verifier.verify(black_box(id.as_bytes())).is_ok())));
+    c.bench_function("session/verify_cached", |b| {
+        b.iter(|| black_box(verifier.verify(black_box(id.as_bytes())).is_ok()))
+    });
 }
 
-criterion_group!(benches, bench_http, bench_envelope, bench_route, bench_splice, bench_session);
+criterion_group!(
+    benches,
+    bench_http,
+    bench_envelope,
+    bench_route,
+    bench_splice,
+    bench_session
+);
 criterion_main!(benches);

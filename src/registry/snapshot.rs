@@ -149,6 +149,16 @@ impl RegistrySnapshot {
         self.by_name.get(exposed).map(|&i| &self.tools[i])
     }
 
+    /// The failed server whose prefix `exposed` carries (`<server>__…`), if any: a call to a tool
+    /// of a server that never came up is answered with that server's error, not "unknown tool".
+    pub fn failed_server_for(&self, exposed: &str) -> Option<&ServerEntry> {
+        let (prefix, _) = exposed.split_once(super::naming::SEPARATOR)?;
+        self.servers
+            .iter()
+            .find(|s| s.error.is_some() && super::naming::sanitize(&s.name) == prefix)
+            .map(|s| &**s)
+    }
+
     /// The `tools/list` result for `cursor` (`None` = first page); `None` when the cursor is
     /// not one this gateway issued.
     pub fn tools_page(&self, cursor: Option<&str>) -> Option<&str> {
@@ -204,3 +214,6 @@ fn build_pages(tools: &[ExposedTool], page_size: usize) -> Vec<String> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests;

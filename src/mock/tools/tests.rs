@@ -1,4 +1,3 @@
-
 use super::super::tests::{call, req};
 use super::super::{MockFault, MockOutcome, MockServer};
 use super::*;

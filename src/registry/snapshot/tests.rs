@@ -1,0 +1,177 @@
+use super::*;
+use crate::upstream::http::HttpUpstream;
+
+fn server(name: &str, allow: &[&str], disabled: &[&str], error: Option<&str>) -> Arc<ServerEntry> {
+    let upstream = match HttpUpstream::new(name, "http://127.0.0.1:9/mcp", Vec::new(), 1 << 20) {
+        Ok(u) => Upstream::Http(Arc::new(u)),
+        Err(e) => panic!("{e}"),
+    };
+    Arc::new(ServerEntry {
+        name: name.to_owned(),
+        upstream,
+        timeout: Duration::from_secs(1),
+        filter: ToolFilter {
+            allow: allow.iter().map(|s| s.to_string()).collect(),
+            disabled: disabled.iter().map(|s| s.to_string()).collect(),
+        },
+        error: error.map(str::to_owned),
+    })
+}
+
+fn tools(names: &[&str]) -> Vec<Box<RawValue>> {
+    names
+        .iter()
+        .map(|n| {
+            RawValue::from_string(format!(
+                r#"{{"name":"{n}","inputSchema":{{"type":"object"}},"_meta":{{"k":1.50}}}}"#
+            ))
+            .unwrap()
+        })
+        .collect()
+}
+
+fn names(s: &RegistrySnapshot) -> Vec<&str> {
+    s.tools.iter().map(|t| t.name.as_str()).collect()
+}
+
+#[test]
+fn filters_and_prefixes() {
+    let snap = RegistrySnapshot::build(
+        1,
+        PrefixMode::Always,
+        100,
+        vec![
+            ServerListing {
+                server: server("a", &["*"], &["secret"], None),
+                tools: tools(&["echo", "secret"]),
+            },
+            ServerListing {
+                server: server("b", &["echo"], &[], None),
+                tools: tools(&["echo", "other"]),
+            },
+        ],
+    );
+    assert_eq!(names(&snap), ["a__echo", "b__echo"]);
+    let t = snap.tool("b__echo").unwrap();
+    assert_eq!((t.server, t.original.as_str()), (1, "echo"));
+    // Only `name` changed; other members are byte for byte.
+    assert_eq!(
+        t.definition,
+        r#"{"name":"b__echo","inputSchema":{"type":"object"},"_meta":{"k":1.50}}"#
+    );
+    assert!(snap.collisions.is_empty());
+}
+
+#[test]
+fn on_conflict_prefixes_only_shared_names() {
+    let snap = RegistrySnapshot::build(
+        1,
+        PrefixMode::OnConflict,
+        100,
+        vec![
+            ServerListing {
+                server: server("a", &["*"], &[], None),
+                tools: tools(&["echo", "alpha"]),
+            },
+            ServerListing {
+                server: server("b", &["*"], &[], None),
+                tools: tools(&["echo", "beta"]),
+            },
+        ],
+    );
+    assert_eq!(names(&snap), ["a__echo", "alpha", "b__echo", "beta"]);
+}
+
+#[test]
+fn never_mode_collisions_are_reported_and_both_kept() {
+    let snap = RegistrySnapshot::build(
+        1,
+        PrefixMode::Never,
+        100,
+        vec![
+            ServerListing {
+                server: server("a", &["*"], &[], None),
+                tools: tools(&["echo"]),
+            },
+            ServerListing {
+                server: server("b", &["*"], &[], None),
+                tools: tools(&["echo"]),
+            },
+        ],
+    );
+    assert_eq!(snap.tools.len(), 2);
+    assert_eq!(snap.tools[0].name, "echo");
+    assert!(
+        snap.tools[1].name.starts_with("echo_") && snap.tools[1].name.len() == "echo_".len() + 8
+    );
+    assert_eq!(snap.collisions.len(), 1);
+    assert_eq!(snap.collisions[0].name, "echo");
+    assert_eq!(snap.collisions[0].tools.len(), 2);
+    assert_eq!(snap.tool(&snap.tools[1].name).unwrap().server, 1);
+}
+
+#[test]
+fn pages_chain_through_cursors_and_refuse_foreign_ones() {
+    let many: Vec<String> = (0..7).map(|i| format!("t{i}")).collect();
+    let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+    let snap = RegistrySnapshot::build(
+        1,
+        PrefixMode::Always,
+        3,
+        vec![ServerListing {
+            server: server("s", &["*"], &[], None),
+            tools: tools(&refs),
+        }],
+    );
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page: serde_json::Value =
+            serde_json::from_str(snap.tools_page(cursor.as_deref()).unwrap()).unwrap();
+        for t in page["tools"].as_array().unwrap() {
+            seen.push(t["name"].as_str().unwrap().to_owned());
+        }
+        match page.get("nextCursor") {
+            Some(c) => cursor = Some(c.as_str().unwrap().to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 7);
+    assert!(snap.tools_page(Some("bm90LWEtY3Vyc29y")).is_none());
+    assert!(snap.tools_page(Some("%%%")).is_none());
+}
+
+#[test]
+fn empty_registry_lists_no_tools() {
+    let snap = RegistrySnapshot::build(1, PrefixMode::Always, 10, Vec::new());
+    assert_eq!(snap.tools_page(None), Some(r#"{"tools":[]}"#));
+}
+
+#[test]
+fn nameless_definitions_are_skipped_and_failed_servers_found_by_prefix() {
+    let bad = vec![RawValue::from_string(r#"{"description":"no name"}"#.to_owned()).unwrap()];
+    let snap = RegistrySnapshot::build(
+        1,
+        PrefixMode::Always,
+        10,
+        vec![
+            ServerListing {
+                server: server("ok", &["*"], &[], None),
+                tools: bad,
+            },
+            ServerListing {
+                server: server("down", &["*"], &[], Some("crashed")),
+                tools: Vec::new(),
+            },
+        ],
+    );
+    assert!(snap.tools.is_empty());
+    assert_eq!(snap.skipped.len(), 1);
+    assert_eq!(
+        snap.failed_server_for("down__anything")
+            .map(|s| s.name.as_str()),
+        Some("down")
+    );
+    assert!(snap.failed_server_for("ok__anything").is_none());
+    assert!(snap.failed_server_for("plain").is_none());
+}
