@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::http::serve_connection;
 use crate::mcp::{McpService, ServiceSettings, SessionKeys, SessionVerifier};
+use crate::registry::recovery::spawn_recovery;
 use crate::registry::{PublishedRegistry, RegistryReader};
 use crate::runtime::{bind_listeners, spawn_workers, IoDriver};
 use crate::upstream::start::{start_upstreams, StartedUpstreams};
@@ -45,6 +46,8 @@ pub fn serve(config: Config, driver: IoDriver) -> Result<(), String> {
         .map_err(|e| format!("cannot set up session keys: {e}"))?;
     let tool_count = started.snapshot.tools.len();
     let registry = PublishedRegistry::new(started.snapshot);
+    spawn_recovery(started.builder, registry.clone())
+        .map_err(|e| format!("cannot start the recovery thread: {e}"))?;
     let settings = Arc::new(ServiceSettings {
         allowed_origins: config.allowed_origins.clone(),
         loopback_listener: true,

@@ -286,7 +286,7 @@ fn build(raw: RawConfig) -> Result<Config, ConfigError> {
             "max_upstream_reply_bytes",
             64 << 20,
         )?,
-        startup_timeout: Duration::from_millis(raw.startup_timeout_ms.unwrap_or(30_000)),
+        startup_timeout: Duration::from_millis(raw.startup_timeout_ms.unwrap_or(10_000)),
         allowed_origins: raw.allowed_origins.unwrap_or_default(),
     })
 }

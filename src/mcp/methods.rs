@@ -149,6 +149,15 @@ pub async fn tools_call(
         );
     };
     let Some(tool) = snapshot.tool(&name) else {
+        // A prefixed name of a server that is down is not "unknown": say which server failed.
+        if let Some(down) = snapshot.failed_server_for(&name) {
+            let reason = down.error.clone().unwrap_or_default();
+            let e = UpstreamError::Unavailable {
+                server: down.name.clone(),
+                reason,
+            };
+            return write_upstream_error(out, id, &e);
+        }
         return write_error(
             out,
             id,

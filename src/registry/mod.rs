@@ -5,9 +5,12 @@
 //! core without locks on the hot path. Must never: mutate a published snapshot; in-flight
 //! calls finish on the snapshot they started with.
 
+mod builder;
 pub mod naming;
 mod published;
+pub mod recovery;
 mod snapshot;
 
+pub use builder::RegistryBuilder;
 pub use published::{PublishedRegistry, RegistryReader};
 pub use snapshot::{Collision, ExposedTool, RegistrySnapshot, ServerEntry, ServerListing};

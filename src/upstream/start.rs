@@ -10,7 +10,7 @@ use super::listing::list_tools;
 use super::stdio::{StdioSpec, StdioUpstream};
 use super::Upstream;
 use crate::config::{Config, ServerConfig, Transport};
-use crate::registry::{RegistrySnapshot, ServerEntry, ServerListing};
+use crate::registry::{RegistryBuilder, RegistrySnapshot, ServerEntry, ServerListing};
 use crate::runtime::{block_on, IoDriver};
 
 /// Longest line a stdio server may send.
@@ -48,6 +48,8 @@ impl StartedUpstreams {
 
 pub struct Started {
     pub snapshot: RegistrySnapshot,
+    /// Holds the listings, for servers that come up later (see `recovery`).
+    pub builder: RegistryBuilder,
     pub upstreams: StartedUpstreams,
 }
 
@@ -74,8 +76,9 @@ fn create(server: &ServerConfig, max_reply: usize) -> Result<Upstream, String> {
     }
 }
 
-/// Starts every server, waits (bounded) for each to answer, and builds the first snapshot.
-/// Servers that fail are kept with their error, so calls to them fail fast naming them.
+/// Starts every server, waits for each at most the smaller of `startup_timeout` and its own
+/// `timeout_ms`, and builds the first snapshot. Servers that fail are kept with their error, so
+/// calls to them fail fast naming them, until `recovery` brings them in.
 pub fn start_upstreams(config: &Config, driver: IoDriver) -> Result<Started, String> {
     let bound = config.startup_timeout;
     let created: Vec<(ServerConfig, Result<Upstream, String>)> = config
@@ -91,9 +94,10 @@ pub fn start_upstreams(config: &Config, driver: IoDriver) -> Result<Started, Str
             Ok(Upstream::Stdio(s)) => {
                 let s = s.clone();
                 let name = cfg.name.clone();
+                let wait = bound.min(cfg.timeout);
                 std::thread::Builder::new()
                     .name("mcpgate-start".into())
-                    .spawn(move || s.wait_ready(bound).map(|_| ()).map_err(|e| e.to_string()))
+                    .spawn(move || s.wait_ready(wait).map(|_| ()).map_err(|e| e.to_string()))
                     .map_err(move |e| format!("{name}: cannot start a waiter thread: {e}"))
             }
             _ => Err(String::new()),
@@ -119,7 +123,8 @@ pub fn start_upstreams(config: &Config, driver: IoDriver) -> Result<Started, Str
             tasks.push(monoio::spawn(async move {
                 let up = up?;
                 ready?;
-                let listed = monoio::time::timeout(bound, async {
+                let wait = bound.min(cfg.timeout);
+                let listed = monoio::time::timeout(wait, async {
                     if let Upstream::Http(h) = &up {
                         h.initialize().await.map_err(|e| e.to_string())?;
                     }
@@ -157,7 +162,7 @@ pub fn start_upstreams(config: &Config, driver: IoDriver) -> Result<Started, Str
                 (Some(u), tools, None)
             }
             (up, Err(e)) => {
-                tracing::error!(server = %cfg.name, error = %e, "upstream failed to start; its calls will fail until it recovers");
+                tracing::error!(server = %cfg.name, error = %e, "upstream failed to start; serving without it until it comes up");
                 (up.ok(), Vec::new(), Some(e))
             }
         };
@@ -177,9 +182,11 @@ pub fn start_upstreams(config: &Config, driver: IoDriver) -> Result<Started, Str
             tools,
         });
     }
-    let snapshot = RegistrySnapshot::build(1, config.tool_prefix, config.tools_page_size, entries);
+    let mut builder = RegistryBuilder::new(config.tool_prefix, config.tools_page_size, entries);
+    let snapshot = builder.build();
     Ok(Started {
         snapshot,
+        builder,
         upstreams: StartedUpstreams { upstreams },
     })
 }

@@ -1,0 +1,48 @@
+//! Keeps every server's latest listing so a new snapshot can be built when one changes
+//! (a server that missed start-up comes up; later: reloads and `list_changed`).
+
+use super::snapshot::{RegistrySnapshot, ServerListing};
+use crate::config::PrefixMode;
+
+pub struct RegistryBuilder {
+    mode: PrefixMode,
+    page_size: usize,
+    generation: u64,
+    listings: Vec<ServerListing>,
+}
+
+impl RegistryBuilder {
+    pub fn new(mode: PrefixMode, page_size: usize, listings: Vec<ServerListing>) -> Self {
+        RegistryBuilder {
+            mode,
+            page_size,
+            generation: 0,
+            listings,
+        }
+    }
+
+    /// A new snapshot of the current listings, with the next generation number.
+    pub fn build(&mut self) -> RegistrySnapshot {
+        self.generation += 1;
+        let listings = self
+            .listings
+            .iter()
+            .map(|l| ServerListing {
+                server: l.server.clone(),
+                tools: l.tools.clone(),
+            })
+            .collect();
+        RegistrySnapshot::build(self.generation, self.mode, self.page_size, listings)
+    }
+
+    pub fn listings(&self) -> &[ServerListing] {
+        &self.listings
+    }
+
+    /// Replaces one server's listing; `index` is its position in `listings()`.
+    pub fn set_listing(&mut self, index: usize, listing: ServerListing) {
+        if let Some(slot) = self.listings.get_mut(index) {
+            *slot = listing;
+        }
+    }
+}
