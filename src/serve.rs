@@ -1,23 +1,22 @@
 //! `mcpgate serve`: start the upstreams, build the first registry, run the worker cores,
 //! and stop cleanly on SIGINT/SIGTERM.
 
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::http::serve_connection;
 use crate::mcp::{McpService, ServiceSettings, SessionKeys, SessionVerifier};
 use crate::registry::recovery::spawn_recovery;
 use crate::registry::{PublishedRegistry, RegistryReader};
-use crate::runtime::{bind_listeners, spawn_workers, IoDriver};
+use crate::runtime::{bind_listeners, serve_on_workers, IoDriver};
 use crate::upstream::start::{start_upstreams, StartedUpstreams};
 
 /// Time given to stdio children to exit after their stdin closes, before signals.
 const CHILD_GRACE: Duration = Duration::from_secs(3);
 const HEARTBEAT: Duration = Duration::from_secs(15);
 
-/// Serves until a termination signal; returns the process exit code.
+/// Serves until SIGINT or SIGTERM, then stops the upstreams. An error says why serving could
+/// not start.
 pub fn serve(config: Config, driver: IoDriver) -> Result<(), String> {
     if !config.listen.ip().is_loopback() {
         return Err(format!(
@@ -53,28 +52,12 @@ pub fn serve(config: Config, driver: IoDriver) -> Result<(), String> {
         loopback_listener: true,
         heartbeat: HEARTBEAT,
     });
-    let limits = config.http_limits;
-    let listeners: Arc<std::sync::Mutex<Vec<Option<TcpListener>>>> = Arc::new(
-        std::sync::Mutex::new(listeners.into_iter().map(Some).collect()),
-    );
-    let worker_registry = registry.clone();
-    spawn_workers(config.workers, driver, move |index| {
-        let listener = listeners
-            .lock()
-            .ok()
-            .and_then(|mut l| l.get_mut(index).and_then(Option::take));
-        let service = McpService::new(
-            RegistryReader::new(worker_registry.clone()),
+    serve_on_workers(listeners, driver, config.http_limits, move |_| {
+        McpService::new(
+            RegistryReader::new(registry.clone()),
             SessionVerifier::new(sessions.clone()),
             settings.clone(),
-        );
-        async move {
-            let Some(listener) = listener else {
-                tracing::error!(worker = index, "no listener for this worker");
-                return;
-            };
-            accept_loop(index, listener, std::rc::Rc::new(service), limits).await;
-        }
+        )
     })
     .map_err(|e| format!("cannot start worker threads: {e}"))?;
 
@@ -96,36 +79,4 @@ fn wait_for_signal(mut signals: signal_hook::iterator::Signals) {
 
 fn shutdown(upstreams: &StartedUpstreams) {
     upstreams.shutdown(CHILD_GRACE);
-}
-
-/// Accepts connections on one core and serves each on a task of its own.
-async fn accept_loop(
-    index: usize,
-    listener: TcpListener,
-    service: std::rc::Rc<McpService>,
-    limits: crate::http::HttpLimits,
-) {
-    let listener = match monoio::net::TcpListener::from_std(listener) {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(worker = index, error = %e, "cannot register the listener");
-            return;
-        }
-    };
-    loop {
-        match listener.accept().await {
-            Ok((stream, _peer)) => {
-                let _ = stream.set_nodelay(true);
-                let service = service.clone();
-                monoio::spawn(async move {
-                    serve_connection(stream, &*service, limits).await;
-                });
-            }
-            Err(e) => {
-                // Out of descriptors or similar: back off briefly instead of spinning.
-                tracing::warn!(worker = index, error = %e, "accept failed");
-                monoio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
 }

@@ -13,6 +13,7 @@ use monoio::net::TcpStream;
 
 use super::chunked::{ChunkedDecoder, ChunkedError};
 use super::request::parse_decimal;
+use super::response::write_header;
 
 /// How a response body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -347,10 +348,7 @@ pub fn write_post(
     out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
     out.extend_from_slice(b"\r\n");
     for (name, value) in headers {
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        write_header(out, name, value);
     }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);

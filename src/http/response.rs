@@ -138,11 +138,16 @@ fn write_head_start(
         out.extend_from_slice(b"\r\n");
     }
     for (name, value) in headers {
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        write_header(out, name, value);
     }
+}
+
+/// Appends one `name: value` header line.
+pub(crate) fn write_header(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Appends a whole response (head and body) to `out`.

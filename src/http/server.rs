@@ -5,6 +5,7 @@
 //! pool, so steady-state traffic allocates nothing here.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
@@ -241,6 +242,38 @@ where
 /// Most undecoded bytes one request may occupy in the read buffer.
 fn read_cap(limits: &HttpLimits) -> usize {
     limits.max_header_bytes + limits.max_body_bytes.saturating_mul(2) + READ_CHUNK
+}
+
+/// Accepts connections on `listener` (one core's SO_REUSEPORT socket) and serves each on a
+/// task of its own, until the runtime ends.
+pub async fn serve_listener<H: Handler + 'static>(
+    listener: std::net::TcpListener,
+    handler: Rc<H>,
+    limits: HttpLimits,
+) {
+    let listener = match monoio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot register the listener with the runtime");
+            return;
+        }
+    };
+    loop {
+        match listener.accept().await {
+            Ok((stream, _peer)) => {
+                let _ = stream.set_nodelay(true);
+                let handler = handler.clone();
+                monoio::spawn(async move {
+                    serve_connection(stream, &*handler, limits).await;
+                });
+            }
+            Err(e) => {
+                // Out of descriptors or similar: back off briefly instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                monoio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
 }
 
 /// Writes an SSE stream's events as they come; false when the peer went away.

@@ -1,28 +1,34 @@
 //! Borrowed parsing of one JSON-RPC message.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-/// One JSON-RPC message, borrowing everything from the input buffer.
+/// One JSON-RPC message, borrowing from the input buffer. This is the one envelope type of
+/// the gateway: requests from clients, replies from upstreams and the mock's input all use it.
+/// Strings are `Cow` because a JSON string with escapes cannot be borrowed.
 #[derive(Deserialize, Debug)]
 pub struct Envelope<'a> {
     #[serde(borrow, default)]
-    pub jsonrpc: Option<&'a str>,
+    pub jsonrpc: Option<Cow<'a, str>>,
     /// Raw id as sent (number or string); `None` for notifications. A present `null` is kept
     /// (as `Some("null")`) so it can be refused rather than mistaken for a notification.
     #[serde(borrow, default, deserialize_with = "present")]
     pub id: Option<&'a RawValue>,
     #[serde(borrow, default)]
-    pub method: Option<&'a str>,
+    pub method: Option<Cow<'a, str>>,
+    /// `null` params count as absent.
     #[serde(borrow, default)]
     pub params: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "present")]
     pub result: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "present")]
     pub error: Option<&'a RawValue>,
 }
 
-/// Deserializes a member that is present as `Some(raw)`, even when it is `null`.
+/// Deserializes a member that is present as `Some(raw)`, even when it is `null`
+/// (with `#[serde(default)]` an absent member stays `None`).
 pub(crate) fn present<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<Option<&'de RawValue>, D::Error> {
@@ -70,7 +76,7 @@ pub fn parse_message(input: &[u8]) -> Result<Envelope<'_>, ParseError> {
         Err(e) if e.is_data() => return Err(ParseError::Invalid("not a JSON-RPC message object")),
         Err(e) => return Err(ParseError::NotJson(e.to_string())),
     };
-    if env.jsonrpc != Some("2.0") {
+    if env.jsonrpc.as_deref() != Some("2.0") {
         return Err(ParseError::Invalid("jsonrpc must be \"2.0\""));
     }
     if let Some(id) = env.id {

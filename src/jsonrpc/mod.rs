@@ -8,6 +8,7 @@ mod envelope;
 mod object;
 mod reply;
 
+pub(crate) use envelope::present;
 pub use envelope::{parse_message, Envelope, MessageKind, ParseError};
 pub use object::RawObject;
 pub use reply::{write_error, write_error_with_data, write_result, ErrorCode};

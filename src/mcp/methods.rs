@@ -109,14 +109,6 @@ pub fn tools_list(
     }
 }
 
-#[derive(Deserialize)]
-struct UpstreamEnvelope<'a> {
-    #[serde(borrow, default)]
-    result: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    error: Option<&'a RawValue>,
-}
-
 /// `tools/call`: finds the tool, forwards with the original name, splices the reply.
 pub async fn tools_call(
     snapshot: &RegistrySnapshot,
@@ -185,12 +177,12 @@ pub async fn tools_call(
 
 /// Writes the upstream's `result` or `error` under the client's id, bytes unchanged.
 fn splice_reply(out: &mut Vec<u8>, id: &str, server: &str, message: &[u8]) {
-    match serde_json::from_slice::<UpstreamEnvelope<'_>>(message) {
-        Ok(UpstreamEnvelope {
+    match serde_json::from_slice::<Envelope<'_>>(message) {
+        Ok(Envelope {
             result: Some(result),
             ..
         }) => write_result(out, id, result.get()),
-        Ok(UpstreamEnvelope {
+        Ok(Envelope {
             error: Some(error), ..
         }) => {
             out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);

@@ -134,7 +134,7 @@ impl McpService {
                 )
             }
         };
-        if env.kind() == MessageKind::Request && env.method == Some("initialize") {
+        if env.kind() == MessageKind::Request && env.method.as_deref() == Some("initialize") {
             return methods::initialize(&env, self.sessions.keys(), resp);
         }
         let Some(_claims) = self.session(head, resp) else {
@@ -149,7 +149,7 @@ impl McpService {
                 let snapshot = self.registry.current();
                 let id = env.id_or_null();
                 let out = resp.json(Status::Ok);
-                match env.method.unwrap_or_default() {
+                match env.method.as_deref().unwrap_or_default() {
                     "ping" => methods::ping(out, id),
                     "tools/list" => methods::tools_list(&snapshot, env.params, id, out),
                     "tools/call" => methods::tools_call(&snapshot, env.params, id, out).await,

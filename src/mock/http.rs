@@ -70,47 +70,10 @@ pub fn spawn_http_workers(
     listeners: Vec<std::net::TcpListener>,
     driver: crate::runtime::IoDriver,
 ) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
-    let count = listeners.len();
-    let slots = Arc::new(std::sync::Mutex::new(
-        listeners.into_iter().map(Some).collect::<Vec<_>>(),
-    ));
-    crate::runtime::spawn_workers(count, driver, move |index| {
-        let listener = slots
-            .lock()
-            .ok()
-            .and_then(|mut l| l.get_mut(index).and_then(Option::take));
-        let handler = std::rc::Rc::new(MockHttp::new(server.clone()));
-        async move {
-            let Some(listener) = listener else {
-                return;
-            };
-            let listener = match monoio::net::TcpListener::from_std(listener) {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::error!(error = %e, "mock-upstream cannot register its listener");
-                    return;
-                }
-            };
-            loop {
-                match listener.accept().await {
-                    Ok((stream, _)) => {
-                        let _ = stream.set_nodelay(true);
-                        let handler = handler.clone();
-                        monoio::spawn(async move {
-                            crate::http::serve_connection(
-                                stream,
-                                &*handler,
-                                crate::http::HttpLimits::default(),
-                            )
-                            .await;
-                        });
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "mock-upstream accept failed");
-                        monoio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    }
-                }
-            }
-        }
-    })
+    crate::runtime::serve_on_workers(
+        listeners,
+        driver,
+        crate::http::HttpLimits::default(),
+        move |_| MockHttp::new(server.clone()),
+    )
 }

@@ -25,7 +25,9 @@ mod tools;
 use std::borrow::Cow;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
+
+use crate::jsonrpc::Envelope;
 use serde_json::value::RawValue;
 
 pub use stdio::{run_stdio, serve_lines, ServeEnd};
@@ -116,26 +118,6 @@ pub struct MockServer {
     latency: Duration,
 }
 
-/// The fields of a JSON-RPC message, borrowed from the input. Other fields are ignored.
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(borrow, default)]
-    jsonrpc: Option<Cow<'a, str>>,
-    /// `Some` whenever the key is present, even as `null`, so a notification (no key) and a request
-    /// with a bad id can be told apart.
-    #[serde(borrow, default, deserialize_with = "present")]
-    id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    method: Option<Cow<'a, str>>,
-    /// `null` params count as absent.
-    #[serde(borrow, default)]
-    params: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
-    result: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
-    error: Option<&'a RawValue>,
-}
-
 /// `initialize` params: only the version matters to the mock.
 #[derive(Deserialize)]
 struct InitializeParams<'a> {
@@ -148,12 +130,6 @@ struct InitializeParams<'a> {
 struct ListParams<'a> {
     #[serde(borrow, default)]
     cursor: Option<Cow<'a, str>>,
-}
-
-/// Deserializes a field as the raw JSON it holds, wrapped in `Some` even when that JSON is `null`.
-/// With `#[serde(default)]` an absent field stays `None`.
-pub(crate) fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
-    <&'de RawValue>::deserialize(d).map(Some)
 }
 
 impl MockServer {

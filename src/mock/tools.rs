@@ -22,7 +22,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use super::{is_object, present, push_json_str, MockConfig, INVALID_PARAMS};
+use super::{is_object, push_json_str, MockConfig, INVALID_PARAMS};
+use crate::jsonrpc::present;
 
 /// The longest delay `sleep` honours, in milliseconds.
 pub const MAX_SLEEP_MS: u64 = 60_000;

@@ -114,3 +114,36 @@ where
     }
     Ok(handles)
 }
+
+/// Serves HTTP with one worker per listener: worker `i` builds its handler with `make(i)` on
+/// its own thread (handlers are per-core and need not be `Send`) and serves listener `i`.
+pub fn serve_on_workers<H, F>(
+    listeners: Vec<std::net::TcpListener>,
+    driver: IoDriver,
+    limits: crate::http::HttpLimits,
+    make: F,
+) -> io::Result<Vec<JoinHandle<()>>>
+where
+    H: crate::http::Handler + 'static,
+    F: Fn(usize) -> H + Send + Sync + 'static,
+{
+    let count = listeners.len();
+    let slots: Vec<std::sync::Mutex<Option<std::net::TcpListener>>> = listeners
+        .into_iter()
+        .map(|l| std::sync::Mutex::new(Some(l)))
+        .collect();
+    let shared = std::sync::Arc::new((slots, make));
+    spawn_workers(count, driver, move |index| {
+        let (slots, make) = &*shared;
+        let listener = slots
+            .get(index)
+            .and_then(|s| s.lock().ok().and_then(|mut l| l.take()));
+        let handler = std::rc::Rc::new(make(index));
+        async move {
+            match listener {
+                Some(listener) => crate::http::serve_listener(listener, handler, limits).await,
+                None => tracing::error!(worker = index, "no listener for this worker"),
+            }
+        }
+    })
+}

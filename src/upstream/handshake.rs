@@ -1,6 +1,8 @@
 //! The MCP lifecycle handshake the gateway performs as a client of each upstream.
 
 use serde::Deserialize;
+
+use crate::jsonrpc::Envelope;
 use serde_json::value::RawValue;
 
 /// The newest protocol revision the gateway speaks to upstreams; servers may answer older.
@@ -35,14 +37,6 @@ pub fn initialize_request(id: u64) -> Vec<u8> {
 /// The notification that completes the handshake.
 pub const INITIALIZED_NOTIFICATION: &[u8] =
     br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
-
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(borrow)]
-    result: Option<&'a RawValue>,
-    #[serde(borrow)]
-    error: Option<&'a RawValue>,
-}
 
 #[derive(Deserialize)]
 struct ResultHead<'a> {

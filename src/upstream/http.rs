@@ -11,9 +11,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use serde::Deserialize;
-use serde_json::value::RawValue;
-
 use super::handshake::{
     initialize_request, parse_initialize_reply, InitializeInfo, INITIALIZED_NOTIFICATION,
 };
@@ -21,6 +18,7 @@ use super::url::UpstreamUrl;
 use super::{UpstreamError, UpstreamReply};
 use crate::http::client::{write_post, BodyReader, ClientConn, ClientError, ReplyHead, ReplyKind};
 use crate::http::sse::SseParser;
+use crate::jsonrpc::Envelope;
 
 /// Idle connections kept per core and upstream.
 const MAX_IDLE_PER_CORE: usize = 256;
@@ -52,14 +50,6 @@ pub struct HttpUpstream {
     session: RwLock<Option<Arc<Session>>>,
     next_id: AtomicU64,
     max_reply: usize,
-}
-
-#[derive(Deserialize)]
-struct ReplyEnvelope<'a> {
-    #[serde(borrow, default)]
-    id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    method: Option<&'a str>,
 }
 
 impl HttpUpstream {
@@ -315,7 +305,7 @@ impl HttpUpstream {
                 if event.data.is_empty() {
                     continue;
                 }
-                let Ok(env) = serde_json::from_slice::<ReplyEnvelope<'_>>(&event.data) else {
+                let Ok(env) = serde_json::from_slice::<Envelope<'_>>(&event.data) else {
                     tracing::debug!(server = %self.name, "skipping a non-JSON SSE event");
                     continue;
                 };

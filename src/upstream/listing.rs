@@ -7,17 +7,10 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{Upstream, UpstreamError};
+use crate::jsonrpc::Envelope;
 
 /// Most pages followed before a server is considered to loop.
 const MAX_PAGES: usize = 10_000;
-
-#[derive(Deserialize)]
-struct Reply<'a> {
-    #[serde(borrow)]
-    result: Option<&'a RawValue>,
-    #[serde(borrow)]
-    error: Option<&'a RawValue>,
-}
 
 #[derive(Deserialize)]
 struct Page<'a> {
@@ -48,7 +41,7 @@ pub async fn list_tools(
         let message = up
             .request(server, "tools/list", Some(&params), timeout)
             .await?;
-        let reply: Reply<'_> = serde_json::from_slice(&message)
+        let reply: Envelope<'_> = serde_json::from_slice(&message)
             .map_err(|e| protocol(format!("tools/list reply is not JSON-RPC: {e}")))?;
         if let Some(err) = reply.error {
             return Err(protocol(format!("tools/list failed: {}", err.get())));

@@ -10,7 +10,6 @@
 //! Threads per upstream: one supervisor; per child, a stdin writer, a stdout reader, a stderr
 //! reader and a waiter that reaps the child and fails its pending calls the moment it exits.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +18,6 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
-use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::handshake::{initialize_request, parse_initialize_reply, INITIALIZED_NOTIFICATION};
@@ -28,6 +26,7 @@ use super::process::{
     preview, push_json_string, thread_name, ChildProcess, Line, LineReader, WriterMsg,
 };
 use super::{InitializeInfo, ReplyReceiver, ReplySender, UpstreamError};
+use crate::jsonrpc::Envelope;
 
 /// How long a freshly started child has to answer `initialize`.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -602,15 +601,6 @@ fn handshake(inner: &Inner, conn: &Conn) -> Result<InitializeInfo, String> {
     note.push(b'\n');
     conn.send(name, note).map_err(|e| e.to_string())?;
     Ok(info)
-}
-
-/// The only fields the reader looks at; the rest of the line is forwarded untouched.
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(borrow, default)]
-    id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    method: Option<Cow<'a, str>>,
 }
 
 /// The stdout reader thread: one JSON-RPC message per line, dispatched by envelope.
