@@ -140,6 +140,17 @@ fn start_in_process_mock(driver: IoDriver) -> Result<String, String> {
     Ok(format!("http://{addr}/mcp"))
 }
 
+/// A URL as `check` shows it: without credentials (`user:pass@`) or query string.
+fn shown_url(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or(url);
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    format!("{scheme}://{host}{path}")
+}
+
 fn describe(cfg: &Config) {
     println!("listen: {}", cfg.listen);
     println!("workers: {}", cfg.workers);
@@ -165,7 +176,7 @@ fn describe(cfg: &Config) {
             Transport::Http { url, headers } => println!(
                 "  {}: http {} (headers: [{}]), timeout {} ms",
                 s.name,
-                url.split('?').next().unwrap_or(url),
+                shown_url(url),
                 headers
                     .iter()
                     .map(|(k, _)| k.as_str())

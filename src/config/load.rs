@@ -160,14 +160,23 @@ pub fn parse_config(
 /// serde's messages quote the offending value (`invalid type: string "…"`); after `${VAR}`
 /// expansion that value may be a secret, so it is dropped from the message.
 fn without_values(message: &str) -> String {
-    let Some(start) = message.find("string \"") else {
-        return message.to_owned();
-    };
-    let after = &message[start + 8..];
-    match after.find("\", ") {
-        Some(end) => format!("{}a string{}", &message[..start], &after[end + 1..]),
-        None => format!("{}a string", &message[..start]),
+    let mut out = message.to_owned();
+    // `invalid type: string "…", expected …` and `invalid value: string "…"`
+    if let Some(start) = out.find("string \"") {
+        let after = start + "string \"".len();
+        let end = out[after..]
+            .find("\", ")
+            .map_or(out.len(), |e| after + e + 1);
+        out.replace_range(start..end, "a string");
     }
+    // `unknown variant `…`, expected one of …`
+    if let Some(start) = out.find("unknown variant `") {
+        let after = start + "unknown variant `".len();
+        if let Some(e) = out[after..].find('`') {
+            out.replace_range(start..after + e + 1, "unknown value");
+        }
+    }
+    out
 }
 
 /// Expands `${VAR}` in every string value, tracking the key path for errors.
@@ -207,7 +216,7 @@ fn build(raw: RawConfig) -> Result<Config, ConfigError> {
     let listen: SocketAddr = listen_text.parse().map_err(|_| {
         ConfigError::at(
             "listen",
-            format!("expected HOST:PORT with an IP address, got {listen_text:?}"),
+            "expected HOST:PORT with an IP address (e.g. 127.0.0.1:8080)",
         )
     })?;
     let workers = match raw.workers {
@@ -356,10 +365,10 @@ fn build_server(path: &str, name: String, s: RawServer) -> Result<ServerConfig, 
                 format!("missing: {other} servers need a url"),
             ))
         }
-        (Some(other), _, _) => {
+        (Some(_), _, _) => {
             return Err(ConfigError::at(
                 format!("{path}.type"),
-                format!("expected \"stdio\", \"http\" or \"sse\", got {other:?}"),
+                "expected \"stdio\", \"http\" or \"sse\"",
             ))
         }
         (None, None, None) => {

@@ -103,6 +103,8 @@ pub fn parse_head<'a>(buf: &'a [u8], limits: &HttpLimits) -> HeadParse<'a> {
         "HEAD" => Method::Head,
         _ => Method::Other,
     };
+    // Absolute-form (`http://host/path`) must be accepted (RFC 9112 §3.2.2); route on its path.
+    let target = absolute_form_path(target);
     let (path, query) = match target.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (target, None),
@@ -135,7 +137,9 @@ pub fn parse_head<'a>(buf: &'a [u8], limits: &HttpLimits) -> HeadParse<'a> {
             6 if eq_ignore_case(name, "accept") => head.accept = Some(value),
             6 if eq_ignore_case(name, "origin") => head.origin = Some(value),
             6 if eq_ignore_case(name, "expect") => {
-                head.expect_continue = eq_ignore_case(value.trim_ascii(), "100-continue")
+                // HTTP/1.0 clients do not know 100 Continue; the expectation is ignored for them.
+                head.expect_continue =
+                    version == 1 && eq_ignore_case(value.trim_ascii(), "100-continue")
             }
             9 if eq_ignore_case(name, "x-api-key") => head.api_key = Some(value),
             10 if eq_ignore_case(name, "connection") => {
@@ -178,6 +182,12 @@ pub fn parse_head<'a>(buf: &'a [u8], limits: &HttpLimits) -> HeadParse<'a> {
             _ => {}
         }
     }
+    if version == 1 && head.host.is_none() {
+        return HeadParse::Reject(
+            Status::BadRequest,
+            "HTTP/1.1 requests must carry a Host header",
+        );
+    }
     head.framing = match (chunked, content_length) {
         (true, Some(_)) => {
             return HeadParse::Reject(
@@ -198,6 +208,20 @@ pub fn parse_head<'a>(buf: &'a [u8], limits: &HttpLimits) -> HeadParse<'a> {
         }
     };
     HeadParse::Complete(head)
+}
+
+/// The path-and-query of an absolute-form target; other forms pass through.
+fn absolute_form_path(target: &str) -> &str {
+    let Some(rest) = target
+        .strip_prefix("http://")
+        .or_else(|| target.strip_prefix("https://"))
+    else {
+        return target;
+    };
+    match rest.find(['/', '?']) {
+        Some(i) => &rest[i..],
+        None => "/",
+    }
 }
 
 /// A non-empty run of ASCII digits that fits in usize.
@@ -249,7 +273,9 @@ mod tests {
             panic!()
         };
         assert!(h.keep_alive);
-        let HeadParse::Complete(h) = parse("GET / HTTP/1.1\r\nConnection: Close\r\n\r\n") else {
+        let HeadParse::Complete(h) =
+            parse("GET / HTTP/1.1\r\nHost: x\r\nConnection: Close\r\n\r\n")
+        else {
             panic!()
         };
         assert!(!h.keep_alive);
@@ -266,19 +292,19 @@ mod tests {
             HeadParse::Reject(Status::BadRequest, _)
         ));
         assert!(matches!(
-            parse("POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            parse("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"),
             HeadParse::Reject(Status::BadRequest, _)
         ));
         assert!(matches!(
-            parse("POST / HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n"),
+            parse("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n"),
             HeadParse::Reject(Status::PayloadTooLarge, _)
         ));
         assert!(matches!(
-            parse("POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n"),
+            parse("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n"),
             HeadParse::Reject(Status::BadRequest, _)
         ));
         assert!(matches!(
-            parse("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n"),
+            parse("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n"),
             HeadParse::Reject(Status::NotImplemented, _)
         ));
         let big = format!("GET / HTTP/1.1\r\nX: {}\r\n", "a".repeat(20_000));
@@ -292,5 +318,38 @@ mod tests {
             parse(&many),
             HeadParse::Reject(Status::HeaderFieldsTooLarge, _)
         ));
+    }
+
+    #[test]
+    fn host_absolute_form_and_expect() {
+        assert!(matches!(
+            parse("GET /mcp HTTP/1.1\r\n\r\n"),
+            HeadParse::Reject(Status::BadRequest, _)
+        ));
+        let HeadParse::Complete(h) = parse("GET /x HTTP/1.0\r\n\r\n") else {
+            panic!()
+        };
+        assert_eq!(h.path, "/x");
+        let HeadParse::Complete(h) =
+            parse("GET http://example:80/healthz?a=1 HTTP/1.1\r\nHost: example\r\n\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!((h.path, h.query), ("/healthz", Some("a=1")));
+        let HeadParse::Complete(h) = parse("GET http://example HTTP/1.1\r\nHost: example\r\n\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!(h.path, "/");
+        let raw = "POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n";
+        let HeadParse::Complete(h) = parse(raw) else {
+            panic!()
+        };
+        assert!(!h.expect_continue);
+        let raw = "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n";
+        let HeadParse::Complete(h) = parse(raw) else {
+            panic!()
+        };
+        assert!(h.expect_continue);
     }
 }

@@ -150,8 +150,9 @@ pub(crate) fn write_header(out: &mut Vec<u8>, name: &str, value: &str) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Appends a whole response (head and body) to `out`.
-pub fn write_response(out: &mut Vec<u8>, resp: &Response, keep_alive: bool) {
+/// Appends a whole response to `out`; without the body when `head_only` (a reply to HEAD,
+/// which keeps the Content-Length the body would have had).
+pub fn write_response(out: &mut Vec<u8>, resp: &Response, keep_alive: bool, head_only: bool) {
     out.reserve(resp.body.len() + 160);
     write_head_start(out, resp.status, resp.content_type, &resp.headers);
     out.extend_from_slice(b"Content-Length: ");
@@ -161,7 +162,9 @@ pub fn write_response(out: &mut Vec<u8>, resp: &Response, keep_alive: bool) {
     } else {
         b"\r\nConnection: close\r\n\r\n"
     });
-    out.extend_from_slice(&resp.body);
+    if !head_only {
+        out.extend_from_slice(&resp.body);
+    }
 }
 
 /// Appends the head of a chunked SSE response; events follow as chunks.
@@ -202,7 +205,7 @@ mod tests {
         r.json(Status::Ok).extend_from_slice(b"{}");
         r.header("Mcp-Session-Id", "s1");
         let mut out = Vec::new();
-        write_response(&mut out, &r, false);
+        write_response(&mut out, &r, false, false);
         assert_eq!(
             std::str::from_utf8(&out).unwrap(),
             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nMcp-Session-Id: s1\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"

@@ -12,7 +12,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 
 use super::chunked::{ChunkedDecoder, ChunkedError};
 use super::limits::HttpLimits;
-use super::request::{parse_head, BodyFraming, HeadParse, RequestHead};
+use super::request::{parse_head, BodyFraming, HeadParse, Method, RequestHead};
 use super::response::{write_chunk, write_response, write_sse_head, Response, Status, LAST_CHUNK};
 
 /// What the handler did with a request.
@@ -133,7 +133,7 @@ where
                 HeadParse::Reject(status, why) => {
                     resp.reset();
                     resp.text(status, why);
-                    write_response(&mut bufs.write, &resp, false);
+                    write_response(&mut bufs.write, &resp, false, false);
                     break Scan::Close;
                 }
                 HeadParse::Complete(head) => head,
@@ -177,7 +177,7 @@ where
                             };
                             resp.reset();
                             resp.text(status, why);
-                            write_response(&mut bufs.write, &resp, false);
+                            write_response(&mut bufs.write, &resp, false, false);
                             break Scan::Close;
                         }
                     }
@@ -199,7 +199,12 @@ where
             chunked = None;
             continue_sent = false;
             match outcome {
-                Outcome::Done => write_response(&mut bufs.write, &resp, keep_alive),
+                Outcome::Done => write_response(
+                    &mut bufs.write,
+                    &resp,
+                    keep_alive,
+                    head.method == Method::Head,
+                ),
                 Outcome::Stream(mut events) => {
                     write_sse_head(&mut bufs.write, &resp);
                     if !stream_events(&mut stream, &mut bufs.write, &mut events).await {
@@ -229,7 +234,7 @@ where
             // Only chunk framing can get here (head and decoded body are bounded on their own).
             resp.reset();
             resp.text(Status::PayloadTooLarge, "request is larger than the limit");
-            write_response(&mut bufs.write, &resp, false);
+            write_response(&mut bufs.write, &resp, false, false);
             let _ = flush(&mut stream, &mut bufs.write).await;
             return;
         }
