@@ -4,6 +4,7 @@
 //! `registry` → `upstream`. `serve` assembles them; `mock` is the built-in mock upstream
 //! used by the default config, load tests and fault tests.
 
+pub mod admin;
 pub mod config;
 pub mod http;
 pub mod jsonrpc;

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::admin::metrics::{CoreMetrics, MetricsHub};
 use crate::config::Config;
 use crate::mcp::{McpService, ServiceSettings, SessionKeys, SessionVerifier};
 use crate::registry::recovery::spawn_recovery;
@@ -52,11 +53,14 @@ pub fn serve(config: Config, driver: IoDriver) -> Result<(), String> {
         loopback_listener: true,
         heartbeat: HEARTBEAT,
     });
+    let metrics = MetricsHub::new();
+    let worker_metrics = metrics.clone();
     serve_on_workers(listeners, driver, config.http_limits, move |_| {
         McpService::new(
             RegistryReader::new(registry.clone()),
             SessionVerifier::new(sessions.clone()),
             settings.clone(),
+            CoreMetrics::new(worker_metrics.clone()),
         )
     })
     .map_err(|e| format!("cannot start worker threads: {e}"))?;
@@ -67,6 +71,17 @@ pub fn serve(config: Config, driver: IoDriver) -> Result<(), String> {
     );
     println!("mcpgate: listening on http://{local}/mcp");
     wait_for_signal(signals);
+    let t = metrics.internal_time();
+    // One line that perf scripts read; nanoseconds.
+    tracing::info!(
+        calls = t.count,
+        p50_ns = t.p50,
+        p90_ns = t.p90,
+        p99_ns = t.p99,
+        p999_ns = t.p999,
+        max_ns = t.max,
+        "gateway internal time"
+    );
     shutdown(&started.upstreams);
     Ok(())
 }

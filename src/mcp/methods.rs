@@ -1,18 +1,20 @@
 //! The JSON-RPC methods the gateway answers itself or routes upstream.
 
 use std::borrow::Cow;
+use std::time::Instant;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::session::SessionKeys;
 use super::version::ProtocolVersion;
+use crate::admin::metrics::CoreMetrics;
 use crate::http::{Response, Status};
 use crate::jsonrpc::{
     write_error, write_error_with_data, write_result, Envelope, ErrorCode, RawObject,
 };
 use crate::registry::RegistrySnapshot;
-use crate::upstream::UpstreamError;
+use crate::upstream::{CallTiming, UpstreamError};
 
 #[derive(Deserialize)]
 struct InitializeParams<'a> {
@@ -115,6 +117,8 @@ pub async fn tools_call(
     params: Option<&RawValue>,
     id: &str,
     out: &mut Vec<u8>,
+    metrics: &CoreMetrics,
+    started: Instant,
 ) {
     let Some(params) = params else {
         return write_error(
@@ -160,6 +164,7 @@ pub async fn tools_call(
     let server = &snapshot.servers[tool.server];
     let mut upstream_params = Vec::with_capacity(params.get().len() + 8);
     obj.write_replacing(&mut upstream_params, "name", &tool.original);
+    let mut timing = CallTiming::default();
     let reply = server
         .upstream
         .request(
@@ -167,11 +172,18 @@ pub async fn tools_call(
             "tools/call",
             Some(&upstream_params),
             server.timeout,
+            &mut timing,
         )
         .await;
     match reply {
         Ok(message) => splice_reply(out, id, &server.name, &message),
         Err(e) => write_upstream_error(out, id, &e),
+    }
+    if let (Some(sent), Some(received)) = (timing.sent, timing.received) {
+        let now = Instant::now();
+        let inside =
+            sent.saturating_duration_since(started) + now.saturating_duration_since(received);
+        metrics.record_internal(u64::try_from(inside.as_nanos()).unwrap_or(u64::MAX), now);
     }
 }
 

@@ -1,13 +1,14 @@
 //! The per-core `/mcp` handler: transport rules first, then the JSON-RPC method.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::checks::{accepts, is_json, origin_allowed};
 use super::methods;
 use super::session::{SessionClaims, SessionVerifier};
 use super::stream::HeartbeatStream;
 use super::version::ProtocolVersion;
+use crate::admin::metrics::CoreMetrics;
 use crate::http::{Handler, Method, Outcome, RequestHead, Response, Status};
 use crate::jsonrpc::{parse_message, write_error, ErrorCode, MessageKind, ParseError};
 use crate::registry::RegistryReader;
@@ -27,6 +28,7 @@ pub struct McpService {
     registry: RegistryReader,
     sessions: SessionVerifier,
     settings: Arc<ServiceSettings>,
+    metrics: CoreMetrics,
 }
 
 /// Answers an HTTP-level failure with a JSON-RPC error body (id null), which MCP clients
@@ -40,11 +42,13 @@ impl McpService {
         registry: RegistryReader,
         sessions: SessionVerifier,
         settings: Arc<ServiceSettings>,
+        metrics: CoreMetrics,
     ) -> Self {
         McpService {
             registry,
             sessions,
             settings,
+            metrics,
         }
     }
 
@@ -91,6 +95,7 @@ impl McpService {
     }
 
     async fn post(&self, head: &RequestHead<'_>, body: &[u8], resp: &mut Response) {
+        let started = Instant::now();
         if !is_json(head.content_type) {
             return refuse(
                 resp,
@@ -152,7 +157,10 @@ impl McpService {
                 match env.method.as_deref().unwrap_or_default() {
                     "ping" => methods::ping(out, id),
                     "tools/list" => methods::tools_list(&snapshot, env.params, id, out),
-                    "tools/call" => methods::tools_call(&snapshot, env.params, id, out).await,
+                    "tools/call" => {
+                        methods::tools_call(&snapshot, env.params, id, out, &self.metrics, started)
+                            .await
+                    }
                     other => write_error(
                         out,
                         id,

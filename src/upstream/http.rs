@@ -9,13 +9,13 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::handshake::{
     initialize_request, parse_initialize_reply, InitializeInfo, INITIALIZED_NOTIFICATION,
 };
 use super::url::UpstreamUrl;
-use super::{UpstreamError, UpstreamReply};
+use super::{CallTiming, UpstreamError, UpstreamReply};
 use crate::http::client::{write_post, BodyReader, ClientConn, ClientError, ReplyHead, ReplyKind};
 use crate::http::sse::SseParser;
 use crate::jsonrpc::Envelope;
@@ -113,7 +113,7 @@ impl HttpUpstream {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let body = initialize_request(id);
         let (head, reply) = self
-            .exchange(&body, None, id)
+            .exchange(&body, None, id, &mut CallTiming::default())
             .await
             .map_err(|e| e.into_error(self))?;
         let info = parse_initialize_reply(
@@ -124,9 +124,14 @@ impl HttpUpstream {
             id: head.session_id,
             info: info.clone(),
         });
-        self.exchange(INITIALIZED_NOTIFICATION, Some(&session), 0)
-            .await
-            .map_err(|e| e.into_error(self))?;
+        self.exchange(
+            INITIALIZED_NOTIFICATION,
+            Some(&session),
+            0,
+            &mut CallTiming::default(),
+        )
+        .await
+        .map_err(|e| e.into_error(self))?;
         self.set_session(Some(session));
         Ok(info)
     }
@@ -136,6 +141,7 @@ impl HttpUpstream {
         &self,
         method: &str,
         params: Option<&[u8]>,
+        timing: &mut CallTiming,
     ) -> Result<UpstreamReply, UpstreamError> {
         let mut session = match self.current_session() {
             Some(s) => s,
@@ -157,7 +163,7 @@ impl HttpUpstream {
         }
         body.push(b'}');
         for attempt in 0..2 {
-            match self.exchange(&body, Some(&session), id).await {
+            match self.exchange(&body, Some(&session), id, timing).await {
                 Ok((_, Some(reply))) => return Ok(reply),
                 Ok((_, None)) => {
                     return Err(self.protocol_error("the reply stream ended without a response"))
@@ -183,12 +189,14 @@ impl HttpUpstream {
         body: &[u8],
         session: Option<&Session>,
         id: u64,
+        timing: &mut CallTiming,
     ) -> Result<(ReplyHead, Option<UpstreamReply>), ExchangeError> {
         let (mut conn, reused) =
             match POOLS.with(|p| p.borrow_mut().get_mut(&self.pool_key).and_then(Vec::pop)) {
                 Some(c) => (c, true),
                 None => (self.connect().await?, false),
             };
+        timing.sent = Some(Instant::now());
         let head = match self.send_and_read_head(&mut conn, body, session).await {
             Ok(h) => h,
             // A pooled connection the server closed while idle: the request never reached it.
@@ -234,11 +242,13 @@ impl HttpUpstream {
                 conn.read_body(&head, self.max_reply, &mut reply)
                     .await
                     .map_err(|e| self.transport_error(e))?;
+                timing.received = Some(Instant::now());
                 self.release(conn, &head, true);
                 Ok((head, Some(reply)))
             }
             ReplyKind::EventStream => {
                 let reply = self.read_sse_reply(conn, &head, id).await?;
+                timing.received = Some(Instant::now());
                 Ok((head, Some(reply)))
             }
             ReplyKind::Other => Err(self

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{Upstream, UpstreamError};
+use super::{CallTiming, Upstream, UpstreamError};
 use crate::jsonrpc::Envelope;
 
 /// Most pages followed before a server is considered to loop.
@@ -39,7 +39,13 @@ pub async fn list_tools(
             None => b"{}".to_vec(),
         };
         let message = up
-            .request(server, "tools/list", Some(&params), timeout)
+            .request(
+                server,
+                "tools/list",
+                Some(&params),
+                timeout,
+                &mut CallTiming::default(),
+            )
             .await?;
         let reply: Envelope<'_> = serde_json::from_slice(&message)
             .map_err(|e| protocol(format!("tools/list reply is not JSON-RPC: {e}")))?;

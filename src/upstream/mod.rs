@@ -14,7 +14,7 @@ pub mod stdio;
 pub mod url;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use error::UpstreamError;
 pub use handshake::InitializeInfo;
@@ -27,6 +27,14 @@ pub type UpstreamReply = Vec<u8>;
 pub type ReplyReceiver = futures_channel::oneshot::Receiver<Result<UpstreamReply, UpstreamError>>;
 /// The sending half, held by whoever reads the upstream's replies.
 pub type ReplySender = futures_channel::oneshot::Sender<Result<UpstreamReply, UpstreamError>>;
+
+/// When a call left for the upstream and when its reply was in hand; what lies between is
+/// upstream and network time, which the gateway's internal-time figure leaves out.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallTiming {
+    pub sent: Option<Instant>,
+    pub received: Option<Instant>,
+}
 
 /// A handle to one upstream server, shared by every core.
 #[derive(Clone)]
@@ -44,6 +52,7 @@ impl Upstream {
         method: &str,
         params: Option<&[u8]>,
         timeout: Duration,
+        timing: &mut CallTiming,
     ) -> Result<UpstreamReply, UpstreamError> {
         let timed_out = || UpstreamError::Timeout {
             server: server.to_owned(),
@@ -52,8 +61,12 @@ impl Upstream {
         match self {
             Upstream::Stdio(s) => {
                 let pending = s.call(method, params)?;
+                timing.sent = Some(Instant::now());
                 match monoio::time::timeout(timeout, pending.reply).await {
-                    Ok(Ok(reply)) => reply,
+                    Ok(Ok(reply)) => {
+                        timing.received = Some(Instant::now());
+                        reply
+                    }
                     Ok(Err(_canceled)) => Err(UpstreamError::Unavailable {
                         server: server.to_owned(),
                         reason: "the server's reader stopped before replying".to_owned(),
@@ -64,11 +77,12 @@ impl Upstream {
                     }
                 }
             }
-            Upstream::Http(h) => match monoio::time::timeout(timeout, h.call(method, params)).await
-            {
-                Ok(reply) => reply,
-                Err(_) => Err(timed_out()),
-            },
+            Upstream::Http(h) => {
+                match monoio::time::timeout(timeout, h.call(method, params, timing)).await {
+                    Ok(reply) => reply,
+                    Err(_) => Err(timed_out()),
+                }
+            }
         }
     }
 
