@@ -6,8 +6,10 @@
 //! Must never: pretend a driver runs that does not (the driver in use is reported).
 
 mod listener;
+mod placement;
 
 pub use listener::bind_listeners;
+pub use placement::{allowed_cpus, placement};
 
 use std::future::Future;
 use std::io;
@@ -78,8 +80,8 @@ where
     }
 }
 
-/// Starts `workers` threads, each running `body(index)` on its own runtime, pinned to a
-/// core when there are no more workers than cores.
+/// Starts `workers` threads, each running `body(index)` on its own runtime, each pinned to its
+/// own allowed CPU when there are no more workers than allowed CPUs.
 pub fn spawn_workers<F, Fut>(
     workers: usize,
     driver: IoDriver,
@@ -89,18 +91,19 @@ where
     F: Fn(usize) -> Fut + Send + Sync + Clone + 'static,
     Fut: Future<Output = ()>,
 {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpus = placement(workers);
     let mut handles = Vec::with_capacity(workers);
     for index in 0..workers {
         let body = body.clone();
+        let cpu = cpus.get(index).copied().flatten();
         let handle = std::thread::Builder::new()
             .name(format!("mcpgate-worker-{index}"))
             .spawn(move || {
-                if workers <= cores {
-                    if let Err(e) = monoio::utils::bind_to_cpu_set([index % cores]) {
-                        tracing::warn!(worker = index, error = %e, "cannot pin worker to a core");
-                    }
+                if let Some(cpu) = cpu {
+                if let Err(e) = monoio::utils::bind_to_cpu_set([cpu]) {
+                    tracing::warn!(worker = index, cpu, error = %e, "cannot pin worker to its CPU");
                 }
+            }
                 if let Err(e) = block_on(driver, || body(index)) {
                     tracing::error!(worker = index, error = %e, "worker runtime failed to start");
                     eprintln!(

@@ -1,0 +1,266 @@
+//! Harness for mcpgate-load's tests: real servers as child processes (`mcpgate mock-upstream`,
+//! `server-everything`), waited on by their ready line — never by a sleep — and the
+//! `mcpgate-load` binary run to completion under a generous liveness bound.
+//!
+//! Each test file uses only part of this module, hence the `dead_code` allowance.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Upper bound for a server to print its ready line, and for a load run to end. A liveness
+/// bound only: healthy runs take a few seconds.
+pub const LIVENESS: Duration = Duration::from_secs(120);
+
+/// The workspace root (the parent of this crate).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(".."))
+}
+
+/// The `mcpgate` binary of this build profile (`target/<profile>/mcpgate`, next to this
+/// test's own `deps/` directory), built once with cargo when it is missing.
+pub fn mcpgate_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable path");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("tests run from target/<profile>/deps")
+            .to_path_buf();
+        let bin = profile_dir.join("mcpgate");
+        if !bin.exists() {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut cmd = Command::new(cargo);
+            cmd.current_dir(workspace_root())
+                .args(["build", "-p", "mcpgate", "--bin", "mcpgate"]);
+            match profile_dir.file_name().and_then(|n| n.to_str()) {
+                Some("debug") | None => {}
+                Some("release") => {
+                    cmd.arg("--release");
+                }
+                Some(other) => {
+                    cmd.args(["--profile", other]);
+                }
+            }
+            let status = cmd
+                .status()
+                .expect("run cargo build for the mcpgate binary");
+            assert!(status.success(), "cargo build -p mcpgate failed: {status}");
+            assert!(bin.exists(), "{} missing after cargo build", bin.display());
+        }
+        bin
+    })
+}
+
+/// `node_modules/.bin/mcp-server-everything`, installed by `npm ci` at the workspace root.
+pub fn everything_bin() -> PathBuf {
+    let path = workspace_root().join("node_modules/.bin/mcp-server-everything");
+    assert!(
+        path.exists(),
+        "{} is missing: run `npm ci` in {} first",
+        path.display(),
+        workspace_root().display()
+    );
+    path
+}
+
+/// A TCP port that was free a moment ago (for servers that cannot listen on port 0).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+#[derive(Default)]
+struct Lines {
+    lines: Vec<String>,
+    open_streams: usize,
+}
+
+/// A server child process in its own process group, its stdout and stderr captured line by
+/// line; the whole group is killed on drop.
+pub struct Server {
+    child: Child,
+    lines: Arc<(Mutex<Lines>, Condvar)>,
+}
+
+impl Server {
+    pub fn spawn(mut cmd: Command) -> Server {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        // SAFETY: prctl is async-signal-safe; the child dies with the thread that spawned it,
+        // so an aborted test leaks nothing.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+        let lines = Arc::new((Mutex::new(Lines::default()), Condvar::new()));
+        lines.0.lock().unwrap().open_streams = 2;
+        let out = child.stdout.take().expect("piped stdout");
+        let err = child.stderr.take().expect("piped stderr");
+        capture(out, lines.clone());
+        capture(err, lines.clone());
+        Server { child, lines }
+    }
+
+    /// Waits for an output line (stdout or stderr) containing `needle` and returns it.
+    pub fn wait_line(&self, needle: &str) -> String {
+        let deadline = Instant::now() + LIVENESS;
+        let (lock, cv) = &*self.lines;
+        let mut state = lock.lock().unwrap();
+        loop {
+            if let Some(l) = state.lines.iter().find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            let now = Instant::now();
+            assert!(
+                state.open_streams > 0 && now < deadline,
+                "the server ended or stayed silent before printing {needle:?}; output:\n{}",
+                state.lines.join("\n")
+            );
+            state = cv.wait_timeout(state, deadline - now).unwrap().0;
+        }
+    }
+}
+
+fn capture(pipe: impl Read + Send + 'static, lines: Arc<(Mutex<Lines>, Condvar)>) {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(pipe);
+        let mut line = String::new();
+        while matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
+            lines
+                .0
+                .lock()
+                .unwrap()
+                .lines
+                .push(line.trim_end().to_owned());
+            lines.1.notify_all();
+            line.clear();
+        }
+        lines.0.lock().unwrap().open_streams -= 1;
+        lines.1.notify_all();
+    });
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SAFETY: signalling the process group of a child we spawned and have not reaped.
+        unsafe { libc::kill(-(self.child.id() as libc::pid_t), libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+/// `mcpgate mock-upstream --listen 127.0.0.1:0` and its URL.
+pub fn mock_upstream() -> (Server, String) {
+    let mut cmd = Command::new(mcpgate_bin());
+    cmd.args(["mock-upstream", "--listen", "127.0.0.1:0", "--workers", "1"]);
+    let server = Server::spawn(cmd);
+    let line = server.wait_line("mock-upstream: listening on ");
+    let url = line
+        .split_once("listening on ")
+        .map(|(_, u)| u.trim().to_owned())
+        .expect("URL in the ready line");
+    (server, url)
+}
+
+/// `server-everything streamableHttp` on a free port, and its URL.
+pub fn everything() -> (Server, String) {
+    let port = free_port();
+    let mut cmd = Command::new(everything_bin());
+    cmd.arg("streamableHttp").env("PORT", port.to_string());
+    let server = Server::spawn(cmd);
+    server.wait_line("MCP Streamable HTTP Server listening on port");
+    (server, format!("http://127.0.0.1:{port}/mcp"))
+}
+
+/// What a finished `mcpgate-load` run printed.
+pub struct LoadRun {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl LoadRun {
+    /// The `--json` report.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON object ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// Runs `mcpgate-load <args>` to completion (killed, failing the test, past the bound).
+pub fn load(args: &[&str]) -> LoadRun {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mcpgate-load"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mcpgate-load");
+    let out = read_all(child.stdout.take().expect("piped stdout"));
+    let err = read_all(child.stderr.take().expect("piped stderr"));
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let status = match rx.recv_timeout(LIVENESS) {
+        Ok(s) => s.expect("wait for mcpgate-load"),
+        Err(_) => {
+            // SAFETY: killing the child we spawned (not yet reaped: its waiter is still blocked).
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            panic!("mcpgate-load {args:?} did not finish within {LIVENESS:?}");
+        }
+    };
+    LoadRun {
+        code: status.code(),
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    }
+}
+
+fn read_all(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = pipe.read_to_string(&mut s);
+        s
+    })
+}
+
+/// Checks the figures every successful report shares.
+pub fn assert_sane(report: &Value) {
+    let l = &report["latency_us"];
+    let (p50, p99, max) = (
+        l["p50"].as_u64().unwrap(),
+        l["p99"].as_u64().unwrap(),
+        l["max"].as_u64().unwrap(),
+    );
+    assert!(p50 <= p99 && p99 <= max, "percentiles out of order: {l}");
+    let calls = report["calls"].as_u64().unwrap();
+    let ok = report["ok"].as_u64().unwrap();
+    let errors = report["errors"].as_u64().unwrap();
+    assert_eq!(calls, ok + errors, "{report}");
+}
