@@ -81,6 +81,9 @@ enum Command {
         /// HTTP worker threads.
         #[arg(long, default_value_t = 1)]
         workers: usize,
+        /// Busy-poll for this many microseconds after traffic instead of sleeping (0 = off).
+        #[arg(long, default_value_t = 0)]
+        busy_poll_us: u64,
         #[arg(long, value_enum, default_value = "auto")]
         io_driver: DriverArg,
     },
@@ -97,8 +100,11 @@ fn driver_choice(d: DriverArg) -> IoDriverChoice {
 fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MCPGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colour only for a terminal: log files and pipes get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .init();
 }
@@ -135,7 +141,7 @@ fn start_in_process_mock(driver: IoDriver) -> Result<String, String> {
         .map_err(|e| e.to_string())?;
     let addr = listeners[0].local_addr().map_err(|e| e.to_string())?;
     let server = Arc::new(MockServer::new(MockConfig::default()));
-    mcpgate::mock::http::spawn_http_workers(server, listeners, driver)
+    mcpgate::mock::http::spawn_http_workers(server, listeners, driver, None)
         .map_err(|e| e.to_string())?;
     Ok(format!("http://{addr}/mcp"))
 }
@@ -260,6 +266,7 @@ fn run(cli: Cli) -> Result<(), String> {
             page_size,
             faults,
             workers,
+            busy_poll_us,
             io_driver,
         } => {
             init_logging("warn");
@@ -283,6 +290,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 Arc::new(MockServer::new(cfg)),
                 listeners,
                 driver,
+                (busy_poll_us > 0).then(|| std::time::Duration::from_micros(busy_poll_us)),
             )
             .map_err(|e| e.to_string())?;
             println!("mock-upstream: listening on http://{local}/mcp");

@@ -55,14 +55,20 @@ pub fn serve(config: Config, driver: IoDriver) -> Result<(), String> {
     });
     let metrics = MetricsHub::new();
     let worker_metrics = metrics.clone();
-    serve_on_workers(listeners, driver, config.http_limits, move |_| {
-        McpService::new(
-            RegistryReader::new(registry.clone()),
-            SessionVerifier::new(sessions.clone()),
-            settings.clone(),
-            CoreMetrics::new(worker_metrics.clone()),
-        )
-    })
+    serve_on_workers(
+        listeners,
+        driver,
+        config.http_limits,
+        config.busy_poll,
+        move |_| {
+            McpService::new(
+                RegistryReader::new(registry.clone()),
+                SessionVerifier::new(sessions.clone()),
+                settings.clone(),
+                CoreMetrics::new(worker_metrics.clone()),
+            )
+        },
+    )
     .map_err(|e| format!("cannot start worker threads: {e}"))?;
 
     tracing::info!(

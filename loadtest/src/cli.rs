@@ -105,6 +105,10 @@ pub struct LoadArgs {
     /// I/O driver of the load threads.
     #[arg(long, value_enum, default_value_t = DriverArg::Auto)]
     pub io_driver: DriverArg,
+    /// Busy-poll for this many microseconds after each call instead of sleeping (0 = off):
+    /// takes the CPU's wake-up from idle out of the measured latency.
+    #[arg(long, default_value_t = 0)]
+    pub busy_poll_us: u64,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

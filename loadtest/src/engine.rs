@@ -123,6 +123,9 @@ async fn thread_main(
     tx: Sender<Msg>,
 ) -> (Stats, Option<Instant>) {
     let plan = &shared.plan;
+    if let Some(window) = plan.busy_poll {
+        mcpgate::runtime::busy_poll::start(window);
+    }
     let ids: Vec<usize> = (index..plan.connections).step_by(plan.threads).collect();
     // Sessions are opened before the start, concurrently, so handshakes are not measured.
     // One that fails here is retried (and counted) by its connection task.
@@ -254,6 +257,7 @@ async fn connection(ctx: Rc<ThreadCtx>, g: usize, mut conn: Option<McpConn>) {
         let out = c
             .call(&plan.target, &plan.mix, pos, send_at + plan.timeout)
             .await;
+        mcpgate::runtime::busy_poll::note_activity();
         pos = (pos + 1) % wheel;
         free_at = Instant::now();
         if measured {

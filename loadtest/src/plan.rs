@@ -46,6 +46,8 @@ pub struct Plan {
     pub driver: IoDriver,
     /// Prefix of the live progress line on stderr; `None` prints none.
     pub progress: Option<String>,
+    /// Busy-poll window of the load threads (`None`: off).
+    pub busy_poll: Option<Duration>,
 }
 
 impl Target {
@@ -150,6 +152,7 @@ impl Plan {
             timeout: Duration::from_millis(load.timeout_ms),
             driver,
             progress: None,
+            busy_poll: (load.busy_poll_us > 0).then(|| Duration::from_micros(load.busy_poll_us)),
         })
     }
 

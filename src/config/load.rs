@@ -38,6 +38,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "max_upstream_reply_bytes",
     "startup_timeout_ms",
     "allowed_origins",
+    "busy_poll_us",
 ];
 
 /// Keys of the product that this build does not enforce yet. Refusing them beats silently
@@ -62,6 +63,7 @@ struct RawConfig {
     max_upstream_reply_bytes: Option<usize>,
     startup_timeout_ms: Option<u64>,
     allowed_origins: Option<Vec<String>>,
+    busy_poll_us: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -297,6 +299,10 @@ fn build(raw: RawConfig) -> Result<Config, ConfigError> {
         )?,
         startup_timeout: Duration::from_millis(raw.startup_timeout_ms.unwrap_or(10_000)),
         allowed_origins: raw.allowed_origins.unwrap_or_default(),
+        busy_poll: raw
+            .busy_poll_us
+            .filter(|&us| us > 0)
+            .map(Duration::from_micros),
     })
 }
 

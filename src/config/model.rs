@@ -85,4 +85,6 @@ pub struct Config {
     pub startup_timeout: Duration,
     /// Browser origins allowed besides loopback ones.
     pub allowed_origins: Vec<String>,
+    /// Keep polling for this long after traffic instead of sleeping (off when `None`).
+    pub busy_poll: Option<Duration>,
 }

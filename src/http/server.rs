@@ -193,6 +193,7 @@ where
                 }
             };
             resp.reset();
+            crate::runtime::busy_poll::note_activity();
             let outcome = handler.handle(&head, body, &mut resp).await;
             let keep_alive = head.keep_alive;
             consumed += used;

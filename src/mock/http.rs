@@ -69,11 +69,10 @@ pub fn spawn_http_workers(
     server: Arc<MockServer>,
     listeners: Vec<std::net::TcpListener>,
     driver: crate::runtime::IoDriver,
+    busy_poll: Option<std::time::Duration>,
 ) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
-    crate::runtime::serve_on_workers(
-        listeners,
-        driver,
-        crate::http::HttpLimits::default(),
-        move |_| MockHttp::new(server.clone()),
-    )
+    let limits = crate::http::HttpLimits::default();
+    crate::runtime::serve_on_workers(listeners, driver, limits, busy_poll, move |_| {
+        MockHttp::new(server.clone())
+    })
 }

@@ -5,6 +5,7 @@
 //! epoll), binding listeners (refusing a port someone else holds), and starting workers.
 //! Must never: pretend a driver runs that does not (the driver in use is reported).
 
+pub mod busy_poll;
 mod listener;
 mod placement;
 
@@ -124,6 +125,7 @@ pub fn serve_on_workers<H, F>(
     listeners: Vec<std::net::TcpListener>,
     driver: IoDriver,
     limits: crate::http::HttpLimits,
+    busy_poll: Option<std::time::Duration>,
     make: F,
 ) -> io::Result<Vec<JoinHandle<()>>>
 where
@@ -143,6 +145,9 @@ where
             .and_then(|s| s.lock().ok().and_then(|mut l| l.take()));
         let handler = std::rc::Rc::new(make(index));
         async move {
+            if let Some(window) = busy_poll {
+                busy_poll::start(window);
+            }
             match listener {
                 Some(listener) => crate::http::serve_listener(listener, handler, limits).await,
                 None => tracing::error!(worker = index, "no listener for this worker"),
