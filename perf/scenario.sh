@@ -64,7 +64,9 @@ fi
 cat > "$work/gw.json" <<JSON
 {"mcpServers": {"up": $server}, "tools_page_size": 1000, "busy_poll_us": $busy}
 JSON
-MCPGATE_LOG=info taskset -c 0 "$bin" serve --config "$work/gw.json" --workers 1 --io-driver "$driver" \
+# GATEWAY_BIN runs another build of the gateway (e.g. the commit before a change) against
+# the same mock and load generator, for before/after figures in one sitting.
+MCPGATE_LOG=info taskset -c 0 "${GATEWAY_BIN:-$bin}" serve --config "$work/gw.json" --workers 1 --io-driver "$driver" \
     --listen 127.0.0.1:0 > "$work/gw.out" 2> "$work/gw.err" &
 gw_pid=$!
 pids+=($gw_pid)

@@ -26,6 +26,10 @@ pub fn serve(config: Config, driver: IoDriver) -> Result<(), String> {
             config.listen
         ));
     }
+    match crate::runtime::raise_fd_limit() {
+        Ok(n) => tracing::debug!(open_files = n, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
     // Bind before starting upstreams: a taken port should fail fast, before children spawn.
     let listeners = bind_listeners(config.listen, config.workers).map_err(|e| e.to_string())?;
     let local = listeners

@@ -81,7 +81,8 @@ impl Response {
             status: Status::Ok,
             content_type: None,
             headers: Vec::new(),
-            body: Vec::with_capacity(4096),
+            // Taken from the connection's pool when a request arrives.
+            body: Vec::new(),
         }
     }
 

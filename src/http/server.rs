@@ -1,8 +1,10 @@
 //! One client connection: read requests, hand each to the gateway's handler, write replies.
 //!
-//! Pipelined requests are answered in order and their replies leave in one write; a
-//! connection's buffers are reused for every request it carries and come from a per-core
-//! pool, so steady-state traffic allocates nothing here.
+//! Pipelined requests are answered in order and their replies leave in one write. The
+//! buffers a request needs (reply, write, decoded body) come from a per-core pool and go
+//! back as soon as the connection has nothing pending, so steady-state traffic allocates
+//! nothing here and an idle connection holds only a small read buffer (thousands of idle
+//! clients cost little memory).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -44,8 +46,14 @@ pub trait Handler {
     ) -> Outcome<Self::Stream>;
 }
 
-/// Smallest free space offered to a read.
+/// Growth step of a read buffer that ran out of room.
 const READ_CHUNK: usize = 8 * 1024;
+/// Below this much free room a read buffer grows before reading.
+const MIN_SPARE: usize = 512;
+/// The read buffer an idle connection keeps: room for a typical MCP request in one read.
+const IDLE_READ: usize = 2 * 1024;
+/// Capacity of pooled buffers.
+const POOL_BUF: usize = 16 * 1024;
 /// Buffers larger than this are not kept in the pool.
 const POOLED_MAX: usize = 64 * 1024;
 /// Buffers kept per core.
@@ -60,7 +68,7 @@ thread_local! {
 fn take_buffer() -> Vec<u8> {
     BUFFERS
         .with(|p| p.borrow_mut().pop())
-        .unwrap_or_else(|| Vec::with_capacity(READ_CHUNK * 2))
+        .unwrap_or_else(|| Vec::with_capacity(POOL_BUF))
 }
 
 fn give_buffer(mut buf: Vec<u8>) {
@@ -75,7 +83,8 @@ fn give_buffer(mut buf: Vec<u8>) {
     }
 }
 
-/// The bytes of a connection that outlive one request.
+/// A connection's buffers. Only `read` lives as long as the connection; the others are
+/// taken from the pool for a request and handed back once the connection is idle.
 struct ConnBuffers {
     read: Vec<u8>,
     write: Vec<u8>,
@@ -83,11 +92,47 @@ struct ConnBuffers {
     body: Vec<u8>,
 }
 
+/// Makes sure `buf` has pooled capacity before use.
+fn ensure_pooled(buf: &mut Vec<u8>) {
+    if buf.capacity() == 0 {
+        *buf = take_buffer();
+    }
+}
+
+/// Hands a buffer back to the pool, leaving an unallocated one.
+fn release(buf: &mut Vec<u8>) {
+    if buf.capacity() > 0 {
+        give_buffer(std::mem::take(buf));
+    }
+}
+
+impl ConnBuffers {
+    fn new() -> Self {
+        ConnBuffers {
+            read: Vec::with_capacity(IDLE_READ),
+            write: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// Nothing is pending: keep only a small read buffer while the peer is quiet.
+    fn idle(&mut self, resp: &mut Response) {
+        release(&mut self.write);
+        release(&mut self.body);
+        release(&mut resp.body);
+        if self.read.is_empty() && self.read.capacity() > POOL_BUF {
+            give_buffer(std::mem::replace(
+                &mut self.read,
+                Vec::with_capacity(IDLE_READ),
+            ));
+        }
+    }
+}
+
 impl Drop for ConnBuffers {
     fn drop(&mut self) {
-        give_buffer(std::mem::take(&mut self.read));
-        give_buffer(std::mem::take(&mut self.write));
-        give_buffer(std::mem::take(&mut self.body));
+        release(&mut self.write);
+        release(&mut self.body);
     }
 }
 
@@ -113,11 +158,7 @@ where
     S: AsyncReadRent + AsyncWriteRent,
     H: Handler,
 {
-    let mut bufs = ConnBuffers {
-        read: take_buffer(),
-        write: take_buffer(),
-        body: take_buffer(),
-    };
+    let mut bufs = ConnBuffers::new();
     let mut resp = Response::new();
     let mut chunked: Option<ChunkedProgress> = None;
     let mut continue_sent = false;
@@ -154,6 +195,7 @@ where
                 }
                 BodyFraming::Chunked => {
                     let progress = chunked.get_or_insert_with(|| {
+                        ensure_pooled(&mut bufs.body);
                         bufs.body.clear();
                         ChunkedProgress {
                             decoder: ChunkedDecoder::new(limits.max_body_bytes),
@@ -193,8 +235,12 @@ where
                 }
             };
             resp.reset();
+            ensure_pooled(&mut resp.body);
+            ensure_pooled(&mut bufs.write);
             crate::runtime::busy_poll::note_activity();
-            let outcome = handler.handle(&head, body, &mut resp).await;
+            // Boxed: the handler's state machine (upstream calls and all) is several KiB and
+            // would otherwise sit inline in every connection's task, idle ones included.
+            let outcome = Box::pin(handler.handle(&head, body, &mut resp)).await;
             let keep_alive = head.keep_alive;
             consumed += used;
             chunked = None;
@@ -208,7 +254,9 @@ where
                 ),
                 Outcome::Stream(mut events) => {
                     write_sse_head(&mut bufs.write, &resp);
-                    if !stream_events(&mut stream, &mut bufs.write, &mut events).await {
+                    let streamed =
+                        Box::pin(stream_events(&mut stream, &mut bufs.write, &mut events));
+                    if !streamed.await {
                         return;
                     }
                     bufs.write.extend_from_slice(LAST_CHUNK);
@@ -229,7 +277,11 @@ where
         }
         if let Scan::Close = scan {
             let _ = stream.shutdown().await;
+            release(&mut resp.body);
             return;
+        }
+        if bufs.read.is_empty() && chunked.is_none() {
+            bufs.idle(&mut resp);
         }
         if bufs.read.len() >= read_cap(&limits) {
             // Only chunk framing can get here (head and decoded body are bounded on their own).
@@ -316,7 +368,7 @@ async fn flush<S: AsyncWriteRent>(stream: &mut S, buf: &mut Vec<u8>) -> bool {
 
 /// Reads at least one more byte into `buf`; false on EOF or error.
 async fn read_more<S: AsyncReadRent>(stream: &mut S, buf: &mut Vec<u8>) -> bool {
-    if buf.capacity() - buf.len() < READ_CHUNK {
+    if buf.capacity() - buf.len() < MIN_SPARE {
         buf.reserve(READ_CHUNK);
     }
     let len = buf.len();

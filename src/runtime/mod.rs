@@ -49,6 +49,33 @@ impl IoDriver {
     }
 }
 
+/// Raises this process's open-file soft limit to its hard limit: every client and upstream
+/// connection is a descriptor, and the usual soft default (1024) caps a gateway far below
+/// what the machine can hold. Returns the limit now in force.
+pub fn raise_fd_limit() -> io::Result<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read or write exactly one rlimit struct that we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            lim.rlim_cur = lim.rlim_max;
+        }
+    }
+    Ok(lim.rlim_cur)
+}
+
 /// Ring entries per core: room for many connections' operations in flight.
 const URING_ENTRIES: u32 = 4096;
 
