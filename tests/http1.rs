@@ -1570,3 +1570,113 @@ async fn jsonrpc_edge_cases(driver: &str) {
         "{result}"
     );
 }
+
+both_drivers!(browser_clients_get_cors);
+
+/// A page from an allowed origin (here a loopback one) can preflight, read replies and see the
+/// session id; a foreign origin's preflight is refused.
+async fn browser_clients_get_cors(driver: &str) {
+    let gw = gateway(driver).await;
+    let addr = gw.addr();
+    let mut conn = Conn::open(&addr).await;
+    let origin = "http://localhost:6274";
+
+    conn.send(&build_request(
+        "OPTIONS",
+        "/mcp",
+        &addr,
+        &[
+            ("Origin", origin),
+            ("Access-Control-Request-Method", "POST"),
+            (
+                "Access-Control-Request-Headers",
+                "content-type, mcp-session-id",
+            ),
+        ],
+        b"",
+    ))
+    .await;
+    let preflight = conn.response().await;
+    assert_eq!(preflight.status, 204, "{preflight:?}");
+    assert_eq!(
+        preflight.header("access-control-allow-origin"),
+        Some(origin),
+        "{preflight:?}"
+    );
+    let methods = preflight
+        .header("access-control-allow-methods")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    assert!(
+        methods.contains("post") && methods.contains("delete"),
+        "{preflight:?}"
+    );
+    let headers = preflight
+        .header("access-control-allow-headers")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    for h in [
+        "content-type",
+        "mcp-session-id",
+        "mcp-protocol-version",
+        "authorization",
+    ] {
+        assert!(
+            headers.contains(h),
+            "preflight does not allow {h}: {preflight:?}"
+        );
+    }
+
+    let init = rpc(
+        json!(1),
+        "initialize",
+        json!({ "protocolVersion": PROTOCOL_VERSION, "capabilities": {},
+                "clientInfo": { "name": "browser", "version": "0" } }),
+    );
+    conn.send(&build_request(
+        "POST",
+        "/mcp",
+        &addr,
+        &[
+            ("Content-Type", "application/json"),
+            ("Accept", ACCEPT_BOTH),
+            ("Origin", origin),
+        ],
+        &init,
+    ))
+    .await;
+    let reply = conn.response().await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(
+        reply.header("access-control-allow-origin"),
+        Some(origin),
+        "{reply:?}"
+    );
+    let exposed = reply
+        .header("access-control-expose-headers")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    assert!(
+        exposed.contains("mcp-session-id"),
+        "the session id is hidden from the page: {reply:?}"
+    );
+    assert!(reply.header("mcp-session-id").is_some(), "{reply:?}");
+
+    conn.send(&build_request(
+        "OPTIONS",
+        "/mcp",
+        &addr,
+        &[
+            ("Origin", "http://evil.example"),
+            ("Access-Control-Request-Method", "POST"),
+        ],
+        b"",
+    ))
+    .await;
+    let refused = conn.response().await;
+    assert_eq!(refused.status, 403, "{refused:?}");
+    assert!(
+        refused.header("access-control-allow-origin").is_none(),
+        "{refused:?}"
+    );
+}

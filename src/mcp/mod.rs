@@ -6,6 +6,7 @@
 //! input affect another's requests.
 
 mod checks;
+mod cors;
 mod methods;
 mod service;
 pub mod session;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::checks::{accepts, is_json, origin_allowed};
+use super::cors;
 use super::methods;
 use super::session::{SessionClaims, SessionVerifier};
 use super::stream::HeartbeatStream;
@@ -240,6 +241,13 @@ impl Handler for McpService {
                 return Outcome::Done;
             }
         }
+        if head.method == Method::Options {
+            cors::preflight(resp, head.origin);
+            return Outcome::Done;
+        }
+        if let Some(origin) = head.origin {
+            cors::allow(resp, origin);
+        }
         match head.method {
             Method::Post => {
                 self.post(head, body, resp).await;
@@ -251,7 +259,7 @@ impl Handler for McpService {
                 Outcome::Done
             }
             _ => {
-                resp.header("Allow", "GET, POST, DELETE");
+                resp.header("Allow", "GET, POST, DELETE, OPTIONS");
                 refuse(
                     resp,
                     Status::MethodNotAllowed,
