@@ -14,7 +14,7 @@ use crate::jsonrpc::{
     write_error, write_error_with_data, write_result, Envelope, ErrorCode, RawObject,
 };
 use crate::registry::RegistrySnapshot;
-use crate::upstream::{CallTiming, UpstreamError};
+use crate::upstream::{CallTiming, UpstreamError, UpstreamReply};
 
 #[derive(Deserialize)]
 struct InitializeParams<'a> {
@@ -176,7 +176,7 @@ pub async fn tools_call(
         )
         .await;
     match reply {
-        Ok(message) => splice_reply(out, id, &server.name, &message),
+        Ok(reply) => splice_reply(out, id, &server.name, &reply),
         Err(e) => write_upstream_error(out, id, &e),
     }
     if let (Some(sent), Some(received)) = (timing.sent, timing.received) {
@@ -187,23 +187,33 @@ pub async fn tools_call(
     }
 }
 
-/// Writes the upstream's `result` or `error` under the client's id, bytes unchanged.
-fn splice_reply(out: &mut Vec<u8>, id: &str, server: &str, message: &[u8]) {
-    match serde_json::from_slice::<Envelope<'_>>(message) {
-        Ok(Envelope {
-            result: Some(result),
-            ..
-        }) => write_result(out, id, result.get()),
-        Ok(Envelope {
-            error: Some(error), ..
-        }) => {
+/// Writes the upstream's `result` or `error` under the client's id, bytes unchanged. Uses
+/// the span the reader already located when there is one, so a large reply is scanned once.
+fn splice_reply(out: &mut Vec<u8>, id: &str, server: &str, reply: &UpstreamReply) {
+    let parsed;
+    let payload = match reply.payload_text() {
+        Some(located) => Some(located),
+        None => {
+            parsed = serde_json::from_slice::<Envelope<'_>>(&reply.message);
+            match &parsed {
+                Ok(Envelope {
+                    result: Some(r), ..
+                }) => Some((false, r.get())),
+                Ok(Envelope { error: Some(e), .. }) => Some((true, e.get())),
+                _ => None,
+            }
+        }
+    };
+    match payload {
+        Some((false, result)) => write_result(out, id, result),
+        Some((true, error)) => {
             out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
             out.extend_from_slice(id.as_bytes());
             out.extend_from_slice(br#","error":"#);
-            out.extend_from_slice(error.get().as_bytes());
+            out.extend_from_slice(error.as_bytes());
             out.push(b'}');
         }
-        _ => write_upstream_error(
+        None => write_upstream_error(
             out,
             id,
             &UpstreamError::Protocol {

@@ -15,7 +15,7 @@ use super::handshake::{
     initialize_request, parse_initialize_reply, InitializeInfo, INITIALIZED_NOTIFICATION,
 };
 use super::url::UpstreamUrl;
-use super::{CallTiming, UpstreamError, UpstreamReply};
+use super::{CallTiming, Payload, UpstreamError, UpstreamReply};
 use crate::http::client::{write_post, BodyReader, ClientConn, ClientError, ReplyHead, ReplyKind};
 use crate::http::sse::SseParser;
 use crate::jsonrpc::Envelope;
@@ -244,7 +244,7 @@ impl HttpUpstream {
                     .map_err(|e| self.transport_error(e))?;
                 timing.received = Some(Instant::now());
                 self.release(conn, &head, true);
-                Ok((head, Some(reply)))
+                Ok((head, Some(UpstreamReply::unparsed(reply))))
             }
             ReplyKind::EventStream => {
                 let reply = self.read_sse_reply(conn, &head, id).await?;
@@ -320,12 +320,16 @@ impl HttpUpstream {
                     continue;
                 };
                 if env.method.is_none() && env.id.is_some_and(|i| i.get() == want) {
+                    let payload = Payload::locate(&event.data, &env);
                     if reader.is_done() {
                         self.release(conn, head, true);
                     } else {
                         self.drain_later(conn, reader, head.keep_alive);
                     }
-                    return Ok(event.data);
+                    return Ok(UpstreamReply {
+                        message: event.data,
+                        payload,
+                    });
                 }
                 tracing::debug!(server = %self.name, "skipping an SSE message that is not the reply");
             }

@@ -19,9 +19,66 @@ use std::time::{Duration, Instant};
 pub use error::UpstreamError;
 pub use handshake::InitializeInfo;
 
-/// A whole JSON-RPC response message as the upstream sent it (one line for stdio, one
-/// body or SSE event for HTTP). The caller parses the envelope and splices `result`/`error`.
-pub type UpstreamReply = Vec<u8>;
+/// A whole JSON-RPC response message as the upstream sent it (one line for stdio, one body or
+/// SSE event for HTTP), and where its `result` or `error` lies when whoever read it already
+/// parsed the envelope: the caller then splices that span without scanning a large reply again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamReply {
+    pub message: Vec<u8>,
+    pub payload: Option<Payload>,
+}
+
+/// The byte span of a reply's `result` (or `error`) inside its message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Payload {
+    pub is_error: bool,
+    pub start: usize,
+    pub end: usize,
+}
+
+impl UpstreamReply {
+    /// A reply nobody parsed yet.
+    pub fn unparsed(message: Vec<u8>) -> Self {
+        UpstreamReply {
+            message,
+            payload: None,
+        }
+    }
+
+    /// The located `result` or `error` as raw JSON text, if known.
+    pub fn payload_text(&self) -> Option<(bool, &str)> {
+        let p = self.payload?;
+        let bytes = self.message.get(p.start..p.end)?;
+        std::str::from_utf8(bytes).ok().map(|s| (p.is_error, s))
+    }
+}
+
+impl Payload {
+    /// Where `env`'s `result` (or `error`) lies in `source`, the bytes `env` was parsed from.
+    pub fn locate(source: &[u8], env: &crate::jsonrpc::Envelope<'_>) -> Option<Payload> {
+        let (raw, is_error) = match (env.result, env.error) {
+            (Some(r), _) => (r, false),
+            (None, Some(e)) => (e, true),
+            (None, None) => return None,
+        };
+        // `raw` borrows from `source`, so its offset is a plain address difference; a value
+        // from anywhere else fails the bounds check and is simply not located.
+        let start = (raw.get().as_ptr() as usize).wrapping_sub(source.as_ptr() as usize);
+        let end = start.checked_add(raw.get().len())?;
+        (end <= source.len()).then_some(Payload {
+            is_error,
+            start,
+            end,
+        })
+    }
+}
+
+impl std::ops::Deref for UpstreamReply {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.message
+    }
+}
 
 /// The receiving half of a call in flight: resolves once with the reply or the failure.
 pub type ReplyReceiver = futures_channel::oneshot::Receiver<Result<UpstreamReply, UpstreamError>>;
@@ -92,5 +149,52 @@ impl Upstream {
             Upstream::Stdio(s) => s.initialize_info(),
             Upstream::Http(h) => h.initialize_info(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jsonrpc::Envelope;
+
+    #[test]
+    fn payload_spans_point_at_result_or_error() {
+        let line =
+            br#"{"jsonrpc":"2.0","id":3,"result":{"content":[{"type":"text","text":"a\"b"}]}}"#;
+        let env: Envelope<'_> = serde_json::from_slice(line).unwrap();
+        let reply = UpstreamReply {
+            message: line.to_vec(),
+            payload: Payload::locate(line, &env),
+        };
+        assert_eq!(
+            reply.payload_text(),
+            Some((false, r#"{"content":[{"type":"text","text":"a\"b"}]}"#))
+        );
+
+        let line = br#"{"jsonrpc":"2.0","error":{"code":-32602,"message":"no"},"id":4}"#;
+        let env: Envelope<'_> = serde_json::from_slice(line).unwrap();
+        let reply = UpstreamReply {
+            message: line.to_vec(),
+            payload: Payload::locate(line, &env),
+        };
+        assert_eq!(
+            reply.payload_text(),
+            Some((true, r#"{"code":-32602,"message":"no"}"#))
+        );
+    }
+
+    #[test]
+    fn values_from_another_buffer_are_not_located() {
+        let parsed_from = br#"{"jsonrpc":"2.0","id":1,"result":{}}"#.to_vec();
+        let env: Envelope<'_> = serde_json::from_slice(&parsed_from).unwrap();
+        let other = vec![b' '; 4];
+        assert_eq!(Payload::locate(&other, &env), None);
+        let nothing = br#"{"jsonrpc":"2.0","id":1}"#;
+        let env: Envelope<'_> = serde_json::from_slice(nothing).unwrap();
+        assert_eq!(Payload::locate(nothing, &env), None);
+        assert_eq!(
+            UpstreamReply::unparsed(nothing.to_vec()).payload_text(),
+            None
+        );
     }
 }

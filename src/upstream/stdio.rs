@@ -25,7 +25,7 @@ use super::process::{
     self, block_on_timeout, deadline_after, encode_message, join_bounded, leading_id, lock,
     preview, push_json_string, thread_name, ChildProcess, Line, LineReader, WriterMsg,
 };
-use super::{InitializeInfo, ReplyReceiver, ReplySender, UpstreamError};
+use super::{InitializeInfo, Payload, ReplyReceiver, ReplySender, UpstreamError, UpstreamReply};
 use crate::jsonrpc::Envelope;
 
 /// How long a freshly started child has to answer `initialize`.
@@ -642,6 +642,7 @@ fn dispatch(name: &str, conn: &Conn, line: &[u8]) {
             return;
         }
     };
+    let payload = Payload::locate(line, &env);
     match (env.method, env.id) {
         (None, Some(id)) => match id
             .get()
@@ -650,7 +651,11 @@ fn dispatch(name: &str, conn: &Conn, line: &[u8]) {
             .and_then(|id| conn.take(id).map(|s| (id, s)))
         {
             Some((id, call)) => {
-                if call.send(Ok(line.to_vec())).is_err() {
+                let reply = UpstreamReply {
+                    message: line.to_vec(),
+                    payload,
+                };
+                if call.send(Ok(reply)).is_err() {
                     tracing::debug!(server = %name, id, "reply for a call whose caller went away; dropped");
                 }
             }

@@ -67,6 +67,7 @@ fn wait(call: PendingCall) -> Result<Vec<u8>, UpstreamError> {
     block_on_timeout(call.reply, Duration::from_secs(10))
         .expect("reply within 10 s")
         .expect("sender kept")
+        .map(|reply| reply.message)
 }
 
 fn result(reply: &[u8]) -> Value {
