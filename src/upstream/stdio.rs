@@ -64,6 +64,15 @@ pub struct StdioUpstream {
     inner: Arc<Inner>,
 }
 
+fn status_of(s: &Shared) -> StdioStatus {
+    StdioStatus {
+        state: s.state,
+        last_error: s.last_error.clone(),
+        restarts: s.restarts,
+        pid: s.child.as_ref().map(|c| c.process.pid()),
+    }
+}
+
 /// A call queued to the child: its gateway id (for [`StdioUpstream::cancel`]) and where the reply arrives.
 #[derive(Debug)]
 pub struct PendingCall {
@@ -333,12 +342,31 @@ impl StdioUpstream {
 
     /// A snapshot of the supervision state.
     pub fn status(&self) -> StdioStatus {
-        let s = lock(&self.inner.shared);
-        StdioStatus {
-            state: s.state,
-            last_error: s.last_error.clone(),
-            restarts: s.restarts,
-            pid: s.child.as_ref().map(|c| c.process.pid()),
+        status_of(&lock(&self.inner.shared))
+    }
+
+    /// Blocks until `pred` holds for the supervision status, or `timeout` passes; it wakes on
+    /// every state change (not on a clock). Returns whether `pred` held.
+    pub fn wait_status(
+        &self,
+        timeout: Duration,
+        mut pred: impl FnMut(&StdioStatus) -> bool,
+    ) -> bool {
+        let inner = &*self.inner;
+        let deadline = Instant::now() + timeout;
+        let mut s = lock(&inner.shared);
+        loop {
+            if pred(&status_of(&s)) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            s = match inner.changed.wait_timeout(s, left) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
         }
     }
 
