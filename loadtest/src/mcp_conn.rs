@@ -13,7 +13,9 @@ use mcpgate::http::client::{
     write_post, BodyReader, ClientConn, ClientError, ReplyHead, ReplyKind,
 };
 use mcpgate::http::sse::SseParser;
-use mcpgate::upstream::handshake::{parse_initialize_reply, UPSTREAM_PROTOCOL_VERSION};
+use mcpgate::upstream::handshake::{
+    initialize_request_as, parse_initialize_reply, UPSTREAM_PROTOCOL_VERSION,
+};
 use monoio::time::timeout_at;
 
 use crate::mix::Mix;
@@ -30,7 +32,9 @@ const MAX_ERROR_BODY: usize = 64 << 10;
 /// away); one that stays open longer costs its TCP connection, not the session.
 const MAX_DRAIN: Duration = Duration::from_secs(1);
 
-const INITIALIZE_ID: &str = "1";
+/// The handshake's JSON-RPC id (calls count up from 2), as a number and as it appears in JSON.
+const INITIALIZE_ID: u64 = 1;
+const INITIALIZE_ID_JSON: &str = "1";
 
 const INITIALIZED: &[u8] = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
 
@@ -96,23 +100,12 @@ impl McpConn {
 
     async fn handshake(&mut self, target: &Target, deadline: Instant) -> Result<(), Failure> {
         self.body.clear();
-        self.body.extend_from_slice(
-            format!(
-                concat!(
-                    r#"{{"jsonrpc":"2.0","id":{},"method":"initialize","params":{{"#,
-                    r#""protocolVersion":"{}","capabilities":{{}},"#,
-                    r#""clientInfo":{{"name":"mcpgate-load","version":"{}"}}}}}}"#
-                ),
-                INITIALIZE_ID,
-                UPSTREAM_PROTOCOL_VERSION,
-                env!("CARGO_PKG_VERSION")
-            )
-            .as_bytes(),
-        );
+        self.body
+            .extend_from_slice(&initialize_request_as(INITIALIZE_ID, "mcpgate-load"));
         let head = self.send(target, false).await?;
         let (info, _, rest) = self
             .until_response(&head, |m| {
-                response_to(m, INITIALIZE_ID).map(|_| parse_initialize_reply(m))
+                response_to(m, INITIALIZE_ID_JSON).map(|_| parse_initialize_reply(m))
             })
             .await?;
         self.finish(&head, rest, deadline).await;

@@ -22,16 +22,20 @@ pub struct InitializeInfo {
 
 /// The `initialize` request the gateway sends, with the given JSON-RPC id.
 pub fn initialize_request(id: u64) -> Vec<u8> {
-    format!(
-        concat!(
-            r#"{{"jsonrpc":"2.0","id":{},"method":"initialize","params":{{"protocolVersion":"{}","#,
-            r#""capabilities":{{}},"clientInfo":{{"name":"mcpgate","version":"{}"}}}}}}"#
-        ),
-        id,
-        UPSTREAM_PROTOCOL_VERSION,
-        env!("CARGO_PKG_VERSION")
+    initialize_request_as(id, "mcpgate")
+}
+
+/// An `initialize` request from a client called `client_name` (the load generator reuses it).
+pub fn initialize_request_as(id: u64, client_name: &str) -> Vec<u8> {
+    let mut out = format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"initialize","params":{{"protocolVersion":"{UPSTREAM_PROTOCOL_VERSION}","capabilities":{{}},"clientInfo":{{"name":"#
     )
-    .into_bytes()
+    .into_bytes();
+    let _ = serde_json::to_writer(&mut out, client_name);
+    out.extend_from_slice(br#","version":""#);
+    out.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
+    out.extend_from_slice(br#""}}}"#);
+    out
 }
 
 /// The notification that completes the handshake.
