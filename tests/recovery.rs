@@ -1,5 +1,6 @@
-//! A server that is down when the gateway starts does not hold up the others, and joins the
-//! registry by itself once it comes up.
+//! Upstreams over their life: a server that is down when the gateway starts does not hold up
+//! the others and joins the registry by itself once it comes up; what a stdio server writes to
+//! stderr reaches the gateway's log.
 
 mod common;
 
@@ -66,4 +67,24 @@ async fn server_down_at_start_joins_when_it_comes_up(driver: &str) {
     assert!(text_of(&result).contains("joined late"));
     close(client).await;
     gw.assert_echo_works("mock__echo").await;
+}
+
+both_drivers!(stdio_server_stderr_reaches_the_log);
+
+/// What a stdio server writes to stderr lands in the gateway's log, tagged with the server.
+async fn stdio_server_stderr_reaches_the_log(driver: &str) {
+    let script = format!(
+        "echo 'hello-from-stderr token' >&2; exec '{}' mock-upstream --stdio",
+        mcpgate_bin()
+    );
+    let noisy = stdio_server("sh", &["-c", &script]);
+    let mut gw = Gateway::start(driver, &config(&[("noisy", noisy)])).await;
+    let line = gw
+        .proc
+        .wait_stderr_line(|l| l.contains("hello-from-stderr"), READY_TIMEOUT);
+    assert!(
+        line.contains("noisy"),
+        "the log line does not name the server: {line}"
+    );
+    gw.assert_echo_works("noisy__echo").await;
 }
