@@ -72,6 +72,7 @@ fn snapshot(tools: usize) -> RegistrySnapshot {
         vec![ServerListing {
             server,
             tools: defs,
+            prompts: Vec::new(),
         }],
     )
 }

@@ -246,11 +246,11 @@ fn run(cli: Cli) -> Result<(), String> {
                     eprintln!("{}: FAILED: {e}", server.name);
                 }
             }
-            for t in &started.snapshot.tools {
+            for t in &started.snapshot.tools.items {
                 println!("{}", t.name);
             }
-            for c in &started.snapshot.collisions {
-                eprintln!("collision on {}: {:?}", c.name, c.tools);
+            for c in &started.snapshot.tools.collisions {
+                eprintln!("collision on {}: {:?}", c.name, c.items);
             }
             started
                 .upstreams

@@ -43,12 +43,18 @@ pub fn serve(config: Config, driver: IoDriver) -> Result<(), String> {
     .map_err(|e| format!("cannot install signal handlers: {e}"))?;
 
     let started = start_upstreams(&config, driver)?;
-    for c in &started.snapshot.collisions {
-        tracing::warn!(name = %c.name, tools = ?c.tools, "tool name collision; later tools got a hash suffix");
+    for c in started
+        .snapshot
+        .tools
+        .collisions
+        .iter()
+        .chain(&started.snapshot.prompts.collisions)
+    {
+        tracing::warn!(name = %c.name, items = ?c.items, "name collision; later items got a hash suffix");
     }
     let sessions = SessionKeys::new(config.session_secret.clone(), config.session_ttl)
         .map_err(|e| format!("cannot set up session keys: {e}"))?;
-    let tool_count = started.snapshot.tools.len();
+    let tool_count = started.snapshot.tools.items.len();
     let registry = PublishedRegistry::new(started.snapshot);
     spawn_recovery(started.builder, registry.clone())
         .map_err(|e| format!("cannot start the recovery thread: {e}"))?;

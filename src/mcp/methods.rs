@@ -13,7 +13,7 @@ use crate::http::{Response, Status};
 use crate::jsonrpc::{
     write_error, write_error_with_data, write_result, Envelope, ErrorCode, RawObject,
 };
-use crate::registry::RegistrySnapshot;
+use crate::registry::{Catalog, CatalogKind, RegistrySnapshot};
 use crate::upstream::{CallTiming, UpstreamError, UpstreamReply};
 
 #[derive(Deserialize)]
@@ -54,7 +54,7 @@ pub fn initialize(env: &Envelope<'_>, keys: &SessionKeys, resp: &mut Response) {
     resp.header("Mcp-Session-Id", session);
     let result = format!(
         concat!(
-            r#"{{"protocolVersion":"{}","capabilities":{{"tools":{{"listChanged":false}}}},"#,
+            r#"{{"protocolVersion":"{}","capabilities":{{"tools":{{"listChanged":false}},"prompts":{{"listChanged":false}}}},"#,
             r#""serverInfo":{{"name":"mcpgate","version":"{}"}}}}"#
         ),
         version.as_str(),
@@ -67,13 +67,8 @@ pub fn ping(out: &mut Vec<u8>, id: &str) {
     write_result(out, id, "{}");
 }
 
-/// `tools/list`: a precomputed page of the snapshot.
-pub fn tools_list(
-    snapshot: &RegistrySnapshot,
-    params: Option<&RawValue>,
-    id: &str,
-    out: &mut Vec<u8>,
-) {
+/// `tools/list`, `prompts/list`: a precomputed page of the catalog.
+pub fn list_page(catalog: &Catalog, params: Option<&RawValue>, id: &str, out: &mut Vec<u8>) {
     let cursor = match params.map(|p| RawObject::parse(p.get())) {
         None => None,
         Some(Ok(obj)) => match obj.get("cursor") {
@@ -100,7 +95,7 @@ pub fn tools_list(
             )
         }
     };
-    match snapshot.tools_page(cursor.as_deref()) {
+    match catalog.page(cursor.as_deref()) {
         Some(page) => write_result(out, id, page),
         None => write_error(
             out,
@@ -111,21 +106,44 @@ pub fn tools_list(
     }
 }
 
-/// `tools/call`: finds the tool, forwards with the original name, splices the reply.
-pub async fn tools_call(
+/// A request naming one item of a catalog: `tools/call` or `prompts/get`.
+#[derive(Clone, Copy)]
+pub struct NamedRequest {
+    pub kind: CatalogKind,
+    pub method: &'static str,
+    /// "tool", "prompt": for error messages.
+    pub noun: &'static str,
+}
+
+pub const TOOLS_CALL: NamedRequest = NamedRequest {
+    kind: CatalogKind::Tools,
+    method: "tools/call",
+    noun: "tool",
+};
+pub const PROMPTS_GET: NamedRequest = NamedRequest {
+    kind: CatalogKind::Prompts,
+    method: "prompts/get",
+    noun: "prompt",
+};
+
+/// Finds the named item, forwards the request with its original name to its server, and
+/// splices the reply. Records the gateway's internal time for the call.
+pub async fn forward_named(
     snapshot: &RegistrySnapshot,
+    request: NamedRequest,
     params: Option<&RawValue>,
     id: &str,
     out: &mut Vec<u8>,
     metrics: &CoreMetrics,
     started: Instant,
 ) {
+    let method = request.method;
     let Some(params) = params else {
         return write_error(
             out,
             id,
             ErrorCode::InvalidParams,
-            "Invalid params: tools/call needs params",
+            &format!("Invalid params: {method} needs params"),
         );
     };
     let Ok(obj) = RawObject::parse(params.get()) else {
@@ -144,7 +162,11 @@ pub async fn tools_call(
             "Invalid params: params.name must be a string",
         );
     };
-    let Some(tool) = snapshot.tool(&name) else {
+    let catalog = match request.kind {
+        CatalogKind::Tools => &snapshot.tools,
+        CatalogKind::Prompts => &snapshot.prompts,
+    };
+    let Some(item) = catalog.get(&name) else {
         // A prefixed name of a server that is down is not "unknown": say which server failed.
         if let Some(down) = snapshot.failed_server_for(&name) {
             let reason = down.error.clone().unwrap_or_default();
@@ -154,22 +176,23 @@ pub async fn tools_call(
             };
             return write_upstream_error(out, id, &e);
         }
+        let noun = request.noun;
         return write_error(
             out,
             id,
             ErrorCode::InvalidParams,
-            &format!("Unknown tool: {name}"),
+            &format!("Unknown {noun}: {name}"),
         );
     };
-    let server = &snapshot.servers[tool.server];
+    let server = &snapshot.servers[item.server];
     let mut upstream_params = Vec::with_capacity(params.get().len() + 8);
-    obj.write_replacing(&mut upstream_params, "name", &tool.original);
+    obj.write_replacing(&mut upstream_params, "name", &item.original);
     let mut timing = CallTiming::default();
     let reply = server
         .upstream
         .request(
             &server.name,
-            "tools/call",
+            method,
             Some(&upstream_params),
             server.timeout,
             &mut timing,

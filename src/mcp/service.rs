@@ -157,10 +157,21 @@ impl McpService {
                 let out = resp.json(Status::Ok);
                 match env.method.as_deref().unwrap_or_default() {
                     "ping" => methods::ping(out, id),
-                    "tools/list" => methods::tools_list(&snapshot, env.params, id, out),
+                    "tools/list" => methods::list_page(&snapshot.tools, env.params, id, out),
+                    "prompts/list" => methods::list_page(&snapshot.prompts, env.params, id, out),
                     "tools/call" => {
-                        methods::tools_call(&snapshot, env.params, id, out, &self.metrics, started)
-                            .await
+                        let (metrics, call) = (&self.metrics, methods::TOOLS_CALL);
+                        methods::forward_named(
+                            &snapshot, call, env.params, id, out, metrics, started,
+                        )
+                        .await
+                    }
+                    "prompts/get" => {
+                        let (metrics, get) = (&self.metrics, methods::PROMPTS_GET);
+                        methods::forward_named(
+                            &snapshot, get, env.params, id, out, metrics, started,
+                        )
+                        .await
                     }
                     other => write_error(
                         out,

@@ -30,6 +30,7 @@ impl RegistryBuilder {
             .map(|l| ServerListing {
                 server: l.server.clone(),
                 tools: l.tools.clone(),
+                prompts: l.prompts.clone(),
             })
             .collect();
         RegistrySnapshot::build(self.generation, self.mode, self.page_size, listings)

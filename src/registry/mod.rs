@@ -6,11 +6,13 @@
 //! calls finish on the snapshot they started with.
 
 mod builder;
+pub mod catalog;
 pub mod naming;
 mod published;
 pub mod recovery;
 mod snapshot;
 
 pub use builder::RegistryBuilder;
+pub use catalog::{Catalog, CatalogKind, Collision, ExposedItem};
 pub use published::{PublishedRegistry, RegistryReader};
-pub use snapshot::{Collision, ExposedTool, RegistrySnapshot, ServerEntry, ServerListing};
+pub use snapshot::{RegistrySnapshot, ServerEntry, ServerListing};

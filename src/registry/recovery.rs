@@ -15,7 +15,7 @@ use super::builder::RegistryBuilder;
 use super::published::PublishedRegistry;
 use super::snapshot::{ServerEntry, ServerListing};
 use crate::runtime::{block_on, IoDriver};
-use crate::upstream::listing::list_tools;
+use crate::upstream::listing::list_server;
 use crate::upstream::stdio::StdioState;
 use crate::upstream::Upstream;
 
@@ -80,11 +80,11 @@ async fn wait_until_up(server: &ServerEntry) -> ServerListing {
             Upstream::Http(h) => h.initialize().await.map(|_| ()),
         };
         let listed = match up {
-            Ok(()) => list_tools(&server.upstream, &server.name, server.timeout).await,
+            Ok(()) => list_server(&server.upstream, &server.name, server.timeout).await,
             Err(e) => Err(e),
         };
         match listed {
-            Ok(tools) => {
+            Ok(items) => {
                 let entry = ServerEntry {
                     name: server.name.clone(),
                     upstream: server.upstream.clone(),
@@ -94,7 +94,8 @@ async fn wait_until_up(server: &ServerEntry) -> ServerListing {
                 };
                 return ServerListing {
                     server: Arc::new(entry),
-                    tools,
+                    tools: items.tools,
+                    prompts: items.prompts,
                 };
             }
             Err(e) => {

@@ -20,6 +20,19 @@ pub struct InitializeInfo {
     pub result: Box<RawValue>,
 }
 
+impl InitializeInfo {
+    /// Whether the server declared `capability` (e.g. "prompts") in its `initialize` result.
+    pub fn has_capability(&self, capability: &str) -> bool {
+        let Ok(result) = crate::jsonrpc::RawObject::parse(self.result.get()) else {
+            return false;
+        };
+        let Some(caps) = result.get("capabilities") else {
+            return false;
+        };
+        crate::jsonrpc::RawObject::parse(caps.get()).is_ok_and(|c| c.get(capability).is_some())
+    }
+}
+
 /// The `initialize` request the gateway sends, with the given JSON-RPC id.
 pub fn initialize_request(id: u64) -> Vec<u8> {
     initialize_request_as(id, "mcpgate")
@@ -84,6 +97,14 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&initialize_request(7)).unwrap();
         assert_eq!(v["id"], 7);
         assert_eq!(v["params"]["protocolVersion"], UPSTREAM_PROTOCOL_VERSION);
+    }
+
+    #[test]
+    fn capabilities_are_read_from_the_result() {
+        let ok = br#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-06-18","capabilities":{"tools":{},"prompts":{"listChanged":true}}}}"#;
+        let info = parse_initialize_reply(ok).unwrap();
+        assert!(info.has_capability("prompts") && info.has_capability("tools"));
+        assert!(!info.has_capability("resources"));
     }
 
     #[test]

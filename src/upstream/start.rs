@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::http::HttpUpstream;
-use super::listing::list_tools;
+use super::listing::{list_server, ServerItems};
 use super::stdio::{StdioSpec, StdioUpstream};
 use super::Upstream;
 use crate::config::{Config, ServerConfig, Transport};
@@ -128,17 +128,14 @@ pub fn start_upstreams(config: &Config, driver: IoDriver) -> Result<Started, Str
                     if let Upstream::Http(h) = &up {
                         h.initialize().await.map_err(|e| e.to_string())?;
                     }
-                    list_tools(&up, &cfg.name, cfg.timeout.min(bound))
+                    list_server(&up, &cfg.name, wait)
                         .await
                         .map_err(|e| e.to_string())
                 })
                 .await;
                 match listed {
-                    Ok(r) => r.map(|tools| (up, tools)),
-                    Err(_) => Err(format!(
-                        "no answer within {} ms at start",
-                        bound.as_millis()
-                    )),
+                    Ok(r) => r.map(|items| (up, items)),
+                    Err(_) => Err(format!("no answer within {} ms at start", wait.as_millis())),
                 }
             }));
         }
@@ -156,14 +153,24 @@ pub fn start_upstreams(config: &Config, driver: IoDriver) -> Result<Started, Str
         if let Ok(u) = &up {
             upstreams.push(u.clone());
         }
-        let (upstream, tools, error) = match (up, listed) {
-            (_, Ok((u, tools))) => {
-                tracing::info!(server = %cfg.name, tools = tools.len(), "upstream ready");
-                (Some(u), tools, None)
+        let (upstream, items, error) = match (up, listed) {
+            (_, Ok((u, items))) => {
+                tracing::info!(
+                    server = %cfg.name, tools = items.tools.len(), prompts = items.prompts.len(),
+                    "upstream ready"
+                );
+                (Some(u), items, None)
             }
             (up, Err(e)) => {
                 tracing::error!(server = %cfg.name, error = %e, "upstream failed to start; serving without it until it comes up");
-                (up.ok(), Vec::new(), Some(e))
+                (
+                    up.ok(),
+                    ServerItems {
+                        tools: Vec::new(),
+                        prompts: Vec::new(),
+                    },
+                    Some(e),
+                )
             }
         };
         let Some(upstream) = upstream else {
@@ -179,7 +186,8 @@ pub fn start_upstreams(config: &Config, driver: IoDriver) -> Result<Started, Str
                 filter: cfg.tools.clone(),
                 error,
             }),
-            tools,
+            tools: items.tools,
+            prompts: items.prompts,
         });
     }
     let mut builder = RegistryBuilder::new(config.tool_prefix, config.tools_page_size, entries);

@@ -31,7 +31,7 @@ fn tools(names: &[&str]) -> Vec<Box<RawValue>> {
 }
 
 fn names(s: &RegistrySnapshot) -> Vec<&str> {
-    s.tools.iter().map(|t| t.name.as_str()).collect()
+    s.tools.items.iter().map(|t| t.name.as_str()).collect()
 }
 
 #[test]
@@ -44,10 +44,12 @@ fn filters_and_prefixes() {
             ServerListing {
                 server: server("a", &["*"], &["secret"], None),
                 tools: tools(&["echo", "secret"]),
+                prompts: Vec::new(),
             },
             ServerListing {
                 server: server("b", &["echo"], &[], None),
                 tools: tools(&["echo", "other"]),
+                prompts: Vec::new(),
             },
         ],
     );
@@ -59,7 +61,7 @@ fn filters_and_prefixes() {
         t.definition,
         r#"{"name":"b__echo","inputSchema":{"type":"object"},"_meta":{"k":1.50}}"#
     );
-    assert!(snap.collisions.is_empty());
+    assert!(snap.tools.collisions.is_empty());
 }
 
 #[test]
@@ -72,10 +74,12 @@ fn on_conflict_prefixes_only_shared_names() {
             ServerListing {
                 server: server("a", &["*"], &[], None),
                 tools: tools(&["echo", "alpha"]),
+                prompts: Vec::new(),
             },
             ServerListing {
                 server: server("b", &["*"], &[], None),
                 tools: tools(&["echo", "beta"]),
+                prompts: Vec::new(),
             },
         ],
     );
@@ -92,22 +96,25 @@ fn never_mode_collisions_are_reported_and_both_kept() {
             ServerListing {
                 server: server("a", &["*"], &[], None),
                 tools: tools(&["echo"]),
+                prompts: Vec::new(),
             },
             ServerListing {
                 server: server("b", &["*"], &[], None),
                 tools: tools(&["echo"]),
+                prompts: Vec::new(),
             },
         ],
     );
-    assert_eq!(snap.tools.len(), 2);
-    assert_eq!(snap.tools[0].name, "echo");
+    assert_eq!(snap.tools.items.len(), 2);
+    assert_eq!(snap.tools.items[0].name, "echo");
     assert!(
-        snap.tools[1].name.starts_with("echo_") && snap.tools[1].name.len() == "echo_".len() + 8
+        snap.tools.items[1].name.starts_with("echo_")
+            && snap.tools.items[1].name.len() == "echo_".len() + 8
     );
-    assert_eq!(snap.collisions.len(), 1);
-    assert_eq!(snap.collisions[0].name, "echo");
-    assert_eq!(snap.collisions[0].tools.len(), 2);
-    assert_eq!(snap.tool(&snap.tools[1].name).unwrap().server, 1);
+    assert_eq!(snap.tools.collisions.len(), 1);
+    assert_eq!(snap.tools.collisions[0].name, "echo");
+    assert_eq!(snap.tools.collisions[0].items.len(), 2);
+    assert_eq!(snap.tool(&snap.tools.items[1].name).unwrap().server, 1);
 }
 
 #[test]
@@ -121,6 +128,7 @@ fn pages_chain_through_cursors_and_refuse_foreign_ones() {
         vec![ServerListing {
             server: server("s", &["*"], &[], None),
             tools: tools(&refs),
+            prompts: Vec::new(),
         }],
     );
     let mut seen = Vec::new();
@@ -158,15 +166,17 @@ fn nameless_definitions_are_skipped_and_failed_servers_found_by_prefix() {
             ServerListing {
                 server: server("ok", &["*"], &[], None),
                 tools: bad,
+                prompts: Vec::new(),
             },
             ServerListing {
                 server: server("down", &["*"], &[], Some("crashed")),
                 tools: Vec::new(),
+                prompts: Vec::new(),
             },
         ],
     );
-    assert!(snap.tools.is_empty());
-    assert_eq!(snap.skipped.len(), 1);
+    assert!(snap.tools.items.is_empty());
+    assert_eq!(snap.tools.skipped.len(), 1);
     assert_eq!(
         snap.failed_server_for("down__anything")
             .map(|s| s.name.as_str()),
@@ -174,4 +184,39 @@ fn nameless_definitions_are_skipped_and_failed_servers_found_by_prefix() {
     );
     assert!(snap.failed_server_for("ok__anything").is_none());
     assert!(snap.failed_server_for("plain").is_none());
+}
+
+#[test]
+fn prompts_get_their_own_catalog_and_cursors() {
+    let prompts = vec![
+        RawValue::from_string(r#"{"name":"greet","arguments":[{"name":"who"}]}"#.to_owned())
+            .unwrap(),
+        RawValue::from_string(r#"{"name":"bye"}"#.to_owned()).unwrap(),
+    ];
+    let snap = RegistrySnapshot::build(
+        1,
+        PrefixMode::Always,
+        1,
+        vec![ServerListing {
+            server: server("s", &["t1", "t2"], &[], None),
+            tools: tools(&["t1", "t2"]),
+            prompts,
+        }],
+    );
+    // The tool allow-list does not filter prompts.
+    let names: Vec<&str> = snap.prompts.items.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["s__greet", "s__bye"]);
+    assert_eq!(snap.prompts.get("s__greet").unwrap().original, "greet");
+    let first: serde_json::Value = serde_json::from_str(snap.prompts.page(None).unwrap()).unwrap();
+    assert_eq!(first["prompts"][0]["arguments"][0]["name"], "who");
+    let prompt_cursor = first["nextCursor"].as_str().unwrap().to_owned();
+    let tools_first: serde_json::Value =
+        serde_json::from_str(snap.tools_page(None).unwrap()).unwrap();
+    let tool_cursor = tools_first["nextCursor"].as_str().unwrap().to_owned();
+    assert!(snap.prompts.page(Some(&prompt_cursor)).is_some());
+    assert!(
+        snap.prompts.page(Some(&tool_cursor)).is_none(),
+        "a tools cursor is not a prompts cursor"
+    );
+    assert!(snap.tools.page(Some(&prompt_cursor)).is_none());
 }
