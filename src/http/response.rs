@@ -75,8 +75,14 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
+impl Default for Response {
+    fn default() -> Self {
+        Response::new()
+    }
+}
+
 impl Response {
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         Response {
             status: Status::Ok,
             content_type: None,
@@ -88,7 +94,7 @@ impl Response {
 
     /// Clears everything for the next request, keeping the body's capacity (bounded so one
     /// huge reply does not pin memory for the connection's lifetime).
-    pub(crate) fn reset(&mut self) {
+    pub fn reset(&mut self) {
         self.status = Status::Ok;
         self.content_type = None;
         self.headers.clear();

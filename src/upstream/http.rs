@@ -371,6 +371,13 @@ impl HttpUpstream {
     }
 }
 
+/// Closes this thread's idle upstream connections. A runtime that ends (the start-up one on
+/// the control thread) calls it first: its connections are registered with its driver and
+/// would be useless, or worse, to a later runtime on the same thread.
+pub fn drop_idle_connections() {
+    POOLS.with(|p| p.borrow_mut().clear());
+}
+
 fn pool_put(key: u64, conn: ClientConn) {
     POOLS.with(|p| {
         let mut pools = p.borrow_mut();

@@ -143,6 +143,7 @@ pub fn start_upstreams(config: &Config, driver: IoDriver) -> Result<Started, Str
         for t in tasks {
             out.push(t.await);
         }
+        super::http::drop_idle_connections();
         out
     })
     .map_err(|e| format!("cannot start the control runtime: {e}"))?;
