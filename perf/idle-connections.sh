@@ -4,19 +4,8 @@
 # keep their latency. Gateway: one worker on CPU 0; mock upstream and load on CPU 1.
 #   perf/idle-connections.sh [N]
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
 n=${1:-10000}
-[ -n "${SKIP_BUILD:-}" ] || cargo build --release --workspace >&2
-bin=target/release/mcpgate
-load=target/release/mcpgate-load
-work=$(mktemp -d)
-pids=()
-cleanup() { exec 3>&- 2>/dev/null || true; for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-wait_line() {
-    for _ in $(seq 1 600); do grep -q "$2" "$1" 2>/dev/null && { grep -m1 "$2" "$1"; return 0; }; sleep 0.1; done
-    echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; return 1
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 taskset -c 1 "$bin" mock-upstream --listen 127.0.0.1:0 > "$work/mock.out" 2>&1 &
 pids+=($!)
 upstream=$(wait_line "$work/mock.out" "listening on" | sed 's/.*listening on //')

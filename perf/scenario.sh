@@ -15,8 +15,6 @@
 # For a stdio upstream the direct side is the same mock over HTTP (there is no direct stdio
 # path for a network load generator); compare CPU per call, not throughput, for stdio.
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-
 upstream=http tools=10 reply=100 conns=16 rounds=3 round_secs=5 driver=uring rate="" busy=0
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -33,22 +31,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-[ -n "${SKIP_BUILD:-}" ] || cargo build --release --workspace >&2
-bin=target/release/mcpgate
-load=target/release/mcpgate-load
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-wait_line() { # file pattern
-    for _ in $(seq 1 300); do
-        grep -q "$2" "$1" 2>/dev/null && { grep -m1 "$2" "$1"; return 0; }
-        sleep 0.1
-    done
-    echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; return 1
-}
-cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 mock_args=(mock-upstream --tools "$tools" --reply-bytes "$reply")
 taskset -c 1 "$bin" "${mock_args[@]}" --busy-poll-us "${MOCK_BUSY_POLL_US:-0}" --listen 127.0.0.1:0 > "$work/mock.out" 2>&1 &

@@ -4,20 +4,9 @@
 # them; load (open loop) and the mocks on CPU 1. Samples RSS every 10 s after a 30 s warm-up.
 #   perf/soak.sh [SECONDS] [RATE]        defaults: 600 s, 5000 calls/s
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
 secs=${1:-600}
 rate=${2:-5000}
-[ -n "${SKIP_BUILD:-}" ] || cargo build --release --workspace >&2
-bin=target/release/mcpgate
-load=target/release/mcpgate-load
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-wait_line() {
-    for _ in $(seq 1 600); do grep -q "$2" "$1" 2>/dev/null && { grep -m1 "$2" "$1"; return 0; }; sleep 0.1; done
-    echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; return 1
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 taskset -c 1 "$bin" mock-upstream --listen 127.0.0.1:0 > "$work/mock.out" 2>&1 &
 pids+=($!)
 upstream=$(wait_line "$work/mock.out" "listening on" | sed 's/.*listening on //')

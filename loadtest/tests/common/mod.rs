@@ -5,13 +5,12 @@
 //! Each test file uses only part of this module, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read};
-use std::os::unix::process::CommandExt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -83,98 +82,19 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-#[derive(Default)]
-struct Lines {
-    lines: Vec<String>,
-    open_streams: usize,
-}
-
-/// A server child process in its own process group, its stdout and stderr captured line by
-/// line; the whole group is killed on drop.
-pub struct Server {
-    child: Child,
-    lines: Arc<(Mutex<Lines>, Condvar)>,
-}
-
-impl Server {
-    pub fn spawn(mut cmd: Command) -> Server {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        // SAFETY: prctl is async-signal-safe; the child dies with the thread that spawned it,
-        // so an aborted test leaks nothing.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-        let lines = Arc::new((Mutex::new(Lines::default()), Condvar::new()));
-        lines.0.lock().unwrap().open_streams = 2;
-        let out = child.stdout.take().expect("piped stdout");
-        let err = child.stderr.take().expect("piped stderr");
-        capture(out, lines.clone());
-        capture(err, lines.clone());
-        Server { child, lines }
-    }
-
-    /// Waits for an output line (stdout or stderr) containing `needle` and returns it.
-    pub fn wait_line(&self, needle: &str) -> String {
-        let deadline = Instant::now() + LIVENESS;
-        let (lock, cv) = &*self.lines;
-        let mut state = lock.lock().unwrap();
-        loop {
-            if let Some(l) = state.lines.iter().find(|l| l.contains(needle)) {
-                return l.clone();
-            }
-            let now = Instant::now();
-            assert!(
-                state.open_streams > 0 && now < deadline,
-                "the server ended or stayed silent before printing {needle:?}; output:\n{}",
-                state.lines.join("\n")
-            );
-            state = cv.wait_timeout(state, deadline - now).unwrap().0;
-        }
-    }
-}
-
-fn capture(pipe: impl Read + Send + 'static, lines: Arc<(Mutex<Lines>, Condvar)>) {
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(pipe);
-        let mut line = String::new();
-        while matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
-            lines
-                .0
-                .lock()
-                .unwrap()
-                .lines
-                .push(line.trim_end().to_owned());
-            lines.1.notify_all();
-            line.clear();
-        }
-        lines.0.lock().unwrap().open_streams -= 1;
-        lines.1.notify_all();
-    });
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // SAFETY: signalling the process group of a child we spawned and have not reaped.
-        unsafe { libc::kill(-(self.child.id() as libc::pid_t), libc::SIGKILL) };
-        let _ = self.child.wait();
-    }
-}
+/// The gateway's own test harness for child processes (captured output, event-driven waits,
+/// the whole process group killed on drop), shared rather than written twice.
+#[allow(dead_code)]
+#[path = "../../../tests/common/proc.rs"]
+mod proc;
+pub use proc::Proc;
 
 /// `mcpgate mock-upstream --listen 127.0.0.1:0` and its URL.
-pub fn mock_upstream() -> (Server, String) {
+pub fn mock_upstream() -> (Proc, String) {
     let mut cmd = Command::new(mcpgate_bin());
     cmd.args(["mock-upstream", "--listen", "127.0.0.1:0", "--workers", "1"]);
-    let server = Server::spawn(cmd);
-    let line = server.wait_line("mock-upstream: listening on ");
+    let mut server = Proc::spawn("mock-upstream", cmd);
+    let line = server.wait_stdout_line(|l| l.contains("mock-upstream: listening on "), LIVENESS);
     let url = line
         .split_once("listening on ")
         .map(|(_, u)| u.trim().to_owned())
@@ -183,12 +103,15 @@ pub fn mock_upstream() -> (Server, String) {
 }
 
 /// `server-everything streamableHttp` on a free port, and its URL.
-pub fn everything() -> (Server, String) {
+pub fn everything() -> (Proc, String) {
     let port = free_port();
     let mut cmd = Command::new(everything_bin());
     cmd.arg("streamableHttp").env("PORT", port.to_string());
-    let server = Server::spawn(cmd);
-    server.wait_line("MCP Streamable HTTP Server listening on port");
+    let mut server = Proc::spawn("server-everything", cmd);
+    server.wait_stderr_line(
+        |l| l.contains("MCP Streamable HTTP Server listening on port"),
+        LIVENESS,
+    );
     (server, format!("http://127.0.0.1:{port}/mcp"))
 }
 
