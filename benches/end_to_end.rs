@@ -15,7 +15,7 @@ use mcpgate::http::{Handler, HttpLimits, Response};
 use mcpgate::mcp::{McpService, ProtocolVersion, ServiceSettings, SessionKeys, SessionVerifier};
 use mcpgate::mock::{MockConfig, MockServer};
 use mcpgate::registry::{PublishedRegistry, RegistryReader};
-use mcpgate::runtime::{bind_listeners, IoDriver};
+use mcpgate::runtime::{bind_listeners, CoreHandle, IoDriver};
 use mcpgate::upstream::start::{start_upstreams, StartedUpstreams};
 
 fn fail(what: &str, e: impl std::fmt::Display) -> ! {
@@ -26,8 +26,13 @@ fn fail(what: &str, e: impl std::fmt::Display) -> ! {
 fn gateway(servers: &str) -> (McpService, String, StartedUpstreams) {
     let config = parse_config(&format!(r#"{{"mcpServers": {servers}}}"#), &|_| None)
         .unwrap_or_else(|e| fail("config", e));
-    let started =
-        start_upstreams(&config, IoDriver::Epoll).unwrap_or_else(|e| fail("upstreams", e));
+    // The bench drives the handler on its own runtime, which is not running while upstreams
+    // start, so stdio pipes live on a dedicated thread here: one cross-thread hop each way
+    // that a worker core owning the pipes does not pay.
+    let stdio_core = CoreHandle::dedicated("bench-stdio", IoDriver::Epoll)
+        .unwrap_or_else(|e| fail("stdio thread", e));
+    let started = start_upstreams(&config, IoDriver::Epoll, &[stdio_core])
+        .unwrap_or_else(|e| fail("upstreams", e));
     let keys =
         SessionKeys::new(None, Duration::from_secs(3600)).unwrap_or_else(|e| fail("keys", e));
     let session = keys

@@ -240,7 +240,14 @@ fn run(cli: Cli) -> Result<(), String> {
             init_logging("warn");
             let driver = IoDriver::resolve(IoDriverChoice::Auto).map_err(|e| e.to_string())?;
             let cfg = load_config(config.as_deref(), &|| start_in_process_mock(driver))?;
-            let started = mcpgate::upstream::start::start_upstreams(&cfg, IoDriver::Epoll)?;
+            let stdio_core =
+                mcpgate::runtime::CoreHandle::dedicated("mcpgate-stdio", IoDriver::Epoll)
+                    .map_err(|e| format!("cannot start the stdio thread: {e}"))?;
+            let started = mcpgate::upstream::start::start_upstreams(
+                &cfg,
+                IoDriver::Epoll,
+                std::slice::from_ref(&stdio_core),
+            )?;
             for server in &started.snapshot.servers {
                 if let Some(e) = &server.error {
                     eprintln!("{}: FAILED: {e}", server.name);

@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::mcp::{McpService, ServiceSettings, SessionKeys, SessionVerifier};
 use crate::registry::recovery::spawn_recovery;
 use crate::registry::{PublishedRegistry, RegistryReader};
-use crate::runtime::{bind_listeners, serve_on_workers, IoDriver};
+use crate::runtime::{bind_listeners, core_channel, serve_on_workers_after, IoDriver};
 use crate::upstream::start::{start_upstreams, StartedUpstreams};
 
 /// Time given to stdio children to exit after their stdin closes, before signals.
@@ -42,7 +42,44 @@ pub fn serve(config: Config, driver: IoDriver) -> Result<(), String> {
     ])
     .map_err(|e| format!("cannot install signal handlers: {e}"))?;
 
-    let started = start_upstreams(&config, driver)?;
+    // Workers run first, not yet accepting: stdio servers' pipes are driven on their cores,
+    // which start-up needs for the handshakes and listings. Each worker waits for its handler.
+    let workers = listeners.len();
+    let (cores, inboxes): (Vec<_>, Vec<_>) = (0..workers).map(|_| core_channel(driver)).unzip();
+    let (go, waits): (Vec<_>, Vec<_>) = (0..workers)
+        .map(|_| futures_channel::oneshot::channel::<Arc<WorkerStart>>())
+        .unzip();
+    let pending = Arc::new(std::sync::Mutex::new(
+        inboxes.into_iter().zip(waits).map(Some).collect::<Vec<_>>(),
+    ));
+    serve_on_workers_after(
+        listeners,
+        driver,
+        config.http_limits,
+        config.busy_poll,
+        move |index| {
+            let mine = pending
+                .lock()
+                .ok()
+                .and_then(|mut p| p.get_mut(index).and_then(Option::take));
+            async move {
+                let (inbox, wait) = mine?;
+                monoio::spawn(inbox.run());
+                // Dropped without a start (start-up failed): this worker ends unserved.
+                let start = wait.await.ok()?;
+                Some(McpService::new(
+                    RegistryReader::new(start.registry.clone()),
+                    SessionVerifier::new(start.sessions.clone()),
+                    start.settings.clone(),
+                    CoreMetrics::new(start.metrics.clone()),
+                ))
+            }
+        },
+    )
+    .map_err(|e| format!("cannot start worker threads: {e}"))?;
+
+    let started = start_upstreams(&config, driver, &cores)?;
+    drop(cores);
     for c in started
         .snapshot
         .tools
@@ -58,28 +95,22 @@ pub fn serve(config: Config, driver: IoDriver) -> Result<(), String> {
     let registry = PublishedRegistry::new(started.snapshot);
     spawn_recovery(started.builder, registry.clone())
         .map_err(|e| format!("cannot start the recovery thread: {e}"))?;
-    let settings = Arc::new(ServiceSettings {
-        allowed_origins: config.allowed_origins.clone(),
-        loopback_listener: true,
-        heartbeat: HEARTBEAT,
-    });
     let metrics = MetricsHub::new();
-    let worker_metrics = metrics.clone();
-    serve_on_workers(
-        listeners,
-        driver,
-        config.http_limits,
-        config.busy_poll,
-        move |_| {
-            McpService::new(
-                RegistryReader::new(registry.clone()),
-                SessionVerifier::new(sessions.clone()),
-                settings.clone(),
-                CoreMetrics::new(worker_metrics.clone()),
-            )
-        },
-    )
-    .map_err(|e| format!("cannot start worker threads: {e}"))?;
+    let start = Arc::new(WorkerStart {
+        registry,
+        sessions,
+        settings: Arc::new(ServiceSettings {
+            allowed_origins: config.allowed_origins.clone(),
+            loopback_listener: true,
+            heartbeat: HEARTBEAT,
+        }),
+        metrics: metrics.clone(),
+    });
+    for tx in go {
+        if tx.send(start.clone()).is_err() {
+            return Err("a worker thread stopped during start-up".to_owned());
+        }
+    }
 
     tracing::info!(
         listen = %local, workers = config.workers, io_driver = driver.as_str(), tools = tool_count,
@@ -100,6 +131,14 @@ pub fn serve(config: Config, driver: IoDriver) -> Result<(), String> {
     );
     shutdown(&started.upstreams);
     Ok(())
+}
+
+/// What each worker needs to build its handler once start-up is done.
+struct WorkerStart {
+    registry: Arc<PublishedRegistry>,
+    sessions: Arc<SessionKeys>,
+    settings: Arc<ServiceSettings>,
+    metrics: Arc<MetricsHub>,
 }
 
 fn wait_for_signal(mut signals: signal_hook::iterator::Signals) {

@@ -6,9 +6,11 @@
 //! Must never: pretend a driver runs that does not (the driver in use is reported).
 
 pub mod busy_poll;
+mod core_handle;
 mod listener;
 mod placement;
 
+pub use core_handle::{core_channel, CoreHandle, CoreInbox, CoreStopped};
 pub use listener::bind_listeners;
 pub use placement::{allowed_cpus, placement};
 
@@ -165,6 +167,26 @@ where
     H: crate::http::Handler + 'static,
     F: Fn(usize) -> H + Send + Sync + 'static,
 {
+    serve_on_workers_after(listeners, driver, limits, busy_poll, move |index| {
+        std::future::ready(Some(make(index)))
+    })
+}
+
+/// Like [`serve_on_workers`], but each worker's runtime starts first and runs `make(i)`'s
+/// future before it accepts: work the handler depends on can use the worker cores meanwhile
+/// (stdio upstreams are driven there). A future that yields `None` ends that worker unserved.
+pub fn serve_on_workers_after<H, F, Fut>(
+    listeners: Vec<std::net::TcpListener>,
+    driver: IoDriver,
+    limits: crate::http::HttpLimits,
+    busy_poll: Option<std::time::Duration>,
+    make: F,
+) -> io::Result<Vec<JoinHandle<()>>>
+where
+    H: crate::http::Handler + 'static,
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Option<H>> + 'static,
+{
     let count = listeners.len();
     let slots: Vec<std::sync::Mutex<Option<std::net::TcpListener>>> = listeners
         .into_iter()
@@ -176,13 +198,18 @@ where
         let listener = slots
             .get(index)
             .and_then(|s| s.lock().ok().and_then(|mut l| l.take()));
-        let handler = std::rc::Rc::new(make(index));
+        let handler = make(index);
         async move {
+            let Some(handler) = handler.await else {
+                return;
+            };
             if let Some(window) = busy_poll {
                 busy_poll::start(window);
             }
             match listener {
-                Some(listener) => crate::http::serve_listener(listener, handler, limits).await,
+                Some(listener) => {
+                    crate::http::serve_listener(listener, std::rc::Rc::new(handler), limits).await
+                }
                 None => tracing::error!(worker = index, "no listener for this worker"),
             }
         }

@@ -2,12 +2,14 @@
 //!
 //! Owns: starting and supervising stdio children, per-core HTTP connection pools, the MCP
 //! handshake with each server, and matching replies to calls. Must never: block a worker core
-//! (stdio pipes live on their own threads), or change a reply's bytes (the caller splices them).
+//! (stdio pipes are async sockets; spawning and reaping happen on threads of their own), or
+//! change a reply's bytes (the caller splices them).
 
 pub mod error;
 pub mod handshake;
 pub mod http;
 pub mod listing;
+pub mod pipes;
 pub mod process;
 pub mod start;
 pub mod stdio;

@@ -1,6 +1,6 @@
-//! The OS side of a stdio upstream's child process: spawning it into its own process group,
-//! signalling that group, reaping the child, the blocking pipe loops (bounded line reading,
-//! batched stdin writing, stderr into the log), newline-delimited framing, and small helpers for
+//! The OS side of a stdio upstream's child process: spawning it into its own process group
+//! with socketpairs for stdin and stdout, signalling that group, reaping the child, copying its
+//! stderr into the log (bounded line reading), newline-delimited framing, and small helpers for
 //! the dedicated threads (blocking on a oneshot, bounded joins).
 //!
 //! Owns: the child's pid and its lifetime from spawn to reap. Must never: run on a worker core
@@ -9,24 +9,22 @@
 
 use std::borrow::Cow;
 use std::future::Future;
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::pin::Pin;
-use std::process::{ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{ChildStderr, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
-
 use super::stdio::StdioSpec;
 
 /// Longest stderr line written to the log; the rest of a longer line is counted, not kept.
 pub const STDERR_LINE_MAX: usize = 4096;
-/// At most this many frames go into one write batch before stdin is flushed.
-const WRITE_BATCH_MAX: usize = 256;
-/// Buffer size for the stdin writer and the stdout/stderr readers.
+/// Buffer size for the stderr reader.
 const PIPE_BUFFER: usize = 64 * 1024;
 /// How much of an offending line goes into a log message.
 const LOG_PREVIEW: usize = 200;
@@ -41,26 +39,31 @@ pub(crate) fn deadline_after(d: Duration) -> Option<Instant> {
     Instant::now().checked_add(d)
 }
 
-/// A freshly spawned child with its three pipe ends.
+/// A freshly spawned child with the gateway's ends of its stdio.
 pub struct Spawned {
     /// The child, to signal, wait for and reap.
     pub process: Arc<ChildProcess>,
-    /// Pipe ends, each owned by one of the child's threads.
-    pub stdin: ChildStdin,
-    pub stdout: ChildStdout,
+    /// Socketpair ends: an async runtime can read and write these (it cannot use pipes).
+    pub stdin: UnixStream,
+    pub stdout: UnixStream,
+    /// A pipe, read by a blocking thread.
     pub stderr: ChildStderr,
 }
 
-/// Starts the child described by `spec` in its own process group, with all three stdio piped.
+/// Starts the child described by `spec` in its own process group, its stdin and stdout
+/// connected to socketpairs and its stderr to a pipe.
 ///
 /// Must be called on the thread that supervises the child for its whole life: the child gets
 /// `PR_SET_PDEATHSIG(SIGKILL)`, which Linux ties to the *thread* that forked it.
 pub fn spawn(spec: &StdioSpec) -> io::Result<Spawned> {
+    // Both ends are close-on-exec; the child gets its end as fd 0 or 1 (which drops the flag).
+    let (stdin, child_stdin) = UnixStream::pair()?;
+    let (stdout, child_stdout) = UnixStream::pair()?;
     let mut cmd = Command::new(&spec.command);
     cmd.args(&spec.args)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
+        .stdin(Stdio::from(OwnedFd::from(child_stdin)))
+        .stdout(Stdio::from(OwnedFd::from(child_stdout)))
         .stderr(Stdio::piped());
     if let Some(dir) = &spec.cwd {
         cmd.current_dir(dir);
@@ -93,18 +96,16 @@ pub fn spawn(spec: &StdioSpec) -> io::Result<Spawned> {
         });
     }
     let mut child = cmd.spawn()?;
+    // The child's ends must close here, or its stdin would never see end of input.
+    drop(cmd);
     let pid = child.id();
-    let (stdin, stdout, stderr) =
-        match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
-            (Some(i), Some(o), Some(e)) => (i, o, e),
-            _ => {
-                // Cannot happen with Stdio::piped(); still, never leave the child behind.
-                let process = ChildProcess::new(pid);
-                process.signal_group(libc::SIGKILL);
-                reap(&process, |_| {});
-                return Err(io::Error::other("child spawned without pipes"));
-            }
-        };
+    let Some(stderr) = child.stderr.take() else {
+        // Cannot happen with Stdio::piped(); still, never leave the child behind.
+        let process = ChildProcess::new(pid);
+        process.signal_group(libc::SIGKILL);
+        reap(&process, |_| {});
+        return Err(io::Error::other("child spawned without a stderr pipe"));
+    };
     // `Child` is dropped here: dropping neither kills nor reaps; `reap` waits by pid.
     Ok(Spawned {
         process: Arc::new(ChildProcess::new(pid)),
@@ -335,60 +336,6 @@ impl<R: Read> LineReader<R> {
             self.line.pop();
         }
         Ok(Some(Line::Full(&self.line)))
-    }
-}
-
-/// What the stdin writer thread is asked to do.
-pub enum WriterMsg {
-    /// Bytes to write as they are (a JSON-RPC message ending in `\n`).
-    Frame(Vec<u8>),
-    /// Flush and close the child's stdin.
-    Close,
-}
-
-/// The stdin writer thread's body: writes every queued frame, then flushes once per batch.
-/// Returns (closing stdin) on [`WriterMsg::Close`], when every sender is gone, or on a write error;
-/// after a write error a child that does not exit within 2 s is killed (its stdin is unusable).
-pub fn write_loop(
-    server: &str,
-    stdin: ChildStdin,
-    rx: Receiver<WriterMsg>,
-    process: &ChildProcess,
-) {
-    let mut out = BufWriter::with_capacity(PIPE_BUFFER, stdin);
-    let failure = 'outer: loop {
-        let Ok(mut msg) = rx.recv() else { break None };
-        let mut batched = 0;
-        loop {
-            match msg {
-                WriterMsg::Frame(frame) => {
-                    if let Err(e) = out.write_all(&frame) {
-                        break 'outer Some(e);
-                    }
-                }
-                WriterMsg::Close => break 'outer out.flush().err(),
-            }
-            batched += 1;
-            if batched >= WRITE_BATCH_MAX {
-                break;
-            }
-            match rx.try_recv() {
-                Ok(next) => msg = next,
-                Err(_) => break,
-            }
-        }
-        if let Err(e) = out.flush() {
-            break Some(e);
-        }
-    };
-    drop(out);
-    if let Some(e) = failure {
-        tracing::warn!(server = %server, "writing to the server's stdin failed: {e}");
-        if process.wait_exit(Duration::from_secs(2)).is_none()
-            && process.signal_group(libc::SIGKILL)
-        {
-            tracing::warn!(server = %server, "killed the server: its stdin is broken but it kept running");
-        }
     }
 }
 

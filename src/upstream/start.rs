@@ -11,7 +11,7 @@ use super::stdio::{StdioSpec, StdioUpstream};
 use super::Upstream;
 use crate::config::{Config, ServerConfig, Transport};
 use crate::registry::{RegistryBuilder, RegistrySnapshot, ServerEntry, ServerListing};
-use crate::runtime::{block_on, IoDriver};
+use crate::runtime::{block_on, CoreHandle, IoDriver};
 
 /// Longest line a stdio server may send.
 const MAX_STDIO_LINE: usize = 64 << 20;
@@ -53,22 +53,25 @@ pub struct Started {
     pub upstreams: StartedUpstreams,
 }
 
-fn create(server: &ServerConfig, max_reply: usize) -> Result<Upstream, String> {
+fn create(server: &ServerConfig, max_reply: usize, owner: &CoreHandle) -> Result<Upstream, String> {
     match &server.transport {
         Transport::Stdio {
             command,
             args,
             env,
             cwd,
-        } => Ok(Upstream::Stdio(StdioUpstream::start(StdioSpec {
-            name: server.name.clone(),
-            command: command.clone(),
-            args: args.clone(),
-            env: env.clone(),
-            cwd: cwd.clone(),
-            max_line_bytes: MAX_STDIO_LINE.max(max_reply),
-            max_in_flight: MAX_STDIO_IN_FLIGHT,
-        }))),
+        } => Ok(Upstream::Stdio(StdioUpstream::start(
+            StdioSpec {
+                name: server.name.clone(),
+                command: command.clone(),
+                args: args.clone(),
+                env: env.clone(),
+                cwd: cwd.clone(),
+                max_line_bytes: MAX_STDIO_LINE.max(max_reply),
+                max_in_flight: MAX_STDIO_IN_FLIGHT,
+            },
+            owner.clone(),
+        ))),
         Transport::Http { url, headers } => {
             HttpUpstream::new(&server.name, url, headers.clone(), max_reply)
                 .map(|h| Upstream::Http(Arc::new(h)))
@@ -78,13 +81,25 @@ fn create(server: &ServerConfig, max_reply: usize) -> Result<Upstream, String> {
 
 /// Starts every server, waits for each at most the smaller of `startup_timeout` and its own
 /// `timeout_ms`, and builds the first snapshot. Servers that fail are kept with their error, so
-/// calls to them fail fast naming them, until `recovery` brings them in.
-pub fn start_upstreams(config: &Config, driver: IoDriver) -> Result<Started, String> {
+/// calls to them fail fast naming them, until `recovery` brings them in. Stdio servers' pipes
+/// are spread over `cores` (the worker cores when serving), one core per server.
+pub fn start_upstreams(
+    config: &Config,
+    driver: IoDriver,
+    cores: &[CoreHandle],
+) -> Result<Started, String> {
+    if cores.is_empty() {
+        return Err("no core to drive stdio servers on".to_owned());
+    }
     let bound = config.startup_timeout;
     let created: Vec<(ServerConfig, Result<Upstream, String>)> = config
         .servers
         .iter()
-        .map(|s| (s.clone(), create(s, config.max_upstream_reply_bytes)))
+        .enumerate()
+        .map(|(i, s)| {
+            let core = &cores[i % cores.len()];
+            (s.clone(), create(s, config.max_upstream_reply_bytes, core))
+        })
         .collect();
 
     // Stdio handshakes block their waiter; wait for all of them in parallel threads.

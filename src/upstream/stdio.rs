@@ -2,13 +2,16 @@
 //! JSON-RPC on stdin/stdout.
 //!
 //! Owns: supervising one child per upstream (spawn, MCP handshake, restart with backoff, graceful
-//! shutdown), the child's pipe threads, and matching replies to calls by gateway-assigned id.
+//! shutdown) and matching replies to calls by gateway-assigned id.
 //! Must never: block a worker core — [`StdioUpstream::call`], [`StdioUpstream::notify`] and
-//! [`StdioUpstream::cancel`] only take short locks and do a non-blocking channel send; all pipe
-//! I/O, spawning and reaping happen on this module's own threads ([`super::process`]).
+//! [`StdioUpstream::cancel`] only take short locks and queue a frame; spawning and reaping
+//! happen on this module's own threads ([`super::process`]).
 //!
-//! Threads per upstream: one supervisor; per child, a stdin writer, a stdout reader, a stderr
-//! reader and a waiter that reaps the child and fails its pending calls the moment it exits.
+//! The child's stdin and stdout are socketpairs driven by tasks on one core's runtime (the
+//! owner, a worker core when serving): a call made on that core is written, answered and
+//! woken without leaving it; calls from other threads queue their frame to it. Threads per
+//! upstream: one supervisor; per child, a waiter that reaps it and fails its pending calls the
+//! moment it exits, and a stderr reader that copies its lines into the log.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -17,16 +20,17 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Sender, TrySendError};
 use serde_json::value::RawValue;
 
 use super::handshake::{initialize_request, parse_initialize_reply, INITIALIZED_NOTIFICATION};
+use super::pipes::{self, FrameSender, QueueError};
 use super::process::{
     self, block_on_timeout, deadline_after, encode_message, join_bounded, leading_id, lock,
-    preview, push_json_string, thread_name, ChildProcess, Line, LineReader, WriterMsg,
+    preview, push_json_string, thread_name, ChildProcess, Line,
 };
 use super::{InitializeInfo, Payload, ReplyReceiver, ReplySender, UpstreamError, UpstreamReply};
 use crate::jsonrpc::Envelope;
+use crate::runtime::CoreHandle;
 
 /// How long a freshly started child has to answer `initialize`.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -37,6 +41,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const HEALTHY_UPTIME: Duration = Duration::from_secs(60);
 /// Frames the writer queue holds beyond `max_in_flight` (notifications, answers to the child).
 const QUEUE_SLACK: usize = 1024;
+/// How long a child whose stdin or stdout broke may live on before it is killed.
+const BROKEN_PIPE_GRACE: Duration = Duration::from_secs(2);
 
 /// How to run one stdio server (from the config, `${VAR}`s already expanded).
 #[derive(Debug, Clone)]
@@ -109,6 +115,8 @@ pub struct StdioStatus {
 
 struct Inner {
     spec: StdioSpec,
+    /// The core whose runtime drives every child's stdin and stdout.
+    owner: CoreHandle,
     handshake_timeout: Duration,
     next_id: AtomicU64,
     /// The child accepting calls: `Some` only while Ready. Locked briefly by every call.
@@ -133,7 +141,7 @@ struct Shared {
 
 /// One running child as seen by calls: its stdin queue and its calls awaiting replies.
 struct Conn {
-    tx: Sender<WriterMsg>,
+    tx: FrameSender,
     pending: Mutex<Pending>,
     process: Arc<ChildProcess>,
 }
@@ -172,17 +180,15 @@ impl Conn {
     }
 
     fn send(&self, server: &str, frame: Vec<u8>) -> Result<(), UpstreamError> {
-        self.tx
-            .try_send(WriterMsg::Frame(frame))
-            .map_err(|e| match e {
-                TrySendError::Full(_) => UpstreamError::Overloaded {
-                    server: server.to_owned(),
-                },
-                TrySendError::Disconnected(_) => UpstreamError::Unavailable {
-                    server: server.to_owned(),
-                    reason: "the server's stdin is closed".to_owned(),
-                },
-            })
+        self.tx.send(frame).map_err(|e| match e {
+            QueueError::Full => UpstreamError::Overloaded {
+                server: server.to_owned(),
+            },
+            QueueError::Closed => UpstreamError::Unavailable {
+                server: server.to_owned(),
+                reason: "the server's stdin is closed".to_owned(),
+            },
+        })
     }
 
     /// Marks the child gone and fails every pending call with `reason`.
@@ -202,14 +208,20 @@ impl Conn {
 }
 
 impl StdioUpstream {
-    /// Starts supervision on background threads and returns at once.
-    pub fn start(spec: StdioSpec) -> StdioUpstream {
-        Self::start_with(spec, HANDSHAKE_TIMEOUT)
+    /// Starts supervision on background threads and returns at once. Every child's pipes are
+    /// driven on `owner`'s core.
+    pub fn start(spec: StdioSpec, owner: CoreHandle) -> StdioUpstream {
+        Self::start_with(spec, owner, HANDSHAKE_TIMEOUT)
     }
 
-    fn start_with(spec: StdioSpec, handshake_timeout: Duration) -> StdioUpstream {
+    fn start_with(
+        spec: StdioSpec,
+        owner: CoreHandle,
+        handshake_timeout: Duration,
+    ) -> StdioUpstream {
         let inner = Arc::new(Inner {
             spec,
+            owner,
             handshake_timeout,
             next_id: AtomicU64::new(1),
             current: Mutex::new(None),
@@ -321,7 +333,7 @@ impl StdioUpstream {
         };
         lock(&inner.current).take();
         if let Some(conn) = child {
-            let _ = conn.tx.send_timeout(WriterMsg::Close, grace);
+            conn.tx.close();
             if conn.process.wait_exit(grace).is_none() {
                 conn.process.signal_group(libc::SIGTERM);
                 if conn.process.wait_exit(grace).is_none() {
@@ -537,14 +549,15 @@ fn run_child(inner: &Arc<Inner>) -> (String, Duration, Vec<JoinHandle<()>>) {
     )
 }
 
-/// Spawns the child and its threads: a waiter (reaps it and fails pending calls at exit), the
-/// stdin writer, the stdout reader and the stderr logger. On failure nothing is left running.
+/// Spawns the child, its threads (a waiter that reaps it and fails pending calls at exit, and
+/// the stderr logger) and, on the owner core, the tasks that drive its stdin and stdout. On
+/// failure nothing is left running.
 fn start_child(inner: &Inner) -> Result<(Arc<Conn>, Vec<JoinHandle<()>>), String> {
     let name = &inner.spec.name;
     let spawned = process::spawn(&inner.spec)
         .map_err(|e| format!("could not start '{}': {e}", inner.spec.command))?;
     let proc = spawned.process;
-    let (tx, rx) = crossbeam_channel::bounded(inner.spec.max_in_flight.saturating_add(QUEUE_SLACK));
+    let (tx, frames) = pipes::frame_queue(inner.spec.max_in_flight.saturating_add(QUEUE_SLACK));
     let pending = Mutex::new(Pending {
         calls: HashMap::new(),
         closed: None,
@@ -559,7 +572,7 @@ fn start_child(inner: &Inner) -> Result<(Arc<Conn>, Vec<JoinHandle<()>>), String
     let waiter = named("wait").spawn(move || {
         let reason = |exit: &str| format!("process exited ({exit}) during the call");
         process::reap(&c.process, |exit| c.close(&n, &reason(exit)));
-        let _ = c.tx.try_send(WriterMsg::Close);
+        c.tx.close();
     });
     let waiter = match waiter {
         Ok(h) => h,
@@ -569,25 +582,31 @@ fn start_child(inner: &Inner) -> Result<(Arc<Conn>, Vec<JoinHandle<()>>), String
             return Err(format!("could not start a thread: {e}"));
         }
     };
-    let (n, p, stdin) = (name.clone(), proc.clone(), spawned.stdin);
-    let writer = named("in").spawn(move || process::write_loop(&n, stdin, rx, &p));
-    let (c, n, max, stdout) = (
+    let mut threads = vec![waiter];
+    let (n, stderr) = (name.clone(), spawned.stderr);
+    let logger = named("err").spawn(move || process::stderr_loop(&n, stderr));
+    let (c, n, max, driver) = (
         conn.clone(),
         name.clone(),
         inner.spec.max_line_bytes,
-        spawned.stdout,
+        inner.owner.driver(),
     );
-    let reader = named("out").spawn(move || read_loop(&n, stdout, &c, max));
-    let (n, stderr) = (name.clone(), spawned.stderr);
-    let logger = named("err").spawn(move || process::stderr_loop(&n, stderr));
-    let mut threads = vec![waiter];
-    let mut failed = None;
-    for spawned in [writer, reader, logger] {
-        match spawned {
-            Ok(h) => threads.push(h),
-            Err(e) => failed = Some(format!("could not start a thread: {e}")),
+    let (stdin, stdout) = (spawned.stdin, spawned.stdout);
+    let driven = inner
+        .owner
+        .spawn(move || drive_pipes(n, c, stdin, stdout, frames, max, driver))
+        .map_err(|e| e.to_string());
+    let failed = match (logger, driven) {
+        (Ok(h), Ok(())) => {
+            threads.push(h);
+            None
         }
-    }
+        (Err(e), _) => Some(format!("could not start a thread: {e}")),
+        (Ok(h), Err(e)) => {
+            threads.push(h);
+            Some(e)
+        }
+    };
     if let Some(reason) = failed {
         proc.signal_group(libc::SIGKILL);
         proc.wait_exit(Duration::MAX);
@@ -595,6 +614,46 @@ fn start_child(inner: &Inner) -> Result<(Arc<Conn>, Vec<JoinHandle<()>>), String
         return Err(reason);
     }
     Ok((conn, threads))
+}
+
+/// Runs on the owner core: the stdin writer as its own task, the stdout reader in this one.
+/// A child that breaks either pipe but keeps running is useless and gets killed.
+async fn drive_pipes(
+    name: String,
+    conn: Arc<Conn>,
+    stdin: std::os::unix::net::UnixStream,
+    stdout: std::os::unix::net::UnixStream,
+    frames: pipes::FrameReceiver,
+    max: usize,
+    driver: crate::runtime::IoDriver,
+) {
+    let streams =
+        pipes::attach(stdin, driver).and_then(|i| Ok((i, pipes::attach(stdout, driver)?)));
+    let (stdin, stdout) = match streams {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(server = %name, "cannot drive the server's pipes: {e}");
+            conn.process.signal_group(libc::SIGKILL);
+            return;
+        }
+    };
+    let (n, c) = (name.clone(), conn.clone());
+    monoio::spawn(async move {
+        if let Some(e) = pipes::write_frames(stdin, frames).await {
+            tracing::warn!(server = %n, "writing to the server's stdin failed: {e}");
+            kill_if_still_running(&n, &c.process, "its stdin is broken").await;
+        }
+    });
+    let end = pipes::read_lines(stdout, max, |line| on_stdout_line(&name, &conn, max, line)).await;
+    // The waiter fails pending calls when the process exits.
+    kill_if_still_running(&name, &conn.process, &format!("it {end}")).await;
+}
+
+async fn kill_if_still_running(name: &str, process: &ChildProcess, why: &str) {
+    monoio::time::sleep(BROKEN_PIPE_GRACE).await;
+    if process.exit().is_none() && process.signal_group(libc::SIGKILL) {
+        tracing::warn!(server = %name, "killed the server: {why} but it kept running");
+    }
 }
 
 /// `initialize` → reply → `notifications/initialized`, through the child's normal pipes.
@@ -631,31 +690,21 @@ fn handshake(inner: &Inner, conn: &Conn) -> Result<InitializeInfo, String> {
     Ok(info)
 }
 
-/// The stdout reader thread: one JSON-RPC message per line, dispatched by envelope.
-fn read_loop(name: &str, stdout: std::process::ChildStdout, conn: &Conn, max: usize) {
-    let mut lines = LineReader::new(stdout, max);
-    let end = loop {
-        match lines.next_line() {
-            Ok(Some(Line::Full(line))) => dispatch(name, conn, line),
-            Ok(Some(Line::TooLong { head, len })) => {
-                tracing::error!(server = %name, "discarded a stdout line of {len} bytes (max_line_bytes {max}): {}", preview(head));
-                if let Some(call) = leading_id(head).and_then(|id| conn.take(id)) {
-                    let reason = format!("reply of {len} bytes exceeds max_line_bytes ({max})");
-                    let _ = call.send(Err(UpstreamError::Protocol {
-                        server: name.to_owned(),
-                        reason,
-                    }));
-                }
+/// One line of the child's stdout: a message to dispatch, or an over-long one whose call (when
+/// its id can be read from the start) fails at once instead of timing out.
+fn on_stdout_line(name: &str, conn: &Conn, max: usize, line: Line<'_>) {
+    match line {
+        Line::Full(line) => dispatch(name, conn, line),
+        Line::TooLong { head, len } => {
+            tracing::error!(server = %name, "discarded a stdout line of {len} bytes (max_line_bytes {max}): {}", preview(head));
+            if let Some(call) = leading_id(head).and_then(|id| conn.take(id)) {
+                let reason = format!("reply of {len} bytes exceeds max_line_bytes ({max})");
+                let _ = call.send(Err(UpstreamError::Protocol {
+                    server: name.to_owned(),
+                    reason,
+                }));
             }
-            Ok(None) => break "closed its stdout".to_owned(),
-            Err(e) => break format!("stdout read failed: {e}"),
         }
-    };
-    // The waiter fails pending calls when the process exits; one that lives on without stdout is useless.
-    if conn.process.wait_exit(Duration::from_secs(2)).is_none()
-        && conn.process.signal_group(libc::SIGKILL)
-    {
-        tracing::warn!(server = %name, "killed the server: it {end} but kept running");
     }
 }
 

@@ -57,8 +57,16 @@ fn spec(mode: &str, max_line_bytes: usize, max_in_flight: usize) -> StdioSpec {
     }
 }
 
+/// A runtime of its own that drives the child's pipes (io_uring where the kernel allows it;
+/// the integration tests drive both drivers through the gateway).
+fn owner() -> CoreHandle {
+    let driver =
+        crate::runtime::IoDriver::resolve(crate::config::IoDriverChoice::Auto).expect("a driver");
+    CoreHandle::dedicated("stdio-test", driver).expect("owner thread")
+}
+
 fn ready(mode: &str, max_line_bytes: usize, max_in_flight: usize) -> StdioUpstream {
-    let up = StdioUpstream::start(spec(mode, max_line_bytes, max_in_flight));
+    let up = StdioUpstream::start(spec(mode, max_line_bytes, max_in_flight), owner());
     up.wait_ready(Duration::from_secs(20)).unwrap();
     up
 }
@@ -122,7 +130,7 @@ fn gone(pid: u32) -> bool {
 
 #[test]
 fn handshake_and_round_trip() {
-    let up = StdioUpstream::start(spec("", 1 << 20, 64));
+    let up = StdioUpstream::start(spec("", 1 << 20, 64), owner());
     match up.call("echo", None) {
         Err(UpstreamError::Unavailable { reason, .. }) => assert_eq!(reason, "starting"),
         other => panic!("expected Unavailable while starting, got {other:?}"),
@@ -274,7 +282,7 @@ fn over_long_lines_are_discarded() {
 fn start_failures_are_reported_and_backed_off() {
     let mut bad = spec("", 1024, 4);
     bad.command = "/nonexistent/mcp-server".into();
-    let up = StdioUpstream::start(bad);
+    let up = StdioUpstream::start(bad, owner());
     match up.wait_ready(Duration::from_secs(10)) {
         Err(UpstreamError::Unavailable { reason, .. }) => {
             assert!(reason.contains("could not start"), "{reason}")
@@ -286,7 +294,8 @@ fn start_failures_are_reported_and_backed_off() {
     up.shutdown(Duration::from_secs(5));
     assert!(start.elapsed() < Duration::from_secs(1));
 
-    let up = StdioUpstream::start_with(spec("silent", 1024, 4), Duration::from_millis(300));
+    let up =
+        StdioUpstream::start_with(spec("silent", 1024, 4), owner(), Duration::from_millis(300));
     match up.wait_ready(Duration::from_secs(10)) {
         Err(UpstreamError::Unavailable { reason, .. }) => {
             assert!(reason.contains("no answer to initialize"), "{reason}")
