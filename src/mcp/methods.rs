@@ -162,10 +162,7 @@ pub async fn forward_named(
             "Invalid params: params.name must be a string",
         );
     };
-    let catalog = match request.kind {
-        CatalogKind::Tools => &snapshot.tools,
-        CatalogKind::Prompts => &snapshot.prompts,
-    };
+    let catalog = snapshot.catalog(request.kind);
     let Some(item) = catalog.get(&name) else {
         // A prefixed name of a server that is down is not "unknown": say which server failed.
         if let Some(down) = snapshot.failed_server_for(&name) {
