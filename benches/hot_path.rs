@@ -14,7 +14,7 @@ use mcpgate::http::request::parse_head;
 use mcpgate::http::HttpLimits;
 use mcpgate::jsonrpc::{parse_message, write_result, RawObject};
 use mcpgate::mcp::{ProtocolVersion, SessionKeys, SessionVerifier};
-use mcpgate::registry::{RegistrySnapshot, ServerEntry, ServerListing};
+use mcpgate::registry::{RegistrySnapshot, ServerEntry, ServerItems, ServerListing};
 use mcpgate::upstream::http::HttpUpstream;
 use mcpgate::upstream::Upstream;
 
@@ -71,8 +71,10 @@ fn snapshot(tools: usize) -> RegistrySnapshot {
         500,
         vec![ServerListing {
             server,
-            tools: defs,
-            prompts: Vec::new(),
+            items: ServerItems {
+                tools: defs,
+                ..ServerItems::default()
+            },
         }],
     )
 }

@@ -33,10 +33,22 @@ impl<'a> RawObject<'a> {
     /// Writes the object with `key`'s value replaced by the JSON string `value` (or that
     /// member added first when absent). Other members are copied byte for byte.
     pub fn write_replacing(&self, out: &mut Vec<u8>, key: &str, value: &str) {
+        self.write_with(out, key, |out| {
+            let _ = serde_json::to_writer(out, value);
+        });
+    }
+
+    /// Like [`Self::write_replacing`] with `value` raw JSON text (an object, say), written as
+    /// is.
+    pub fn write_replacing_raw(&self, out: &mut Vec<u8>, key: &str, value: &[u8]) {
+        self.write_with(out, key, |out| out.extend_from_slice(value));
+    }
+
+    fn write_with(&self, out: &mut Vec<u8>, key: &str, value: impl FnOnce(&mut Vec<u8>)) {
         out.push(b'{');
         let _ = serde_json::to_writer(&mut *out, key);
         out.push(b':');
-        let _ = serde_json::to_writer(&mut *out, value);
+        value(out);
         for (k, v) in &self.members {
             if k == key {
                 continue;
@@ -85,6 +97,18 @@ mod tests {
         assert_eq!(
             std::str::from_utf8(&out).unwrap(),
             r#"{"name":"echo","arguments":{"b": 1.0e3, "a": "\u00e9"},"_meta":{"progressToken": 5}}"#
+        );
+    }
+
+    #[test]
+    fn replaces_one_member_with_raw_json() {
+        let obj =
+            RawObject::parse(r#"{"argument":{"name":"a"},"ref":{"type":"ref/prompt"}}"#).unwrap();
+        let mut out = Vec::new();
+        obj.write_replacing_raw(&mut out, "ref", br#"{"type":"ref/prompt","name":"p"}"#);
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#"{"ref":{"type":"ref/prompt","name":"p"},"argument":{"name":"a"}}"#
         );
     }
 

@@ -1,13 +1,19 @@
 //! The MCP protocol as the gateway serves it on `/mcp` (streamable HTTP).
 //!
 //! Owns: the transport rules (Accept, Content-Type, Origin, sessions, protocol version header),
-//! the lifecycle (`initialize`), and the methods: `ping`, `tools/list`, `tools/call`. Must never:
+//! the lifecycle (`initialize`), and the methods: `ping`, the `…/list` pages, and the requests
+//! routed to one upstream (`tools/call`, `prompts/get`, `resources/read|subscribe|unsubscribe`,
+//! `completion/complete`) or to all (`logging/setLevel`). Must never:
 //! touch a forwarded result's bytes (only the JSON-RPC `id` changes), or let one client's bad
 //! input affect another's requests.
 
 mod checks;
+mod completion;
 mod cors;
+mod forward;
+mod log_level;
 mod methods;
+mod resources;
 mod service;
 pub mod session;
 mod stream;

@@ -4,8 +4,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::checks::{accepts, is_json, origin_allowed};
+use super::completion::complete;
 use super::cors;
+use super::forward::{forward_named, Forwarding, PROMPTS_GET, TOOLS_CALL};
+use super::log_level;
 use super::methods;
+use super::resources::forward_by_uri;
 use super::session::{SessionClaims, SessionVerifier};
 use super::stream::HeartbeatStream;
 use super::version::ProtocolVersion;
@@ -159,19 +163,36 @@ impl McpService {
                     "ping" => methods::ping(out, id),
                     "tools/list" => methods::list_page(&snapshot.tools, env.params, id, out),
                     "prompts/list" => methods::list_page(&snapshot.prompts, env.params, id, out),
-                    "tools/call" => {
-                        let (metrics, call) = (&self.metrics, methods::TOOLS_CALL);
-                        methods::forward_named(
-                            &snapshot, call, env.params, id, out, metrics, started,
-                        )
-                        .await
+                    "resources/list" => {
+                        methods::list_page(&snapshot.resources, env.params, id, out)
                     }
-                    "prompts/get" => {
-                        let (metrics, get) = (&self.metrics, methods::PROMPTS_GET);
-                        methods::forward_named(
-                            &snapshot, get, env.params, id, out, metrics, started,
-                        )
-                        .await
+                    "resources/templates/list" => {
+                        methods::list_page(&snapshot.resource_templates, env.params, id, out)
+                    }
+                    "logging/setLevel" => {
+                        log_level::set_level(&snapshot, env.params, id, out).await
+                    }
+                    method @ ("tools/call"
+                    | "prompts/get"
+                    | "resources/read"
+                    | "resources/subscribe"
+                    | "resources/unsubscribe"
+                    | "completion/complete") => {
+                        let fwd = Forwarding {
+                            id,
+                            out,
+                            metrics: &self.metrics,
+                            started,
+                        };
+                        let params = env.params;
+                        match method {
+                            "tools/call" => forward_named(&snapshot, TOOLS_CALL, params, fwd).await,
+                            "prompts/get" => {
+                                forward_named(&snapshot, PROMPTS_GET, params, fwd).await
+                            }
+                            "completion/complete" => complete(&snapshot, params, fwd).await,
+                            _ => forward_by_uri(&snapshot, method, params, fwd).await,
+                        }
                     }
                     other => write_error(
                         out,

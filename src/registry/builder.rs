@@ -29,8 +29,7 @@ impl RegistryBuilder {
             .iter()
             .map(|l| ServerListing {
                 server: l.server.clone(),
-                tools: l.tools.clone(),
-                prompts: l.prompts.clone(),
+                items: l.items.clone(),
             })
             .collect();
         RegistrySnapshot::build(self.generation, self.mode, self.page_size, listings)

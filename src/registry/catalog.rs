@@ -1,12 +1,12 @@
-//! One kind of named thing the gateway aggregates (tools, prompts): exposed names, lookup,
-//! collisions, and the precomputed `…/list` pages.
+//! One kind of thing the gateway aggregates (tools, prompts, resources, resource templates):
+//! exposed names or URIs, lookup, collisions, and the precomputed `…/list` pages.
 
 use std::collections::HashMap;
 
 use base64::Engine;
 use serde_json::value::RawValue;
 
-use super::naming::{exposed_name, with_hash_suffix};
+use super::naming::{exposed_name, exposed_uri, with_hash_suffix};
 use crate::config::{PrefixMode, ToolFilter};
 use crate::jsonrpc::RawObject;
 
@@ -15,6 +15,8 @@ use crate::jsonrpc::RawObject;
 pub enum CatalogKind {
     Tools,
     Prompts,
+    Resources,
+    ResourceTemplates,
 }
 
 impl CatalogKind {
@@ -23,30 +25,64 @@ impl CatalogKind {
         match self {
             CatalogKind::Tools => "tools",
             CatalogKind::Prompts => "prompts",
+            CatalogKind::Resources => "resources",
+            CatalogKind::ResourceTemplates => "resourceTemplates",
         }
+    }
+
+    /// The method that lists this kind.
+    pub fn list_method(self) -> &'static str {
+        match self {
+            CatalogKind::Tools => "tools/list",
+            CatalogKind::Prompts => "prompts/list",
+            CatalogKind::Resources => "resources/list",
+            CatalogKind::ResourceTemplates => "resources/templates/list",
+        }
+    }
+
+    /// The member of an item that identifies it, and the one the gateway rewrites.
+    pub fn key(self) -> &'static str {
+        match self {
+            CatalogKind::Tools | CatalogKind::Prompts => "name",
+            CatalogKind::Resources => "uri",
+            CatalogKind::ResourceTemplates => "uriTemplate",
+        }
+    }
+
+    /// Whether items are identified by URI (rewritten with `mcpgate://<server>/`) rather than
+    /// by name (`<server>__`, sanitized).
+    pub fn keyed_by_uri(self) -> bool {
+        matches!(
+            self,
+            CatalogKind::Resources | CatalogKind::ResourceTemplates
+        )
     }
 
     fn cursor_prefix(self) -> &'static str {
         match self {
             CatalogKind::Tools => "mcpgate-tools:",
             CatalogKind::Prompts => "mcpgate-prompts:",
+            CatalogKind::Resources => "mcpgate-resources:",
+            CatalogKind::ResourceTemplates => "mcpgate-templates:",
         }
     }
 }
 
-/// An item under its exposed name.
+/// An item under its exposed name (or URI, for resources and templates).
 #[derive(Debug, Clone)]
 pub struct ExposedItem {
     pub name: String,
     /// Index into `RegistrySnapshot::servers`.
     pub server: usize,
-    /// The name the upstream knows it by.
+    /// The name (or URI) the upstream knows it by.
     pub original: String,
-    /// The upstream's definition with `name` replaced; every other member byte for byte.
+    /// The upstream's definition with its key member replaced; every other member byte for
+    /// byte.
     pub definition: String,
 }
 
-/// Two or more items wanted the same exposed name.
+/// Two or more items wanted the same exposed name. Names are made unique with a hash suffix;
+/// URIs cannot be renamed, so both items keep the URI and reading it is ambiguous.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Collision {
     pub name: String,
@@ -81,19 +117,20 @@ impl Catalog {
         page_size: usize,
         inputs: &[CatalogInput<'_>],
     ) -> Self {
+        let key = kind.key();
         let mut skipped = Vec::new();
         // (server index, original name, raw definition) for every admitted item.
         let mut admitted: Vec<(usize, String, &RawValue)> = Vec::new();
         for (si, input) in inputs.iter().enumerate() {
             for def in input.definitions {
                 let name = match RawObject::parse(def.get()) {
-                    Ok(obj) => obj.get_str("name").map(|n| n.into_owned()),
+                    Ok(obj) => obj.get_str(key).map(|n| n.into_owned()),
                     Err(_) => None,
                 };
                 let Some(name) = name.filter(|n| !n.is_empty()) else {
                     skipped.push((
                         input.server.to_owned(),
-                        format!("a {} definition has no name", kind.member()),
+                        format!("a {} definition has no {key}", kind.member()),
                     ));
                     continue;
                 };
@@ -112,10 +149,16 @@ impl Catalog {
         for (si, original, def) in &admitted {
             let server = inputs[*si].server;
             let shared = publishers.get(original.as_str()).copied().unwrap_or(0) > 1;
-            let mut name = exposed_name(mode, server, original, shared);
+            let mut name = if kind.keyed_by_uri() {
+                exposed_uri(mode, server, original, shared)
+            } else {
+                exposed_name(mode, server, original, shared)
+            };
             if let Some(&first) = by_name.get(&name) {
                 let wanted = name.clone();
-                name = with_hash_suffix(&wanted, server, original);
+                if !kind.keyed_by_uri() {
+                    name = with_hash_suffix(&wanted, server, original);
+                }
                 let entry = collided.entry(wanted).or_insert_with(|| {
                     let f: &ExposedItem = &items[first];
                     vec![(
@@ -128,10 +171,11 @@ impl Catalog {
             }
             let mut definition = Vec::with_capacity(def.get().len() + 16);
             if let Ok(obj) = RawObject::parse(def.get()) {
-                obj.write_replacing(&mut definition, "name", &name);
+                obj.write_replacing(&mut definition, key, &name);
             }
             let definition = String::from_utf8(definition).unwrap_or_default();
-            by_name.insert(name.clone(), items.len());
+            // A shared URI keeps pointing at its first server; routing sees every server.
+            by_name.entry(name.clone()).or_insert(items.len());
             items.push(ExposedItem {
                 name,
                 server: *si,

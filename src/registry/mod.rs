@@ -1,8 +1,9 @@
-//! What the gateway exposes: every tool of every upstream under its exposed name.
+//! What the gateway exposes: every tool, prompt, resource and resource template of every
+//! upstream under its exposed name or URI.
 //!
 //! Owns: building an immutable [`RegistrySnapshot`] from the upstreams' listings (naming,
-//! filtering, collisions, precomputed `tools/list` pages) and handing the current one to each
-//! core without locks on the hot path. Must never: mutate a published snapshot; in-flight
+//! filtering, collisions, precomputed `…/list` pages, routes for resource URIs) and handing the
+//! current one to each core without locks on the hot path. Must never: mutate a published snapshot; in-flight
 //! calls finish on the snapshot they started with.
 
 mod builder;
@@ -11,8 +12,11 @@ pub mod naming;
 mod published;
 pub mod recovery;
 mod snapshot;
+pub mod uri_routes;
+pub mod uri_template;
 
 pub use builder::RegistryBuilder;
 pub use catalog::{Catalog, CatalogKind, Collision, ExposedItem};
 pub use published::{PublishedRegistry, RegistryReader};
-pub use snapshot::{RegistrySnapshot, ServerEntry, ServerListing};
+pub use snapshot::{RegistrySnapshot, ServerEntry, ServerItems, ServerListing};
+pub use uri_routes::{Unroutable, UriRoute, UriRoutes};

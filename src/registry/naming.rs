@@ -1,4 +1,4 @@
-//! How upstream tool names become the names clients see.
+//! How upstream tool and prompt names, and resource URIs, become what clients see.
 //!
 //! Exposed names obey `^[A-Za-z0-9_.-]{1,64}$`, the pattern strict clients enforce. Anything
 //! else is replaced by `_`; a name over 64 bytes is cut and given a short hash of the full
@@ -51,14 +51,20 @@ pub fn with_hash_suffix(name: &str, server: &str, tool: &str) -> String {
     format!("{cut}_{hash}")
 }
 
-/// The name for `tool` of `server` under `mode`; `shared` says whether another server
-/// publishes the same tool name (only `on_conflict` looks at it).
-pub fn exposed_name(mode: PrefixMode, server: &str, tool: &str, shared: bool) -> String {
-    let prefixed = match mode {
+/// Whether an item gets its server's prefix under `mode`; `shared`: another server publishes
+/// the same name or URI.
+fn is_prefixed(mode: PrefixMode, shared: bool) -> bool {
+    match mode {
         PrefixMode::Always => true,
         PrefixMode::OnConflict => shared,
         PrefixMode::Never => false,
-    };
+    }
+}
+
+/// The name for `tool` of `server` under `mode`; `shared` says whether another server
+/// publishes the same tool name (only `on_conflict` looks at it).
+pub fn exposed_name(mode: PrefixMode, server: &str, tool: &str, shared: bool) -> String {
+    let prefixed = is_prefixed(mode, shared);
     let raw = if prefixed {
         format!("{}{SEPARATOR}{}", sanitize(server), sanitize(tool))
     } else {
@@ -68,6 +74,36 @@ pub fn exposed_name(mode: PrefixMode, server: &str, tool: &str, shared: bool) ->
         with_hash_suffix(&raw, server, tool)
     } else {
         raw
+    }
+}
+
+/// Scheme of the URIs under which a server's resources are exposed with its prefix.
+pub const URI_SCHEME: &str = "mcpgate://";
+
+/// The authority that names `server` in `mcpgate://<server>/…`: the name itself when it
+/// consists of RFC 3986 unreserved characters (as server names normally do), otherwise with
+/// every other byte percent-encoded so the URI stays parseable.
+pub fn uri_authority(server: &str) -> String {
+    let mut out = String::with_capacity(server.len());
+    for b in server.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The URI for resource (or template) `original` of `server` under `mode`: prefixed it is
+/// `mcpgate://<server>/<original>` with the original appended verbatim; `shared` says whether
+/// another server lists the same URI (only `on_conflict` looks at it).
+pub fn exposed_uri(mode: PrefixMode, server: &str, original: &str, shared: bool) -> String {
+    let prefixed = is_prefixed(mode, shared);
+    if prefixed {
+        format!("{URI_SCHEME}{}/{original}", uri_authority(server))
+    } else {
+        original.to_owned()
     }
 }
 
@@ -95,6 +131,22 @@ mod tests {
             "fs__read"
         );
         assert_eq!(exposed_name(PrefixMode::Never, "fs", "read", true), "read");
+    }
+
+    #[test]
+    fn uris_are_prefixed_verbatim() {
+        let uri = "demo://resource/static/document/a%20b.md";
+        assert_eq!(
+            exposed_uri(PrefixMode::Always, "docs", uri, false),
+            "mcpgate://docs/demo://resource/static/document/a%20b.md"
+        );
+        assert_eq!(exposed_uri(PrefixMode::Never, "docs", uri, true), uri);
+        assert_eq!(exposed_uri(PrefixMode::OnConflict, "docs", uri, false), uri);
+        assert_eq!(
+            exposed_uri(PrefixMode::OnConflict, "docs", "file:///{path}", true),
+            "mcpgate://docs/file:///{path}"
+        );
+        assert_eq!(uri_authority("my server/é"), "my%20server%2F%C3%A9");
     }
 
     #[test]

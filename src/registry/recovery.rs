@@ -1,6 +1,6 @@
 //! Servers that missed start-up join later: a control-thread task per such server waits for
 //! it to come up (a stdio child finishing its handshake, an HTTP server answering
-//! `initialize`), lists its tools, and publishes a new snapshot that includes them.
+//! `initialize`), lists what it publishes, and publishes a new snapshot that includes it.
 //!
 //! Runs on its own thread with its own runtime; never on a worker core.
 
@@ -52,7 +52,7 @@ pub fn spawn_recovery(
             drop(tx);
             while let Some((index, listing)) = rx.next().await {
                 let name = listing.server.name.clone();
-                let tools = listing.tools.len();
+                let tools = listing.items.tools.len();
                 builder.set_listing(index, listing);
                 published.publish(builder.build());
                 tracing::info!(server = %name, tools, "upstream came up; its tools are now served");
@@ -94,8 +94,7 @@ async fn wait_until_up(server: &ServerEntry) -> ServerListing {
                 };
                 return ServerListing {
                     server: Arc::new(entry),
-                    tools: items.tools,
-                    prompts: items.prompts,
+                    items,
                 };
             }
             Err(e) => {

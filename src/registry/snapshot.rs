@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::value::RawValue;
 
 use super::catalog::{Catalog, CatalogInput, CatalogKind, ExposedItem};
+use super::uri_routes::UriRoutes;
 use crate::config::{PrefixMode, ToolFilter};
 use crate::upstream::Upstream;
 
@@ -19,11 +20,19 @@ pub struct ServerEntry {
     pub error: Option<String>,
 }
 
+/// What one server publishes, each item the raw JSON object it listed.
+#[derive(Debug, Clone, Default)]
+pub struct ServerItems {
+    pub tools: Vec<Box<RawValue>>,
+    pub prompts: Vec<Box<RawValue>>,
+    pub resources: Vec<Box<RawValue>>,
+    pub resource_templates: Vec<Box<RawValue>>,
+}
+
 /// One server's listing, input to a build.
 pub struct ServerListing {
     pub server: Arc<ServerEntry>,
-    pub tools: Vec<Box<RawValue>>,
-    pub prompts: Vec<Box<RawValue>>,
+    pub items: ServerItems,
 }
 
 pub struct RegistrySnapshot {
@@ -31,6 +40,10 @@ pub struct RegistrySnapshot {
     pub servers: Vec<Arc<ServerEntry>>,
     pub tools: Catalog,
     pub prompts: Catalog,
+    pub resources: Catalog,
+    pub resource_templates: Catalog,
+    /// Where `resources/read` and friends send a URI.
+    pub uri_routes: UriRoutes,
 }
 
 impl RegistrySnapshot {
@@ -41,29 +54,44 @@ impl RegistrySnapshot {
         page_size: usize,
         listings: Vec<ServerListing>,
     ) -> Self {
-        let tool_inputs: Vec<CatalogInput<'_>> = listings
-            .iter()
-            .map(|l| CatalogInput {
-                server: &l.server.name,
-                filter: Some(&l.server.filter),
-                definitions: &l.tools,
-            })
-            .collect();
-        let tools = Catalog::build(CatalogKind::Tools, mode, page_size, &tool_inputs);
-        let prompt_inputs: Vec<CatalogInput<'_>> = listings
-            .iter()
-            .map(|l| CatalogInput {
-                server: &l.server.name,
-                filter: None,
-                definitions: &l.prompts,
-            })
-            .collect();
-        let prompts = Catalog::build(CatalogKind::Prompts, mode, page_size, &prompt_inputs);
+        // Tool allow-lists apply to tools only; every other kind is exposed whole.
+        let catalog = |kind: CatalogKind, items: fn(&ServerItems) -> &[Box<RawValue>]| {
+            let inputs: Vec<CatalogInput<'_>> = listings
+                .iter()
+                .map(|l| CatalogInput {
+                    server: &l.server.name,
+                    filter: (kind == CatalogKind::Tools).then_some(&l.server.filter),
+                    definitions: items(&l.items),
+                })
+                .collect();
+            Catalog::build(kind, mode, page_size, &inputs)
+        };
+        let tools = catalog(CatalogKind::Tools, |i| &i.tools);
+        let prompts = catalog(CatalogKind::Prompts, |i| &i.prompts);
+        let resources = catalog(CatalogKind::Resources, |i| &i.resources);
+        let resource_templates = catalog(CatalogKind::ResourceTemplates, |i| &i.resource_templates);
+        let uri_routes = UriRoutes::build(
+            listings.iter().map(|l| l.server.name.as_str()),
+            &resources,
+            &resource_templates,
+        );
         RegistrySnapshot {
             generation,
             servers: listings.into_iter().map(|l| l.server).collect(),
             tools,
             prompts,
+            resources,
+            resource_templates,
+            uri_routes,
+        }
+    }
+
+    pub fn catalog(&self, kind: CatalogKind) -> &Catalog {
+        match kind {
+            CatalogKind::Tools => &self.tools,
+            CatalogKind::Prompts => &self.prompts,
+            CatalogKind::Resources => &self.resources,
+            CatalogKind::ResourceTemplates => &self.resource_templates,
         }
     }
 

@@ -1,5 +1,5 @@
-//! Fetching an upstream's whole `tools/list` or `prompts/list`, following `nextCursor` to the
-//! end.
+//! Fetching everything an upstream publishes (`tools/list`, `prompts/list`, `resources/list`,
+//! `resources/templates/list`), following `nextCursor` to the end.
 
 use std::time::Duration;
 
@@ -8,6 +8,8 @@ use serde_json::value::RawValue;
 use super::{CallTiming, Upstream, UpstreamError};
 use crate::jsonrpc::{Envelope, RawObject};
 use crate::registry::CatalogKind;
+// What a listing returns is the registry's input; start-up names it from here.
+pub use crate::registry::ServerItems;
 
 /// Most pages followed before a server is considered to loop.
 const MAX_PAGES: usize = 10_000;
@@ -29,7 +31,7 @@ pub async fn list_all(
     timeout: Duration,
 ) -> Result<Vec<Box<RawValue>>, UpstreamError> {
     let member = kind.member();
-    let method = format!("{member}/list");
+    let method = kind.list_method();
     let protocol = |reason: String| UpstreamError::Protocol {
         server: server.to_owned(),
         reason,
@@ -45,7 +47,7 @@ pub async fn list_all(
         let message = up
             .request(
                 server,
-                &method,
+                method,
                 Some(&params),
                 timeout,
                 &mut CallTiming::default(),
@@ -81,33 +83,72 @@ pub async fn list_all(
     )))
 }
 
-/// What one server publishes.
-pub struct ServerItems {
-    pub tools: Vec<Box<RawValue>>,
-    pub prompts: Vec<Box<RawValue>>,
-}
-
-/// Lists a server that completed its handshake: its tools, and its prompts when it declared
-/// them. A server whose prompts cannot be listed still serves its tools (the failure is logged).
+/// Lists a server that completed its handshake: its tools, and its prompts, resources and
+/// resource templates when it declared them. A server whose optional lists fail still serves
+/// what did list (the failure is logged); only a failing declared tool list is an error.
 pub async fn list_server(
     up: &Upstream,
     server: &str,
     timeout: Duration,
 ) -> Result<ServerItems, UpstreamError> {
-    let tools = list_tools(up, server, timeout).await?;
-    let declares_prompts = up
-        .initialize_info()
-        .is_some_and(|i| i.has_capability("prompts"));
-    let prompts = if declares_prompts {
-        match list_all(up, server, CatalogKind::Prompts, timeout).await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(server = %server, error = %e, "cannot list prompts; serving its tools only");
-                Vec::new()
-            }
-        }
-    } else {
-        Vec::new()
+    let declares = |capability: &str| {
+        up.initialize_info()
+            .is_some_and(|i| i.has_capability(capability))
     };
-    Ok(ServerItems { tools, prompts })
+    // Tools are what most servers exist for: a declared list that fails fails the server. One
+    // that did not declare them is still asked (some servers forget), and may have none.
+    let tools = match list_tools(up, server, timeout).await {
+        Ok(tools) => tools,
+        Err(e) if !declares("tools") => {
+            tracing::debug!(server = %server, error = %e, "no tools (the server did not declare them)");
+            Vec::new()
+        }
+        Err(e) => return Err(e),
+    };
+    let resources = declares("resources");
+    let (prompts, resources, resource_templates) = futures_util::future::join3(
+        list_optional(
+            up,
+            server,
+            CatalogKind::Prompts,
+            declares("prompts"),
+            timeout,
+        ),
+        list_optional(up, server, CatalogKind::Resources, resources, timeout),
+        list_optional(
+            up,
+            server,
+            CatalogKind::ResourceTemplates,
+            resources,
+            timeout,
+        ),
+    )
+    .await;
+    Ok(ServerItems {
+        tools,
+        prompts,
+        resources,
+        resource_templates,
+    })
+}
+
+/// The items of `kind` when the server `declared` the capability; none when it did not, or
+/// when listing them failed.
+async fn list_optional(
+    up: &Upstream,
+    server: &str,
+    kind: CatalogKind,
+    declared: bool,
+    timeout: Duration,
+) -> Vec<Box<RawValue>> {
+    if !declared {
+        return Vec::new();
+    }
+    match list_all(up, server, kind, timeout).await {
+        Ok(items) => items,
+        Err(e) => {
+            tracing::warn!(server = %server, error = %e, "cannot list {}; serving the rest", kind.member());
+            Vec::new()
+        }
+    }
 }

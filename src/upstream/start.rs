@@ -179,14 +179,7 @@ pub fn start_upstreams(
             }
             (up, Err(e)) => {
                 tracing::error!(server = %cfg.name, error = %e, "upstream failed to start; serving without it until it comes up");
-                (
-                    up.ok(),
-                    ServerItems {
-                        tools: Vec::new(),
-                        prompts: Vec::new(),
-                    },
-                    Some(e),
-                )
+                (up.ok(), ServerItems::default(), Some(e))
             }
         };
         let Some(upstream) = upstream else {
@@ -202,8 +195,7 @@ pub fn start_upstreams(
                 filter: cfg.tools.clone(),
                 error,
             }),
-            tools: items.tools,
-            prompts: items.prompts,
+            items,
         });
     }
     let mut builder = RegistryBuilder::new(config.tool_prefix, config.tools_page_size, entries);

@@ -43,13 +43,17 @@ fn filters_and_prefixes() {
         vec![
             ServerListing {
                 server: server("a", &["*"], &["secret"], None),
-                tools: tools(&["echo", "secret"]),
-                prompts: Vec::new(),
+                items: ServerItems {
+                    tools: tools(&["echo", "secret"]),
+                    ..ServerItems::default()
+                },
             },
             ServerListing {
                 server: server("b", &["echo"], &[], None),
-                tools: tools(&["echo", "other"]),
-                prompts: Vec::new(),
+                items: ServerItems {
+                    tools: tools(&["echo", "other"]),
+                    ..ServerItems::default()
+                },
             },
         ],
     );
@@ -73,13 +77,17 @@ fn on_conflict_prefixes_only_shared_names() {
         vec![
             ServerListing {
                 server: server("a", &["*"], &[], None),
-                tools: tools(&["echo", "alpha"]),
-                prompts: Vec::new(),
+                items: ServerItems {
+                    tools: tools(&["echo", "alpha"]),
+                    ..ServerItems::default()
+                },
             },
             ServerListing {
                 server: server("b", &["*"], &[], None),
-                tools: tools(&["echo", "beta"]),
-                prompts: Vec::new(),
+                items: ServerItems {
+                    tools: tools(&["echo", "beta"]),
+                    ..ServerItems::default()
+                },
             },
         ],
     );
@@ -95,13 +103,17 @@ fn never_mode_collisions_are_reported_and_both_kept() {
         vec![
             ServerListing {
                 server: server("a", &["*"], &[], None),
-                tools: tools(&["echo"]),
-                prompts: Vec::new(),
+                items: ServerItems {
+                    tools: tools(&["echo"]),
+                    ..ServerItems::default()
+                },
             },
             ServerListing {
                 server: server("b", &["*"], &[], None),
-                tools: tools(&["echo"]),
-                prompts: Vec::new(),
+                items: ServerItems {
+                    tools: tools(&["echo"]),
+                    ..ServerItems::default()
+                },
             },
         ],
     );
@@ -127,8 +139,10 @@ fn pages_chain_through_cursors_and_refuse_foreign_ones() {
         3,
         vec![ServerListing {
             server: server("s", &["*"], &[], None),
-            tools: tools(&refs),
-            prompts: Vec::new(),
+            items: ServerItems {
+                tools: tools(&refs),
+                ..ServerItems::default()
+            },
         }],
     );
     let mut seen = Vec::new();
@@ -165,13 +179,17 @@ fn nameless_definitions_are_skipped_and_failed_servers_found_by_prefix() {
         vec![
             ServerListing {
                 server: server("ok", &["*"], &[], None),
-                tools: bad,
-                prompts: Vec::new(),
+                items: ServerItems {
+                    tools: bad,
+                    ..ServerItems::default()
+                },
             },
             ServerListing {
                 server: server("down", &["*"], &[], Some("crashed")),
-                tools: Vec::new(),
-                prompts: Vec::new(),
+                items: ServerItems {
+                    tools: Vec::new(),
+                    ..ServerItems::default()
+                },
             },
         ],
     );
@@ -199,8 +217,11 @@ fn prompts_get_their_own_catalog_and_cursors() {
         1,
         vec![ServerListing {
             server: server("s", &["t1", "t2"], &[], None),
-            tools: tools(&["t1", "t2"]),
-            prompts,
+            items: ServerItems {
+                tools: tools(&["t1", "t2"]),
+                prompts,
+                ..ServerItems::default()
+            },
         }],
     );
     // The tool allow-list does not filter prompts.
@@ -219,4 +240,124 @@ fn prompts_get_their_own_catalog_and_cursors() {
         "a tools cursor is not a prompts cursor"
     );
     assert!(snap.tools.page(Some(&prompt_cursor)).is_none());
+}
+
+fn raw(items: &[&str]) -> Vec<Box<RawValue>> {
+    items
+        .iter()
+        .map(|s| RawValue::from_string((*s).to_owned()).unwrap())
+        .collect()
+}
+
+fn with_resources(name: &str, resources: &[&str], templates: &[&str]) -> ServerListing {
+    ServerListing {
+        server: server(name, &["*"], &[], None),
+        items: ServerItems {
+            resources: raw(resources),
+            resource_templates: raw(templates),
+            ..ServerItems::default()
+        },
+    }
+}
+
+fn uris(catalog: &Catalog) -> Vec<&str> {
+    catalog.items.iter().map(|i| i.name.as_str()).collect()
+}
+
+#[test]
+fn resources_and_templates_are_exposed_under_prefixed_uris() {
+    let snap = RegistrySnapshot::build(
+        1,
+        PrefixMode::Always,
+        10,
+        vec![
+            with_resources(
+                "a",
+                &[r#"{"uri":"file:///x","name":"x","_meta":{"k":1.50}}"#],
+                &[r#"{"uriTemplate":"file:///{path}","name":"files"}"#],
+            ),
+            with_resources("b", &[r#"{"name":"x","uri":"file:///x"}"#], &[]),
+        ],
+    );
+    assert_eq!(
+        uris(&snap.resources),
+        ["mcpgate://a/file:///x", "mcpgate://b/file:///x"]
+    );
+    // Only the URI changed; every other member byte for byte, in the list page too.
+    assert_eq!(
+        snap.resources.items[0].definition,
+        r#"{"uri":"mcpgate://a/file:///x","name":"x","_meta":{"k":1.50}}"#
+    );
+    assert_eq!(
+        snap.resource_templates.page(None),
+        Some(
+            r#"{"resourceTemplates":[{"uriTemplate":"mcpgate://a/file:///{path}","name":"files"}]}"#
+        )
+    );
+    assert!(snap.resources.collisions.is_empty());
+}
+
+#[test]
+fn on_conflict_prefixes_only_shared_uris_and_never_keeps_duplicates() {
+    let listings = |snap_mode| {
+        RegistrySnapshot::build(
+            1,
+            snap_mode,
+            10,
+            vec![
+                with_resources(
+                    "a",
+                    &[r#"{"uri":"mem://shared"}"#, r#"{"uri":"mem://only-a"}"#],
+                    &[],
+                ),
+                with_resources("b", &[r#"{"uri":"mem://shared"}"#], &[]),
+            ],
+        )
+    };
+    let snap = listings(PrefixMode::OnConflict);
+    assert_eq!(
+        uris(&snap.resources),
+        [
+            "mcpgate://a/mem://shared",
+            "mem://only-a",
+            "mcpgate://b/mem://shared"
+        ]
+    );
+    let snap = listings(PrefixMode::Never);
+    assert_eq!(
+        uris(&snap.resources),
+        ["mem://shared", "mem://only-a", "mem://shared"]
+    );
+    // URIs cannot be renamed: both are listed, the collision is reported.
+    assert_eq!(snap.resources.collisions.len(), 1);
+    assert_eq!(snap.resources.collisions[0].name, "mem://shared");
+    assert_eq!(
+        snap.uri_routes.resolve("mem://shared"),
+        Err(crate::registry::Unroutable::Ambiguous(vec![0, 1]))
+    );
+}
+
+#[test]
+fn resource_cursors_are_their_own() {
+    let snap = RegistrySnapshot::build(
+        1,
+        PrefixMode::Always,
+        1,
+        vec![with_resources(
+            "a",
+            &[r#"{"uri":"mem://1"}"#, r#"{"uri":"mem://2"}"#],
+            &[
+                r#"{"uriTemplate":"mem://{n}"}"#,
+                r#"{"uriTemplate":"mem://x/{n}"}"#,
+            ],
+        )],
+    );
+    let first: serde_json::Value =
+        serde_json::from_str(snap.resources.page(None).unwrap()).unwrap();
+    let cursor = first["nextCursor"].as_str().unwrap().to_owned();
+    let second: serde_json::Value =
+        serde_json::from_str(snap.resources.page(Some(&cursor)).unwrap()).unwrap();
+    assert_eq!(second["resources"][0]["uri"], "mcpgate://a/mem://2");
+    assert!(second.get("nextCursor").is_none());
+    assert!(snap.resource_templates.page(Some(&cursor)).is_none());
 }

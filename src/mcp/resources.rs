@@ -1,0 +1,61 @@
+//! `resources/read`, `resources/subscribe`, `resources/unsubscribe`: requests that name a
+//! resource by URI, routed by the registry's URI routes and forwarded with the URI the server
+//! knows.
+//!
+//! Owns: turning a URI into a server (or a -32602 that says the URI is unknown or ambiguous,
+//! naming the candidates). Must never: pick one of several servers that could serve a URI.
+
+use serde_json::value::RawValue;
+
+use super::forward::Forwarding;
+use crate::registry::{RegistrySnapshot, Unroutable, UriRoute};
+
+/// Routes `params.uri` and forwards `method` to its server with the original URI.
+pub async fn forward_by_uri(
+    snapshot: &RegistrySnapshot,
+    method: &str,
+    params: Option<&RawValue>,
+    mut fwd: Forwarding<'_>,
+) {
+    let Some(obj) = fwd.params_object(method, params) else {
+        return;
+    };
+    let Some(uri) = obj.get_str("uri") else {
+        return fwd.invalid_params("Invalid params: params.uri must be a string");
+    };
+    let Some(route) = route_uri(snapshot, &uri, &mut fwd) else {
+        return;
+    };
+    let mut upstream_params = Vec::with_capacity(params.map_or(0, |p| p.get().len()) + 8);
+    obj.write_replacing(&mut upstream_params, "uri", route.original);
+    fwd.send(&snapshot.servers[route.server], method, &upstream_params)
+        .await
+}
+
+/// The route for `uri`; `None` (with the -32602 reply written) when there is none.
+pub fn route_uri<'u>(
+    snapshot: &RegistrySnapshot,
+    uri: &'u str,
+    fwd: &mut Forwarding<'_>,
+) -> Option<UriRoute<'u>> {
+    match snapshot.uri_routes.resolve(uri) {
+        Ok(route) => Some(route),
+        Err(Unroutable::Unknown) => {
+            fwd.invalid_params(&format!(
+                "Unknown resource: no server lists {uri} or has a template matching it"
+            ));
+            None
+        }
+        Err(Unroutable::Ambiguous(servers)) => {
+            let names: Vec<&str> = servers
+                .iter()
+                .filter_map(|&i| snapshot.servers.get(i).map(|s| s.name.as_str()))
+                .collect();
+            fwd.invalid_params(&format!(
+                "Ambiguous resource: {uri} could be served by {}; prefix it with mcpgate://<server>/ to choose",
+                names.join(", ")
+            ));
+            None
+        }
+    }
+}
