@@ -1,0 +1,572 @@
+//! The conformance profile over streamable HTTP (`--profile conformance --listen`), on the
+//! gateway's own HTTP server.
+//!
+//! Owns the HTTP side of MCP as the reference SDK server does it: sessions (`Mcp-Session-Id`
+//! issued at `initialize`, 404 for an unknown one, `DELETE` ends one), one SSE stream per
+//! request, the client's answers to our requests arriving on later POSTs (202), the
+//! standalone `GET` stream, resumption with `Last-Event-ID`, and DNS-rebinding protection
+//! (`Host`/`Origin` must be loopback names when the listener is on loopback).
+//!
+//! Every request runs as its own task writing into its stream's event log ([`StreamLog`]);
+//! the HTTP response only reads that log. So a call outlives the connection it came on: when
+//! its stream is closed mid-call (`test_reconnection`) or the connection drops, the rest of
+//! the events wait in the log until the client resumes with `GET` + `Last-Event-ID`.
+//!
+//! State lives in one worker's memory, so this transport runs on exactly one worker. It must
+//! never hold a `RefCell` borrow across an `.await`, and must stay bounded: sessions, streams
+//! per session and requests waiting for the client are capped (oldest dropped first).
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_channel::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use super::{answer, error_response, ClientMessage, Outbox, Session};
+use crate::http::{Handler, Method, Outcome, RequestHead, Response, SseStream, Status};
+use crate::mcp::checks::{accepts, is_json, origin_allowed};
+use crate::mock::{INVALID_REQUEST, PROTOCOL_VERSIONS};
+
+/// The one path this server answers on.
+const PATH: &str = "/mcp";
+
+/// Sessions kept at once; a new one beyond this ends the oldest.
+const MAX_SESSIONS: usize = 1024;
+
+/// Event logs kept per session; a new stream beyond this drops the oldest (finished first).
+const MAX_STREAMS: usize = 256;
+
+/// The reconnection delay announced in each priming event (`retry:`), in milliseconds.
+const RETRY_MS: u32 = 500;
+
+/// An SSE comment is sent after this long without events, so a client that went away is
+/// noticed (the write fails) and its stream released.
+const HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// The stream number of the session's standalone `GET` stream; request streams count from 1.
+const STANDALONE: u64 = 0;
+
+/// The events of one SSE stream, kept so a client can resume it.
+struct StreamLog {
+    /// Framed events (`id: …\ndata: …\n\n`); event `n` (1-based) is at index `n - 1`.
+    events: Vec<Rc<[u8]>>,
+    /// The request has been answered: nothing more will be added.
+    done: bool,
+    /// Connections reading the stream now, oldest first; events go to the newest open one.
+    readers: Vec<UnboundedSender<Rc<[u8]>>>,
+}
+
+impl StreamLog {
+    fn new() -> StreamLog {
+        StreamLog {
+            events: Vec::new(),
+            done: false,
+            readers: Vec::new(),
+        }
+    }
+}
+
+/// One client session: the protocol state and its streams.
+struct HttpSession {
+    core: Session,
+    streams: RefCell<Streams>,
+}
+
+/// A session's event logs by stream number.
+struct Streams {
+    next: u64,
+    logs: BTreeMap<u64, StreamLog>,
+}
+
+impl HttpSession {
+    fn new() -> HttpSession {
+        let mut logs = BTreeMap::new();
+        logs.insert(STANDALONE, StreamLog::new());
+        HttpSession {
+            core: Session::new(),
+            streams: RefCell::new(Streams {
+                next: STANDALONE + 1,
+                logs,
+            }),
+        }
+    }
+
+    /// Starts the log of a new request stream and returns its number.
+    fn open_stream(&self) -> u64 {
+        let mut streams = self.streams.borrow_mut();
+        if streams.logs.len() > MAX_STREAMS {
+            let victim = streams
+                .logs
+                .iter()
+                .find(|(n, log)| **n != STANDALONE && log.done)
+                .or_else(|| streams.logs.iter().find(|(n, _)| **n != STANDALONE))
+                .map(|(n, _)| *n);
+            if let Some(victim) = victim {
+                streams.logs.remove(&victim);
+            }
+        }
+        let number = streams.next;
+        streams.next += 1;
+        streams.logs.insert(number, StreamLog::new());
+        number
+    }
+
+    /// Appends `message` to stream `number` as an event and passes it to the stream's reader.
+    fn push(&self, number: u64, message: &[u8]) {
+        let mut streams = self.streams.borrow_mut();
+        let Some(log) = streams.logs.get_mut(&number) else {
+            return; // Evicted or the session ended: nobody can read it any more.
+        };
+        let mut framed = Vec::with_capacity(message.len() + 32);
+        framed.extend_from_slice(b"id: ");
+        framed.extend_from_slice(event_id(number, log.events.len() + 1).as_bytes());
+        framed.push(b'\n');
+        crate::http::sse::write_event(&mut framed, message);
+        let framed: Rc<[u8]> = framed.into();
+        log.events.push(framed.clone());
+        log.readers.retain(|reader| !reader.is_closed());
+        if let Some(reader) = log.readers.last() {
+            // A reader that closed in between loses nothing: the event is in the log.
+            let _ = reader.unbounded_send(framed);
+        }
+    }
+
+    /// Ends the readers of stream `number` (they finish what they were sent, then close).
+    fn close_readers(&self, number: u64) {
+        if let Some(log) = self.streams.borrow_mut().logs.get_mut(&number) {
+            log.readers.clear();
+        }
+    }
+
+    /// Marks stream `number` answered and ends its readers.
+    fn finish(&self, number: u64) {
+        if let Some(log) = self.streams.borrow_mut().logs.get_mut(&number) {
+            log.done = true;
+            log.readers.clear();
+        }
+    }
+
+    /// Opens a reader on stream `number` that first gets the events after `after` (a count).
+    /// `None` when the stream is unknown.
+    fn read_from(&self, number: u64, after: usize, opening: &[u8]) -> Option<EventStream> {
+        let mut streams = self.streams.borrow_mut();
+        let log = streams.logs.get_mut(&number)?;
+        let mut head = opening.to_vec();
+        for event in log.events.iter().skip(after) {
+            head.extend_from_slice(event);
+        }
+        let events = match log.done {
+            true => None,
+            false => {
+                let (tx, rx) = mpsc::unbounded();
+                log.readers.push(tx);
+                Some(rx)
+            }
+        };
+        Some(EventStream { head, events })
+    }
+
+    /// Ends the session: its waiting requests fail and its streams close.
+    fn end(&self) {
+        self.core.close();
+        for log in self.streams.borrow_mut().logs.values_mut() {
+            log.readers.clear();
+        }
+    }
+}
+
+/// The SSE event id of event `seq` of stream `number`; [`parse_event_id`] reads it back.
+fn event_id(number: u64, seq: usize) -> String {
+    format!("{number}_{seq}")
+}
+
+/// The stream number and event count in an event id from [`event_id`].
+fn parse_event_id(id: &[u8]) -> Option<(u64, usize)> {
+    let id = std::str::from_utf8(id).ok()?;
+    let (number, seq) = id.trim().split_once('_')?;
+    Some((number.parse().ok()?, seq.parse().ok()?))
+}
+
+/// Where a request's messages go: its stream's log.
+struct StreamOutbox {
+    session: Rc<HttpSession>,
+    number: u64,
+}
+
+impl Outbox for StreamOutbox {
+    fn send(&self, message: Vec<u8>) {
+        self.session.push(self.number, &message);
+    }
+
+    fn close_stream(&self) {
+        self.session.close_readers(self.number);
+    }
+}
+
+/// One SSE response: a head (priming event or replayed events), then live events until the
+/// stream's request is answered (or its readers are closed).
+pub struct EventStream {
+    head: Vec<u8>,
+    events: Option<UnboundedReceiver<Rc<[u8]>>>,
+}
+
+impl SseStream for EventStream {
+    async fn next_event(&mut self, out: &mut Vec<u8>) -> bool {
+        if !self.head.is_empty() {
+            out.append(&mut self.head);
+            return true;
+        }
+        let Some(events) = self.events.as_mut() else {
+            return false;
+        };
+        match monoio::time::timeout(HEARTBEAT, events.next()).await {
+            Ok(Some(event)) => {
+                out.extend_from_slice(&event);
+                // Whatever else is ready leaves in the same write.
+                while let Ok(event) = events.try_recv() {
+                    out.extend_from_slice(&event);
+                }
+                true
+            }
+            Ok(None) => false,
+            Err(_) => {
+                out.extend_from_slice(b": keep-alive\n\n");
+                true
+            }
+        }
+    }
+}
+
+/// The conformance profile's HTTP handler (one per worker; there is one worker).
+pub struct ConformanceHttp {
+    /// Whether the listener is on a loopback address (then `Host`/`Origin` must be loopback).
+    loopback: bool,
+    sessions: RefCell<Sessions>,
+}
+
+/// Live sessions by id, and their creation order for eviction.
+#[derive(Default)]
+struct Sessions {
+    by_id: HashMap<String, Rc<HttpSession>>,
+    order: VecDeque<String>,
+}
+
+impl ConformanceHttp {
+    pub fn new(listen: SocketAddr) -> ConformanceHttp {
+        ConformanceHttp {
+            loopback: listen.ip().is_loopback(),
+            sessions: RefCell::new(Sessions::default()),
+        }
+    }
+
+    /// Creates a session and returns its id.
+    fn create_session(&self) -> std::io::Result<(String, Rc<HttpSession>)> {
+        let mut raw = [0u8; 16];
+        getrandom::getrandom(&mut raw).map_err(std::io::Error::other)?;
+        let id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        let session = Rc::new(HttpSession::new());
+        let mut sessions = self.sessions.borrow_mut();
+        while sessions.by_id.len() >= MAX_SESSIONS {
+            let Some(oldest) = sessions.order.pop_front() else {
+                break;
+            };
+            if let Some(old) = sessions.by_id.remove(&oldest) {
+                old.end();
+            }
+        }
+        sessions.by_id.insert(id.clone(), session.clone());
+        sessions.order.push_back(id.clone());
+        Ok((id, session))
+    }
+
+    /// The request's session, or the error reply already written into `resp`.
+    fn session_of(&self, head: &RequestHead<'_>, resp: &mut Response) -> Option<Rc<HttpSession>> {
+        let Some(id) = head.session_id else {
+            json_error(
+                resp,
+                Status::BadRequest,
+                "Bad Request: Mcp-Session-Id header is required",
+            );
+            return None;
+        };
+        let found = std::str::from_utf8(id)
+            .ok()
+            .and_then(|id| self.sessions.borrow().by_id.get(id).cloned());
+        if found.is_none() {
+            json_error(resp, Status::NotFound, "Session not found");
+        }
+        found
+    }
+
+    /// DNS-rebinding protection: on a loopback listener, `Host` and `Origin` (when present)
+    /// must name a loopback host.
+    fn host_allowed(&self, head: &RequestHead<'_>) -> bool {
+        if !self.loopback {
+            return true;
+        }
+        let host_ok = head.host.is_none_or(is_loopback_host);
+        let origin_ok = head.origin.is_none_or(|o| origin_allowed(o, &[], true));
+        host_ok && origin_ok
+    }
+
+    fn post(
+        &self,
+        head: &RequestHead<'_>,
+        body: &[u8],
+        resp: &mut Response,
+    ) -> Outcome<EventStream> {
+        if !is_json(head.content_type) {
+            resp.text(
+                Status::UnsupportedMediaType,
+                "Content-Type must be application/json\n",
+            );
+            return Outcome::Done;
+        }
+        if !accepts(head.accept, "application/json") || !accepts(head.accept, "text/event-stream") {
+            let why = "Not Acceptable: Accept must list application/json and text/event-stream";
+            json_error(resp, Status::NotAcceptable, why);
+            return Outcome::Done;
+        }
+        let message = ClientMessage::parse(body);
+        if let ClientMessage::Request { method, .. } = &message {
+            if method == "initialize" {
+                let (id, session) = match self.create_session() {
+                    Ok(created) => created,
+                    Err(e) => {
+                        json_error(
+                            resp,
+                            Status::InternalServerError,
+                            &format!("cannot create a session: {e}"),
+                        );
+                        return Outcome::Done;
+                    }
+                };
+                resp.header("Mcp-Session-Id", id);
+                return start_request(session, message);
+            }
+        }
+        if let ClientMessage::Invalid(error) = &message {
+            resp.json(Status::BadRequest)
+                .extend_from_slice(error.to_string().as_bytes());
+            return Outcome::Done;
+        }
+        let Some(session) = self.session_of(head, resp) else {
+            return Outcome::Done;
+        };
+        match message {
+            ClientMessage::Request { .. } => start_request(session, message),
+            ClientMessage::Response(response) => {
+                // An answer nobody waits for (the call ended) is dropped, as the spec allows.
+                session.core.complete(&response);
+                resp.empty(Status::Accepted);
+                Outcome::Done
+            }
+            ClientMessage::Notification { .. } | ClientMessage::Invalid(_) => {
+                resp.empty(Status::Accepted);
+                Outcome::Done
+            }
+        }
+    }
+
+    fn get(&self, head: &RequestHead<'_>, resp: &mut Response) -> Outcome<EventStream> {
+        if !accepts(head.accept, "text/event-stream") {
+            json_error(
+                resp,
+                Status::NotAcceptable,
+                "Not Acceptable: Accept must list text/event-stream",
+            );
+            return Outcome::Done;
+        }
+        let Some(session) = self.session_of(head, resp) else {
+            return Outcome::Done;
+        };
+        let (number, after, opening): (u64, usize, &[u8]) = match head.last_event_id {
+            None => (STANDALONE, usize::MAX, b": stream open\n\n"),
+            Some(id) => match parse_event_id(id) {
+                Some((number, after)) => (number, after, b""),
+                None => {
+                    json_error(
+                        resp,
+                        Status::BadRequest,
+                        "Bad Request: malformed Last-Event-ID",
+                    );
+                    return Outcome::Done;
+                }
+            },
+        };
+        match session.read_from(number, after, opening) {
+            Some(stream) => Outcome::Stream(stream),
+            None => {
+                json_error(
+                    resp,
+                    Status::NotFound,
+                    "No stream has that Last-Event-ID (it may have been dropped)",
+                );
+                Outcome::Done
+            }
+        }
+    }
+
+    fn delete(&self, head: &RequestHead<'_>, resp: &mut Response) {
+        let Some(session) = self.session_of(head, resp) else {
+            return;
+        };
+        session.end();
+        let mut sessions = self.sessions.borrow_mut();
+        if let Some(id) = head.session_id.and_then(|id| std::str::from_utf8(id).ok()) {
+            sessions.by_id.remove(id);
+            sessions.order.retain(|s| s != id);
+        }
+        resp.empty(Status::Ok);
+    }
+}
+
+/// Runs a request as its own task and returns the SSE stream that carries its messages.
+fn start_request(session: Rc<HttpSession>, message: ClientMessage) -> Outcome<EventStream> {
+    let ClientMessage::Request { id, method, params } = message else {
+        return Outcome::Stream(EventStream {
+            head: Vec::new(),
+            events: None,
+        });
+    };
+    let number = session.open_stream();
+    // The priming event (an id and empty data) makes the stream resumable from its start.
+    let priming = format!("id: {}\nretry: {RETRY_MS}\ndata: \n\n", event_id(number, 0));
+    let Some(stream) = session.read_from(number, 0, priming.as_bytes()) else {
+        return Outcome::Stream(EventStream {
+            head: Vec::new(),
+            events: None,
+        });
+    };
+    let outbox = StreamOutbox { session, number };
+    monoio::spawn(async move {
+        let response = answer(&outbox.session.core, &outbox, &id, &method, &params).await;
+        outbox.send(response.to_string().into_bytes());
+        outbox.session.finish(outbox.number);
+    });
+    Outcome::Stream(stream)
+}
+
+/// Whether a `Host` value (`name[:port]`) names a loopback host.
+fn is_loopback_host(host: &[u8]) -> bool {
+    let Ok(host) = std::str::from_utf8(host) else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A JSON-RPC error body (id `null`) with an HTTP status.
+fn json_error(resp: &mut Response, status: Status, message: &str) {
+    let body = error_response(&Value::Null, INVALID_REQUEST.into(), message);
+    resp.json(status)
+        .extend_from_slice(body.to_string().as_bytes());
+}
+
+impl Handler for ConformanceHttp {
+    type Stream = EventStream;
+
+    async fn handle(
+        &self,
+        head: &RequestHead<'_>,
+        body: &[u8],
+        resp: &mut Response,
+    ) -> Outcome<EventStream> {
+        if head.path != PATH {
+            resp.text(Status::NotFound, "not found: the MCP endpoint is /mcp\n");
+            return Outcome::Done;
+        }
+        if !self.host_allowed(head) {
+            json_error(
+                resp,
+                Status::Forbidden,
+                "Forbidden: Host and Origin must be loopback names",
+            );
+            return Outcome::Done;
+        }
+        let version_ok = head
+            .protocol_version
+            .is_none_or(|v| PROTOCOL_VERSIONS.iter().any(|known| known.as_bytes() == v));
+        if !version_ok {
+            json_error(
+                resp,
+                Status::BadRequest,
+                "Bad Request: unsupported MCP-Protocol-Version",
+            );
+            return Outcome::Done;
+        }
+        match head.method {
+            Method::Post => self.post(head, body, resp),
+            Method::Get => self.get(head, resp),
+            Method::Delete => {
+                self.delete(head, resp);
+                Outcome::Done
+            }
+            _ => {
+                resp.header("Allow", "GET, POST, DELETE");
+                resp.text(
+                    Status::MethodNotAllowed,
+                    "the MCP endpoint answers GET, POST and DELETE\n",
+                );
+                Outcome::Done
+            }
+        }
+    }
+}
+
+/// Serves the conformance profile on `listener` (one worker) until the process ends.
+pub fn spawn_http_worker(
+    listener: std::net::TcpListener,
+    driver: crate::runtime::IoDriver,
+) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
+    let listen = listener.local_addr()?;
+    let limits = crate::http::HttpLimits::default();
+    crate::runtime::serve_on_workers(vec![listener], driver, limits, None, move |_| {
+        ConformanceHttp::new(listen)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_ids_round_trip() {
+        assert_eq!(parse_event_id(event_id(7, 3).as_bytes()), Some((7, 3)));
+        assert_eq!(parse_event_id(b"7"), None);
+        assert_eq!(parse_event_id(b"x_1"), None);
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for host in [
+            "localhost",
+            "LOCALHOST:3000",
+            "127.0.0.1",
+            "127.0.0.1:8080",
+            "[::1]",
+            "[::1]:80",
+        ] {
+            assert!(is_loopback_host(host.as_bytes()), "{host}");
+        }
+        for host in [
+            "evil.example.com",
+            "evil.example.com:80",
+            "localhost.evil.com",
+            "10.0.0.1:80",
+            "[fe80::1]:80",
+        ] {
+            assert!(!is_loopback_host(host.as_bytes()), "{host}");
+        }
+    }
+}
