@@ -95,8 +95,10 @@ impl HttpSession {
         }
     }
 
-    /// Starts the log of a new request stream and returns its number.
-    fn open_stream(&self) -> u64 {
+    /// Starts the log of a new request stream; returns its number and the response that
+    /// reads it, opening with the priming event (an id and empty data), which makes the
+    /// stream resumable from its start.
+    fn open_stream(&self) -> (u64, EventStream) {
         let mut streams = self.streams.borrow_mut();
         if streams.logs.len() > MAX_STREAMS {
             let victim = streams
@@ -111,8 +113,16 @@ impl HttpSession {
         }
         let number = streams.next;
         streams.next += 1;
-        streams.logs.insert(number, StreamLog::new());
-        number
+        let (tx, rx) = mpsc::unbounded();
+        let mut log = StreamLog::new();
+        log.readers.push(tx);
+        streams.logs.insert(number, log);
+        let priming = format!("id: {}\nretry: {RETRY_MS}\ndata: \n\n", event_id(number, 0));
+        let stream = EventStream {
+            head: priming.into_bytes(),
+            events: Some(rx),
+        };
+        (number, stream)
     }
 
     /// Appends `message` to stream `number` as an event and passes it to the stream's reader.
@@ -163,6 +173,8 @@ impl HttpSession {
             true => None,
             false => {
                 let (tx, rx) = mpsc::unbounded();
+                // Readers whose connection ended go now, so repeated GETs cannot pile up.
+                log.readers.retain(|reader| !reader.is_closed());
                 log.readers.push(tx);
                 Some(rx)
             }
@@ -332,33 +344,34 @@ impl ConformanceHttp {
             return Outcome::Done;
         }
         let message = ClientMessage::parse(body);
-        if let ClientMessage::Request { method, .. } = &message {
-            if method == "initialize" {
-                let (id, session) = match self.create_session() {
-                    Ok(created) => created,
+        let session = match &message {
+            ClientMessage::Invalid(error) => {
+                resp.json(Status::BadRequest)
+                    .extend_from_slice(error.to_string().as_bytes());
+                return Outcome::Done;
+            }
+            ClientMessage::Request { method, .. } if method == "initialize" => {
+                match self.create_session() {
+                    Ok((id, session)) => {
+                        resp.header("Mcp-Session-Id", id);
+                        session
+                    }
                     Err(e) => {
-                        json_error(
-                            resp,
-                            Status::InternalServerError,
-                            &format!("cannot create a session: {e}"),
-                        );
+                        let why = format!("cannot create a session: {e}");
+                        json_error(resp, Status::InternalServerError, &why);
                         return Outcome::Done;
                     }
-                };
-                resp.header("Mcp-Session-Id", id);
-                return start_request(session, message);
+                }
             }
-        }
-        if let ClientMessage::Invalid(error) = &message {
-            resp.json(Status::BadRequest)
-                .extend_from_slice(error.to_string().as_bytes());
-            return Outcome::Done;
-        }
-        let Some(session) = self.session_of(head, resp) else {
-            return Outcome::Done;
+            _ => match self.session_of(head, resp) {
+                Some(session) => session,
+                None => return Outcome::Done,
+            },
         };
         match message {
-            ClientMessage::Request { .. } => start_request(session, message),
+            ClientMessage::Request { id, method, params } => {
+                Outcome::Stream(start_request(session, id, method, params))
+            }
             ClientMessage::Response(response) => {
                 // An answer nobody waits for (the call ended) is dropped, as the spec allows.
                 session.core.complete(&response);
@@ -426,29 +439,20 @@ impl ConformanceHttp {
 }
 
 /// Runs a request as its own task and returns the SSE stream that carries its messages.
-fn start_request(session: Rc<HttpSession>, message: ClientMessage) -> Outcome<EventStream> {
-    let ClientMessage::Request { id, method, params } = message else {
-        return Outcome::Stream(EventStream {
-            head: Vec::new(),
-            events: None,
-        });
-    };
-    let number = session.open_stream();
-    // The priming event (an id and empty data) makes the stream resumable from its start.
-    let priming = format!("id: {}\nretry: {RETRY_MS}\ndata: \n\n", event_id(number, 0));
-    let Some(stream) = session.read_from(number, 0, priming.as_bytes()) else {
-        return Outcome::Stream(EventStream {
-            head: Vec::new(),
-            events: None,
-        });
-    };
+fn start_request(
+    session: Rc<HttpSession>,
+    id: Value,
+    method: String,
+    params: Value,
+) -> EventStream {
+    let (number, stream) = session.open_stream();
     let outbox = StreamOutbox { session, number };
     monoio::spawn(async move {
         let response = answer(&outbox.session.core, &outbox, &id, &method, &params).await;
         outbox.send(response.to_string().into_bytes());
         outbox.session.finish(outbox.number);
     });
-    Outcome::Stream(stream)
+    stream
 }
 
 /// Whether a `Host` value (`name[:port]`) names a loopback host.
