@@ -14,13 +14,15 @@
 //! - `catalog`: the fixed tools, resources, templates, prompts and completion values;
 //! - `session`: per-client state and the [`session::Outbox`] a request's messages go through;
 //! - `tools`: `tools/call`;
-//! - [`http`]: streamable HTTP (sessions, an SSE stream per request, resumption);
+//! - [`http`]: streamable HTTP (sessions, `GET`/`POST`/`DELETE`, DNS-rebinding protection);
+//! - `streams`: the event logs behind its SSE streams (event ids, resumption);
 //! - [`stdio`]: newline-delimited JSON-RPC on stdin/stdout.
 
 mod catalog;
 pub mod http;
 mod session;
 pub mod stdio;
+mod streams;
 mod tools;
 
 #[cfg(test)]
