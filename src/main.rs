@@ -28,6 +28,18 @@ enum DriverArg {
     Epoll,
 }
 
+/// Which server `mock-upstream` is.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ProfileArg {
+    /// The fast synthetic server: echo, add, sleep, tool_NNNN (and the fault tools).
+    Default,
+    /// Everything the MCP conformance suite's server scenarios check: tools that log, report
+    /// progress and ask the client for sampling and elicitation, resources and templates,
+    /// prompts, completions, sessions and SSE resumption. The synthetic-tool flags do not
+    /// apply to it, and it runs on one worker.
+    Conformance,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve MCP clients on /mcp.
@@ -57,6 +69,9 @@ enum Command {
     },
     /// A fast MCP server for tests and benchmarks.
     MockUpstream {
+        /// Which server to run.
+        #[arg(long, value_enum, default_value = "default")]
+        profile: ProfileArg,
         /// Serve on stdin/stdout.
         #[arg(long, conflicts_with = "listen")]
         stdio: bool,
@@ -265,6 +280,41 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::MockUpstream {
+            profile: ProfileArg::Conformance,
+            stdio,
+            listen,
+            workers,
+            io_driver,
+            ..
+        } => {
+            init_logging("warn");
+            let driver = IoDriver::resolve(driver_choice(io_driver)).map_err(|e| e.to_string())?;
+            if stdio {
+                return mcpgate::mock::conformance::stdio::run_stdio(driver)
+                    .map_err(|e| format!("mock-upstream: {e}"));
+            }
+            let Some(addr) = listen else {
+                return Err("mock-upstream: give --stdio or --listen HOST:PORT".into());
+            };
+            if workers != 1 {
+                // Sessions live in one worker's memory; a second worker would not know them.
+                return Err("mock-upstream: --profile conformance runs on one worker".into());
+            }
+            let mut listeners = bind_listeners(addr, 1).map_err(|e| e.to_string())?;
+            let listener = listeners
+                .pop()
+                .ok_or("mock-upstream: no listener was bound")?;
+            let local = listener.local_addr().map_err(|e| e.to_string())?;
+            let handles = mcpgate::mock::conformance::http::spawn_http_worker(listener, driver)
+                .map_err(|e| e.to_string())?;
+            println!("mock-upstream: listening on http://{local}/mcp");
+            for h in handles {
+                let _ = h.join();
+            }
+            Ok(())
+        }
+        Command::MockUpstream {
+            profile: ProfileArg::Default,
             stdio,
             listen,
             tools,

@@ -7,7 +7,7 @@
 //! touch a forwarded result's bytes (only the JSON-RPC `id` changes), or let one client's bad
 //! input affect another's requests.
 
-mod checks;
+pub(crate) mod checks;
 mod completion;
 mod cors;
 mod forward;

@@ -10,7 +10,10 @@
 //! - `tools`: the tool catalog (fixed, synthetic and fault tools), the precomputed `tools/list`
 //!   pages with their cursors, and `tools/call`;
 //! - [`stdio`]: the newline-delimited stdin/stdout transport;
-//! - [`http`]: the streamable HTTP transport (`--listen`), which calls [`MockServer::handle`] too.
+//! - [`http`]: the streamable HTTP transport (`--listen`), which calls [`MockServer::handle`] too;
+//! - [`conformance`]: the `--profile conformance` server, a separate, stateful implementation of
+//!   everything the official MCP conformance suite checks (the rest of this module is the
+//!   default profile and knows nothing of it).
 //!
 //! Speed matters more here than elsewhere: the load tests need the mock to be at least twice as fast
 //! as the gateway. So the hot path builds no `serde_json::Value`. The envelope is parsed into
@@ -18,6 +21,7 @@
 //! the client sent it, and every fixed payload (the `initialize` results, the `tools/list` pages,
 //! the synthetic tools' result) is serialized once in [`MockServer::new`].
 
+pub mod conformance;
 pub mod http;
 pub mod stdio;
 mod tools;

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Runs the official MCP conformance suite (@modelcontextprotocol/conformance, server scenarios)
+# against mcpgate, prints the pass/fail count, and exits non-zero when a check fails.
+#
+#   conformance/run.sh
+#
+# Environment:
+#   CONFORMANCE_TARGET    mock (default): the mock upstream's conformance profile, directly.
+#                         gateway: the gateway in front of that mock (not wired up yet).
+#   CONFORMANCE_SUITE     all (default: every server scenario, pending ones included),
+#                         active (the runner's default), or pending.
+#   CONFORMANCE_SCENARIO  run this one scenario instead of a suite.
+#   CARGO_TARGET_DIR      where cargo builds (as for cargo itself).
+#
+# The runner and the Node.js it needs (>= 22) are pinned in conformance/package.json and
+# package-lock.json and installed into conformance/.runner on first use (again when the lock
+# file changes). Nothing is installed system-wide.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(dirname "$here")
+runner="$here/.runner"
+target=${CONFORMANCE_TARGET:-mock}
+suite=${CONFORMANCE_SUITE:-all}
+
+case "$target" in
+    mock) ;;
+    gateway)
+        echo "conformance/run.sh: CONFORMANCE_TARGET=gateway is not wired up yet:" \
+             "start the gateway with tool_prefix \"never\" in front of" \
+             "'mcpgate mock-upstream --profile conformance' and point the suite at it." >&2
+        exit 2 ;;
+    *)
+        echo "conformance/run.sh: CONFORMANCE_TARGET must be mock or gateway, not '$target'" >&2
+        exit 2 ;;
+esac
+
+# 1. The runner, installed from the lock file when missing or stale.
+if ! cmp -s "$here/package-lock.json" "$runner/package-lock.json" \
+   || [ ! -x "$runner/node_modules/node/bin/node" ]; then
+    echo "conformance: installing the runner into $runner" >&2
+    rm -rf "$runner"
+    mkdir -p "$runner"
+    cp "$here/package.json" "$here/package-lock.json" "$runner/"
+    (cd "$runner" && npm ci --no-audit --no-fund >&2)
+fi
+node="$runner/node_modules/node/bin/node"
+suite_js="$runner/node_modules/@modelcontextprotocol/conformance/dist/index.js"
+# The `node` package fetches the real binary in an install script; a registry or npm policy
+# that skips install scripts leaves a stub behind.
+node_major=$("$node" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 22 ]; then
+    echo "conformance: $node is not a working Node.js >= 22 (did npm skip the node package's" \
+         "install script?); remove $runner and retry with install scripts allowed" >&2
+    exit 1
+fi
+
+# 2. The binary.
+(cd "$repo" && cargo build --bin mcpgate >&2)
+bin="${CARGO_TARGET_DIR:-$repo/target}/debug/mcpgate"
+
+# 3. The mock, on a port the kernel picks; its first stdout line says where it listens.
+work=$(mktemp -d)
+mock_pid=
+cleanup() {
+    if [ -n "$mock_pid" ]; then
+        kill "$mock_pid" 2>/dev/null || true
+        wait "$mock_pid" 2>/dev/null || true
+    fi
+    exec 3<&- 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+mkfifo "$work/mock.out"
+"$bin" mock-upstream --profile conformance --listen 127.0.0.1:0 \
+    >"$work/mock.out" 2>"$work/mock.err" &
+mock_pid=$!
+# Kept open to the end, so the mock never blocks on (or dies from) a closed stdout.
+exec 3<"$work/mock.out"
+if ! IFS= read -r -t 60 ready <&3 || [[ "$ready" != *"listening on "* ]]; then
+    echo "conformance: the mock did not report that it listens; its stderr:" >&2
+    cat "$work/mock.err" >&2
+    exit 1
+fi
+url=${ready##*listening on }
+echo "conformance: target $target at $url" >&2
+
+# 4. The suite.
+args=(server --url "$url")
+if [ -n "${CONFORMANCE_SCENARIO:-}" ]; then
+    args+=(--scenario "$CONFORMANCE_SCENARIO")
+else
+    args+=(--suite "$suite")
+fi
+status=0
+"$node" "$suite_js" "${args[@]}" >"$work/suite.log" 2>&1 || status=$?
+
+# 5. The count. A whole suite ends with "Total: N passed, M failed"; one scenario with
+# "Passed: N/D, M failed, W warnings".
+if [ -n "${CONFORMANCE_SCENARIO:-}" ]; then
+    cat "$work/suite.log"
+    summary=$(grep -E '^Passed: ' "$work/suite.log" | tail -n 1 || true)
+else
+    sed -n '/=== SUMMARY ===/,$p' "$work/suite.log"
+    summary=$(grep -E '^Total: ' "$work/suite.log" | tail -n 1 || true)
+fi
+if [ -z "$summary" ]; then
+    echo "conformance: the runner printed no result (exit $status); its output:" >&2
+    cat "$work/suite.log" >&2
+    exit 1
+fi
+failed=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$summary")
+echo "conformance ($target, ${CONFORMANCE_SCENARIO:-suite $suite}): $summary"
+if [ "$status" -ne 0 ] || [ "$failed" != 0 ]; then
+    sed -n '/=== Failed Checks ===/,$p' "$work/suite.log" >&2
+    exit 1
+fi
