@@ -57,6 +57,6 @@ pub async fn complete(
     };
     let mut upstream_params = Vec::with_capacity(upstream_ref.len() + 64);
     obj.write_replacing_raw(&mut upstream_params, "ref", &upstream_ref);
-    fwd.send(&snapshot.servers[server], METHOD, &upstream_params)
+    fwd.send(&snapshot.servers[server], METHOD, upstream_params)
         .await
 }

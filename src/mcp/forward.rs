@@ -7,16 +7,24 @@
 //! internal-time figure for the call. Must never: re-serialize an upstream's `result` or
 //! `error`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::value::RawValue;
+
+use super::call_stream::{await_call, CallClient, CallFuture, CallOutcome, CallStream};
 
 use crate::admin::metrics::CoreMetrics;
 use crate::jsonrpc::{
     write_error, write_error_with_data, write_result, Envelope, ErrorCode, RawObject,
 };
 use crate::registry::{CatalogKind, RegistrySnapshot, ServerEntry};
-use crate::upstream::{CallTiming, UpstreamError, UpstreamReply};
+use crate::upstream::{CallTiming, EventSink, UpstreamError, UpstreamReply};
+
+/// Progress tokens the gateway gives calls upstream, unique in the process, so calls from
+/// different clients that chose the same token never meet at a server.
+static NEXT_PROGRESS_TOKEN: AtomicU64 = AtomicU64::new(1);
 
 /// One client request on its way upstream: its id, where its reply goes, and what the
 /// internal-time figure needs.
@@ -27,6 +35,11 @@ pub struct Forwarding<'a> {
     pub metrics: &'a CoreMetrics,
     /// When the request arrived; the internal time runs from here to the upstream write.
     pub started: Instant,
+    /// The session's nonce and declared client capabilities (bits).
+    pub session: [u8; 8],
+    pub client_capabilities: u8,
+    /// Set when the call streams: the reply is then this SSE stream, not `out`.
+    pub stream: &'a mut Option<CallStream>,
 }
 
 impl Forwarding<'_> {
@@ -52,30 +65,46 @@ impl Forwarding<'_> {
         parsed.ok()
     }
 
-    /// Sends `method` with `params` to `server`, splices its reply, and records the gateway's
-    /// internal time for the call.
-    pub async fn send(&mut self, server: &ServerEntry, method: &str, params: &[u8]) {
-        let mut timing = CallTiming::default();
-        let reply = server
-            .upstream
-            .request(
-                &server.name,
-                method,
-                Some(params),
-                server.timeout,
-                &mut timing,
-            )
-            .await;
-        match reply {
-            Ok(reply) => splice_reply(self.out, self.id, &server.name, &reply),
-            Err(e) => write_upstream_error(self.out, self.id, &e),
-        }
-        if let (Some(sent), Some(received)) = (timing.sent, timing.received) {
-            let now = Instant::now();
-            let inside = sent.saturating_duration_since(self.started)
-                + now.saturating_duration_since(received);
-            let nanos = u64::try_from(inside.as_nanos()).unwrap_or(u64::MAX);
-            self.metrics.record_internal(nanos, now);
+    /// Sends `method` with `params` to `server` and splices its reply into `out`, recording the
+    /// gateway's internal time; or, when the server sends messages about the call first,
+    /// leaves an SSE [`CallStream`] in `stream` that relays them and then the reply.
+    pub async fn send(&mut self, server: &Arc<ServerEntry>, method: &'static str, params: Vec<u8>) {
+        let (params, progress_token, client_token) = with_gateway_progress_token(params);
+        let (sink, events) = EventSink::new(progress_token);
+        let entry = server.clone();
+        let call: CallFuture = Box::pin(async move {
+            let mut timing = CallTiming::default();
+            let reply = entry
+                .upstream
+                .request(
+                    &entry.name,
+                    method,
+                    Some(&params),
+                    entry.timeout,
+                    Some(sink),
+                    &mut timing,
+                )
+                .await;
+            (reply, timing)
+        });
+        let client = CallClient {
+            id: self.id.into(),
+            progress_token: client_token,
+            session: self.session,
+            capabilities: self.client_capabilities,
+        };
+        match await_call(call, events, client, server.clone()).await {
+            CallOutcome::Answered(reply, timing) => {
+                write_reply(self.out, self.id, &server.name, &reply);
+                if let (Some(sent), Some(received)) = (timing.sent, timing.received) {
+                    let now = Instant::now();
+                    let inside = sent.saturating_duration_since(self.started)
+                        + now.saturating_duration_since(received);
+                    let nanos = u64::try_from(inside.as_nanos()).unwrap_or(u64::MAX);
+                    self.metrics.record_internal(nanos, now);
+                }
+            }
+            CallOutcome::Streaming(stream) => *self.stream = Some(stream),
         }
     }
 
@@ -134,7 +163,7 @@ pub async fn forward_named(
     let mut upstream_params = Vec::with_capacity(params.map_or(0, |p| p.get().len()) + 8);
     obj.write_replacing(&mut upstream_params, "name", &item.original);
     let server = &snapshot.servers[item.server];
-    fwd.send(server, request.method, &upstream_params).await
+    fwd.send(server, request.method, upstream_params).await
 }
 
 /// The reply's `result` (`false`) or `error` (`true`) as raw JSON text. Uses the span the
@@ -149,6 +178,45 @@ pub fn reply_payload(reply: &UpstreamReply) -> Option<(bool, &str)> {
         }) => Some((false, r.get())),
         Ok(Envelope { error: Some(e), .. }) => Some((true, e.get())),
         _ => None,
+    }
+}
+
+/// The client's answer to a forwarded call: the upstream's reply spliced under the client's id,
+/// or the failure as a JSON-RPC error naming the server.
+pub fn write_reply(
+    out: &mut Vec<u8>,
+    id: &str,
+    server: &str,
+    reply: &Result<UpstreamReply, UpstreamError>,
+) {
+    match reply {
+        Ok(reply) => splice_reply(out, id, server, reply),
+        Err(e) => write_upstream_error(out, id, e),
+    }
+}
+
+/// A client's `params._meta.progressToken` replaced by one the gateway chose: the params to
+/// send, the gateway's token, and the client's (raw) to put back on the way out. Params
+/// without a token pass through untouched.
+fn with_gateway_progress_token(params: Vec<u8>) -> (Vec<u8>, Option<u64>, Option<Box<str>>) {
+    if memchr::memmem::find(&params, b"progressToken").is_none() {
+        return (params, None, None);
+    }
+    let rewritten = std::str::from_utf8(&params).ok().and_then(|text| {
+        let obj = RawObject::parse(text).ok()?;
+        let meta = RawObject::parse(obj.get("_meta")?.get()).ok()?;
+        let client_token = meta.get("progressToken")?;
+        let token = NEXT_PROGRESS_TOKEN.fetch_add(1, Ordering::Relaxed);
+        let mut digits = itoa::Buffer::new();
+        let mut new_meta = Vec::with_capacity(text.len());
+        meta.write_replacing_raw(&mut new_meta, "progressToken", digits.format(token).as_bytes());
+        let mut out = Vec::with_capacity(text.len() + 16);
+        obj.write_replacing_raw(&mut out, "_meta", &new_meta);
+        Some((out, token, Box::<str>::from(client_token.get())))
+    });
+    match rewritten {
+        Some((out, token, client)) => (out, Some(token), Some(client)),
+        None => (params, None, None),
     }
 }
 

@@ -50,6 +50,7 @@ pub async fn set_level(
                     METHOD,
                     Some(params.get().as_bytes()),
                     server.timeout,
+                    None,
                     &mut CallTiming::default(),
                 )
                 .await;

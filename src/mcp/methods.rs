@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::server_requests::ClientCapability;
 use super::session::SessionKeys;
 use super::version::ProtocolVersion;
 use crate::http::{Response, Status};
@@ -16,6 +17,36 @@ use crate::registry::Catalog;
 struct InitializeParams<'a> {
     #[serde(rename = "protocolVersion", borrow)]
     protocol_version: Option<Cow<'a, str>>,
+    #[serde(default)]
+    capabilities: ClientCapabilities<'a>,
+}
+
+/// The client capabilities that decide which server requests may be relayed to it.
+#[derive(Deserialize, Default)]
+struct ClientCapabilities<'a> {
+    #[serde(borrow, default)]
+    sampling: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    elicitation: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    roots: Option<&'a RawValue>,
+}
+
+impl ClientCapabilities<'_> {
+    fn bits(&self) -> u8 {
+        let declared = |v: Option<&RawValue>| v.is_some_and(|v| v.get() != "null");
+        let mut bits = 0;
+        for (value, cap) in [
+            (self.sampling, ClientCapability::Sampling),
+            (self.elicitation, ClientCapability::Elicitation),
+            (self.roots, ClientCapability::Roots),
+        ] {
+            if declared(value) {
+                bits |= cap as u8;
+            }
+        }
+        bits
+    }
 }
 
 /// `initialize`: negotiates the revision and issues the session id.
@@ -24,6 +55,7 @@ pub fn initialize(env: &Envelope<'_>, keys: &SessionKeys, resp: &mut Response) {
     let requested = env
         .params
         .and_then(|p| serde_json::from_str::<InitializeParams<'_>>(p.get()).ok());
+    let capabilities = requested.as_ref().map_or(0, |p| p.capabilities.bits());
     let Some(requested) = requested.and_then(|p| p.protocol_version) else {
         write_error(
             resp.json(Status::Ok),
@@ -34,7 +66,7 @@ pub fn initialize(env: &Envelope<'_>, keys: &SessionKeys, resp: &mut Response) {
         return;
     };
     let version = ProtocolVersion::negotiate(Some(&requested));
-    let session = match keys.issue(version) {
+    let session = match keys.issue_with(version, capabilities) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "cannot issue a session id");

@@ -7,6 +7,7 @@
 //! touch a forwarded result's bytes (only the JSON-RPC `id` changes), or let one client's bad
 //! input affect another's requests.
 
+mod call_stream;
 pub(crate) mod checks;
 mod completion;
 mod cors;
@@ -14,6 +15,7 @@ mod forward;
 mod log_level;
 mod methods;
 mod resources;
+pub mod server_requests;
 mod service;
 pub mod session;
 mod stream;

@@ -13,7 +13,7 @@ use crate::registry::{RegistrySnapshot, Unroutable, UriRoute};
 /// Routes `params.uri` and forwards `method` to its server with the original URI.
 pub async fn forward_by_uri(
     snapshot: &RegistrySnapshot,
-    method: &str,
+    method: &'static str,
     params: Option<&RawValue>,
     mut fwd: Forwarding<'_>,
 ) {
@@ -28,7 +28,7 @@ pub async fn forward_by_uri(
     };
     let mut upstream_params = Vec::with_capacity(params.map_or(0, |p| p.get().len()) + 8);
     obj.write_replacing(&mut upstream_params, "uri", route.original);
-    fwd.send(&snapshot.servers[route.server], method, &upstream_params)
+    fwd.send(&snapshot.servers[route.server], method, upstream_params)
         .await
 }
 

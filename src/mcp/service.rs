@@ -11,11 +11,13 @@ use super::log_level;
 use super::methods;
 use super::resources::forward_by_uri;
 use super::session::{SessionClaims, SessionVerifier};
-use super::stream::HeartbeatStream;
+use super::call_stream::CallStream;
+use super::server_requests::server_requests;
+use super::stream::{HeartbeatStream, McpStream};
 use super::version::ProtocolVersion;
 use crate::admin::metrics::CoreMetrics;
 use crate::http::{Handler, Method, Outcome, RequestHead, Response, Status};
-use crate::jsonrpc::{parse_message, write_error, ErrorCode, MessageKind, ParseError};
+use crate::jsonrpc::{parse_message, write_error, Envelope, ErrorCode, MessageKind, ParseError};
 use crate::registry::RegistryReader;
 
 /// Settings every core shares.
@@ -99,7 +101,30 @@ impl McpService {
         }
     }
 
-    async fn post(&self, head: &RequestHead<'_>, body: &[u8], resp: &mut Response) {
+    async fn post(
+        &self,
+        head: &RequestHead<'_>,
+        body: &[u8],
+        resp: &mut Response,
+    ) -> Outcome<McpStream> {
+        let mut stream = None;
+        self.post_message(head, body, resp, &mut stream).await;
+        match stream {
+            Some(call) => {
+                resp.status = Status::Ok;
+                Outcome::Stream(McpStream::Call(Box::new(call)))
+            }
+            None => Outcome::Done,
+        }
+    }
+
+    async fn post_message(
+        &self,
+        head: &RequestHead<'_>,
+        body: &[u8],
+        resp: &mut Response,
+        stream: &mut Option<CallStream>,
+    ) {
         let started = Instant::now();
         if !is_json(head.content_type) {
             return refuse(
@@ -147,14 +172,18 @@ impl McpService {
         if env.kind() == MessageKind::Request && env.method.as_deref() == Some("initialize") {
             return methods::initialize(&env, self.sessions.keys(), resp);
         }
-        let Some(_claims) = self.session(head, resp) else {
+        let Some(claims) = self.session(head, resp) else {
             return;
         };
         if !self.version_header_ok(head, resp) {
             return;
         }
         match env.kind() {
-            MessageKind::Notification | MessageKind::Response => resp.empty(Status::Accepted),
+            MessageKind::Notification => resp.empty(Status::Accepted),
+            MessageKind::Response => {
+                answer_server_request(&env, &claims).await;
+                resp.empty(Status::Accepted)
+            }
             MessageKind::Request => {
                 let snapshot = self.registry.current();
                 let id = env.id_or_null();
@@ -183,6 +212,9 @@ impl McpService {
                             out,
                             metrics: &self.metrics,
                             started,
+                            session: claims.nonce,
+                            client_capabilities: claims.client_capabilities,
+                            stream,
                         };
                         let params = env.params;
                         match method {
@@ -191,7 +223,16 @@ impl McpService {
                                 forward_named(&snapshot, PROMPTS_GET, params, fwd).await
                             }
                             "completion/complete" => complete(&snapshot, params, fwd).await,
-                            _ => forward_by_uri(&snapshot, method, params, fwd).await,
+                            "resources/read" => {
+                                forward_by_uri(&snapshot, "resources/read", params, fwd).await
+                            }
+                            "resources/subscribe" => {
+                                forward_by_uri(&snapshot, "resources/subscribe", params, fwd).await
+                            }
+                            _ => {
+                                forward_by_uri(&snapshot, "resources/unsubscribe", params, fwd)
+                                    .await
+                            }
                         }
                     }
                     other => write_error(
@@ -205,7 +246,7 @@ impl McpService {
         }
     }
 
-    fn get(&self, head: &RequestHead<'_>, resp: &mut Response) -> Outcome<HeartbeatStream> {
+    fn get(&self, head: &RequestHead<'_>, resp: &mut Response) -> Outcome<McpStream> {
         if !accepts(head.accept, "text/event-stream") {
             refuse(
                 resp,
@@ -223,11 +264,11 @@ impl McpService {
         }
         let token = head.session_id.unwrap_or_default();
         resp.status = Status::Ok;
-        Outcome::Stream(HeartbeatStream::new(
+        Outcome::Stream(McpStream::Heartbeat(HeartbeatStream::new(
             self.sessions.keys_arc(),
             token,
             self.settings.heartbeat,
-        ))
+        )))
     }
 
     fn delete(&self, head: &RequestHead<'_>, resp: &mut Response) {
@@ -238,15 +279,42 @@ impl McpService {
     }
 }
 
+/// A client's answer to a request a server sent it during a call: back to that server under
+/// the server's own id. Answers to anything else (or from another session) are dropped.
+async fn answer_server_request(env: &Envelope<'_>, claims: &SessionClaims) {
+    let Some(id) = env.id.and_then(|id| id.get().parse::<u64>().ok()) else {
+        return;
+    };
+    let Some(responder) = server_requests().take(id, claims.nonce) else {
+        tracing::debug!(id, "an answer to no request this session was asked; dropped");
+        return;
+    };
+    let mut member = Vec::with_capacity(64);
+    match (env.result, env.error) {
+        (Some(result), _) => {
+            member.extend_from_slice(br#""result":"#);
+            member.extend_from_slice(result.get().as_bytes());
+        }
+        (None, Some(error)) => {
+            member.extend_from_slice(br#""error":"#);
+            member.extend_from_slice(error.get().as_bytes());
+        }
+        (None, None) => return,
+    }
+    if let Err(e) = responder.respond(&member).await {
+        tracing::warn!(error = %e, "could not pass a client's answer back to the server");
+    }
+}
+
 impl Handler for McpService {
-    type Stream = HeartbeatStream;
+    type Stream = McpStream;
 
     async fn handle(
         &self,
         head: &RequestHead<'_>,
         body: &[u8],
         resp: &mut Response,
-    ) -> Outcome<HeartbeatStream> {
+    ) -> Outcome<McpStream> {
         match head.path {
             "/mcp" | "/mcp/" => {}
             "/healthz" => {
@@ -281,10 +349,7 @@ impl Handler for McpService {
             cors::allow(resp, origin);
         }
         match head.method {
-            Method::Post => {
-                self.post(head, body, resp).await;
-                Outcome::Done
-            }
+            Method::Post => self.post(head, body, resp).await,
             Method::Get => self.get(head, resp),
             Method::Delete => {
                 self.delete(head, resp);

@@ -2,7 +2,8 @@
 //! so any core (and any gateway instance sharing the secret) can serve any request without a
 //! session store.
 //!
-//! Token = base64url(format ‖ issued-at ‖ protocol version ‖ nonce ‖ HMAC-SHA256 tag). Ended
+//! Token = base64url(format ‖ issued-at ‖ protocol version ‖ client capabilities ‖ nonce ‖
+//! HMAC-SHA256 tag). Ended
 //! sessions (`DELETE /mcp`) are remembered until they would have expired anyway; that list is
 //! per instance. Verified tokens are cached per core, so the MAC is computed once per session
 //! and core rather than once per request.
@@ -19,10 +20,12 @@ use sha2::Sha256;
 
 use super::version::ProtocolVersion;
 
-const FORMAT: u8 = 1;
+const FORMAT: u8 = 2;
 const NONCE: usize = 8;
 const TAG: usize = 16;
-const PAYLOAD: usize = 1 + 8 + 1 + NONCE;
+const PAYLOAD: usize = 1 + 8 + 1 + 1 + NONCE;
+/// Where the nonce starts.
+const NONCE_AT: usize = PAYLOAD - NONCE;
 const TOKEN: usize = PAYLOAD + TAG;
 /// Verified tokens remembered per core before the cache is cleared.
 const CACHE_MAX: usize = 16 * 1024;
@@ -34,6 +37,8 @@ pub struct SessionClaims {
     /// Seconds since the Unix epoch.
     pub issued: u64,
     pub nonce: [u8; NONCE],
+    /// Bits of [`crate::mcp::server_requests::ClientCapability`] the client declared.
+    pub client_capabilities: u8,
 }
 
 /// Why a session id was not accepted; every case answers 404.
@@ -92,11 +97,21 @@ impl SessionKeys {
 
     /// A new session id for a client that negotiated `version`.
     pub fn issue(&self, version: ProtocolVersion) -> std::io::Result<String> {
+        self.issue_with(version, 0)
+    }
+
+    /// A session id that also records which client capabilities (bits) the client declared.
+    pub fn issue_with(
+        &self,
+        version: ProtocolVersion,
+        client_capabilities: u8,
+    ) -> std::io::Result<String> {
         let mut token = [0u8; TOKEN];
         token[0] = FORMAT;
         token[1..9].copy_from_slice(&now_secs().to_be_bytes());
         token[9] = version.index();
-        getrandom::getrandom(&mut token[10..PAYLOAD]).map_err(std::io::Error::other)?;
+        token[10] = client_capabilities;
+        getrandom::getrandom(&mut token[NONCE_AT..PAYLOAD]).map_err(std::io::Error::other)?;
         let tag = self.tag(&token[..PAYLOAD]);
         token[PAYLOAD..].copy_from_slice(&tag);
         Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token))
@@ -123,11 +138,12 @@ impl SessionKeys {
         let issued = u64::from_be_bytes(issued);
         let version = ProtocolVersion::from_index(token[9]).ok_or(SessionError::Malformed)?;
         let mut nonce = [0u8; NONCE];
-        nonce.copy_from_slice(&token[10..PAYLOAD]);
+        nonce.copy_from_slice(&token[NONCE_AT..PAYLOAD]);
         let claims = SessionClaims {
             version,
             issued,
             nonce,
+            client_capabilities: token[10],
         };
         if self.expires_at(&claims) <= now_secs() {
             return Err(SessionError::Expired);

@@ -1,10 +1,12 @@
-//! The `GET /mcp` stream: where server-initiated messages for a session go. It carries
-//! heartbeats (SSE comments) so proxies keep it open, and ends when the session does.
+//! The SSE streams `/mcp` answers with: the `GET /mcp` stream, where server-initiated
+//! messages for a session go (heartbeats, SSE comments, keep proxies from closing it; it ends
+//! when the session does), and a POST's reply when its call streams.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::session::SessionKeys;
+use super::call_stream::CallStream;
 use crate::http::SseStream;
 
 pub struct HeartbeatStream {
@@ -39,5 +41,20 @@ impl SseStream for HeartbeatStream {
         }
         out.extend_from_slice(b": ping\n\n");
         true
+    }
+}
+
+/// Every SSE stream the endpoint serves.
+pub enum McpStream {
+    Heartbeat(HeartbeatStream),
+    Call(Box<CallStream>),
+}
+
+impl SseStream for McpStream {
+    async fn next_event(&mut self, out: &mut Vec<u8>) -> bool {
+        match self {
+            McpStream::Heartbeat(s) => s.next_event(out).await,
+            McpStream::Call(s) => s.next_event(out).await,
+        }
     }
 }

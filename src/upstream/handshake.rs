@@ -33,15 +33,24 @@ impl InitializeInfo {
     }
 }
 
+/// What the gateway declares to servers: it relays these requests to the client whose call
+/// caused them (and refuses them for a client that did not declare the same).
+const GATEWAY_CLIENT_CAPABILITIES: &str = r#"{"sampling":{},"elicitation":{},"roots":{}}"#;
+
 /// The `initialize` request the gateway sends, with the given JSON-RPC id.
 pub fn initialize_request(id: u64) -> Vec<u8> {
-    initialize_request_as(id, "mcpgate")
+    initialize_request_with(id, "mcpgate", GATEWAY_CLIENT_CAPABILITIES)
 }
 
-/// An `initialize` request from a client called `client_name` (the load generator reuses it).
+/// An `initialize` request from a client called `client_name` that declares no capabilities
+/// (the load generator reuses it).
 pub fn initialize_request_as(id: u64, client_name: &str) -> Vec<u8> {
+    initialize_request_with(id, client_name, "{}")
+}
+
+fn initialize_request_with(id: u64, client_name: &str, capabilities: &str) -> Vec<u8> {
     let mut out = format!(
-        r#"{{"jsonrpc":"2.0","id":{id},"method":"initialize","params":{{"protocolVersion":"{UPSTREAM_PROTOCOL_VERSION}","capabilities":{{}},"clientInfo":{{"name":"#
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"initialize","params":{{"protocolVersion":"{UPSTREAM_PROTOCOL_VERSION}","capabilities":{capabilities},"clientInfo":{{"name":"#
     )
     .into_bytes();
     let _ = serde_json::to_writer(&mut out, client_name);

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use super::handshake::{
     initialize_request, parse_initialize_reply, InitializeInfo, INITIALIZED_NOTIFICATION,
 };
+use super::call::{EventSink, Responder, ResponderRoute, ServerMessage};
 use super::url::UpstreamUrl;
 use super::{CallTiming, Payload, UpstreamError, UpstreamReply};
 use crate::http::client::{write_post, BodyReader, ClientConn, ClientError, ReplyHead, ReplyKind};
@@ -109,11 +110,11 @@ impl HttpUpstream {
     }
 
     /// Performs the MCP handshake and keeps the session for later calls.
-    pub async fn initialize(&self) -> Result<InitializeInfo, UpstreamError> {
+    pub async fn initialize(self: &Arc<Self>) -> Result<InitializeInfo, UpstreamError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let body = initialize_request(id);
         let (head, reply) = self
-            .exchange(&body, None, id, &mut CallTiming::default())
+            .exchange(&body, None, id, None, &mut CallTiming::default())
             .await
             .map_err(|e| e.into_error(self))?;
         let info = parse_initialize_reply(
@@ -128,6 +129,7 @@ impl HttpUpstream {
             INITIALIZED_NOTIFICATION,
             Some(&session),
             0,
+            None,
             &mut CallTiming::default(),
         )
         .await
@@ -136,14 +138,17 @@ impl HttpUpstream {
         Ok(info)
     }
 
-    /// Sends a request and returns the upstream's response message.
+    /// Sends a request and returns the upstream's response message. Messages the server
+    /// sends about it on the reply stream go to `events`. Dropped before the reply, the call is
+    /// cancelled upstream.
     pub async fn call(
-        &self,
+        self: &Arc<Self>,
         method: &str,
         params: Option<&[u8]>,
+        events: Option<&EventSink>,
         timing: &mut CallTiming,
     ) -> Result<UpstreamReply, UpstreamError> {
-        let mut session = match self.current_session() {
+        let session = match self.current_session() {
             Some(s) => s,
             None => {
                 self.initialize().await?;
@@ -162,8 +167,26 @@ impl HttpUpstream {
             body.extend_from_slice(p);
         }
         body.push(b'}');
+        let mut cancel = CancelHttp {
+            upstream: self.clone(),
+            id,
+            armed: true,
+        };
+        let result = self.exchange_in_session(&body, session, id, events, timing).await;
+        cancel.armed = false;
+        result
+    }
+
+    async fn exchange_in_session(
+        self: &Arc<Self>,
+        body: &[u8],
+        mut session: Arc<Session>,
+        id: u64,
+        events: Option<&EventSink>,
+        timing: &mut CallTiming,
+    ) -> Result<UpstreamReply, UpstreamError> {
         for attempt in 0..2 {
-            match self.exchange(&body, Some(&session), id, timing).await {
+            match self.exchange(body, Some(&session), id, events, timing).await {
                 Ok((_, Some(reply))) => return Ok(reply),
                 Ok((_, None)) => {
                     return Err(self.protocol_error("the reply stream ended without a response"))
@@ -182,13 +205,65 @@ impl HttpUpstream {
         Err(self.protocol_error("the upstream forgot the session twice in a row"))
     }
 
+    /// Sends one notification or response (a message that gets no reply) in the session.
+    pub async fn send_message(self: &Arc<Self>, body: &[u8]) -> Result<(), UpstreamError> {
+        let session = match self.current_session() {
+            Some(s) => s,
+            None => return Err(self.protocol_error("no session with the server")),
+        };
+        self.exchange(body, Some(&session), 0, None, &mut CallTiming::default())
+            .await
+            .map(|_| ())
+            .map_err(|e| e.into_error(self))
+    }
+
+    /// A server request that arrived on a reply stream: `ping` is answered here, others go to
+    /// the call's events (or are refused when the call takes none).
+    fn on_server_request(
+        self: &Arc<Self>,
+        method: &str,
+        id: &str,
+        message: &[u8],
+        events: Option<&EventSink>,
+    ) {
+        let responder = Responder {
+            upstream_id: id.into(),
+            route: ResponderRoute::Http(self.clone()),
+        };
+        if method != "ping" {
+            if let Some(sink) = events {
+                // A caller that has gone is cancelling the call; the request dies with it.
+                let _ = sink.send(ServerMessage {
+                    message: message.to_vec(),
+                    responder: Some(responder),
+                });
+                return;
+            }
+        }
+        let name = self.name.clone();
+        let method = method.to_owned();
+        monoio::spawn(async move {
+            let answer = if method == "ping" {
+                responder.respond(br#""result":{}"#).await
+            } else {
+                responder
+                    .refuse(-32601, &format!("Method not found: {method}"))
+                    .await
+            };
+            if let Err(e) = answer {
+                tracing::debug!(server = %name, method, "could not answer the server's request: {e}");
+            }
+        });
+    }
+
     /// One POST and its reply. For a request (`id != 0`) returns the response message that
     /// carries `id`; for a notification returns `None`.
     async fn exchange(
-        &self,
+        self: &Arc<Self>,
         body: &[u8],
         session: Option<&Session>,
         id: u64,
+        events: Option<&EventSink>,
         timing: &mut CallTiming,
     ) -> Result<(ReplyHead, Option<UpstreamReply>), ExchangeError> {
         let (mut conn, reused) =
@@ -247,7 +322,7 @@ impl HttpUpstream {
                 Ok((head, Some(UpstreamReply::unparsed(reply))))
             }
             ReplyKind::EventStream => {
-                let reply = self.read_sse_reply(conn, &head, id).await?;
+                let reply = self.read_sse_reply(conn, &head, id, events).await?;
                 timing.received = Some(Instant::now());
                 Ok((head, Some(reply)))
             }
@@ -288,13 +363,14 @@ impl HttpUpstream {
         conn.read_head().await
     }
 
-    /// Reads SSE events until the response carrying `id`. Other messages on the stream
-    /// (progress, logging, server requests) are not relayed yet and are skipped.
+    /// Reads SSE events until the response carrying `id`. Other messages on the stream are
+    /// about this call (progress, logging, server requests): they go to `events`.
     async fn read_sse_reply(
-        &self,
+        self: &Arc<Self>,
         mut conn: ClientConn,
         head: &ReplyHead,
         id: u64,
+        events: Option<&EventSink>,
     ) -> Result<UpstreamReply, ExchangeError> {
         let mut reader = BodyReader::new(head.framing, usize::MAX);
         let mut parser = SseParser::new(self.max_reply);
@@ -331,7 +407,25 @@ impl HttpUpstream {
                         payload,
                     });
                 }
-                tracing::debug!(server = %self.name, "skipping an SSE message that is not the reply");
+                match (env.method.as_deref(), env.id) {
+                    (Some(method), Some(req_id)) => {
+                        self.on_server_request(method, req_id.get(), &event.data, events)
+                    }
+                    (Some(_), None) => {
+                        let sent = events.is_some_and(|sink| {
+                            sink.send(ServerMessage {
+                                message: event.data.clone(),
+                                responder: None,
+                            })
+                        });
+                        if !sent {
+                            tracing::debug!(server = %self.name, "a notification for a call that takes none; skipped");
+                        }
+                    }
+                    _ => {
+                        tracing::debug!(server = %self.name, "skipping an SSE message that is not the reply")
+                    }
+                }
             }
             if !more {
                 return Err(self
@@ -386,6 +480,33 @@ fn pool_put(key: u64, conn: ClientConn) {
             idle.push(conn);
         }
     });
+}
+
+/// Cancels an HTTP call upstream unless disarmed (its future was dropped before the reply).
+struct CancelHttp {
+    upstream: Arc<HttpUpstream>,
+    id: u64,
+    armed: bool,
+}
+
+impl Drop for CancelHttp {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let up = self.upstream.clone();
+        let mut body = Vec::with_capacity(128);
+        body.extend_from_slice(
+            br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"#,
+        );
+        body.extend_from_slice(itoa::Buffer::new().format(self.id).as_bytes());
+        body.extend_from_slice(br#","reason":"the gateway's caller went away or timed out"}}"#);
+        monoio::spawn(async move {
+            if let Err(e) = up.send_message(&body).await {
+                tracing::debug!(server = %up.name, "could not send a cancellation: {e}");
+            }
+        });
+    }
 }
 
 /// An exchange failed, or the server no longer knows the session.

@@ -50,6 +50,7 @@ pub async fn list_all(
                 method,
                 Some(&params),
                 timeout,
+                None,
                 &mut CallTiming::default(),
             )
             .await?;

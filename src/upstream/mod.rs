@@ -5,6 +5,7 @@
 //! (stdio pipes are async sockets; spawning and reaping happen on threads of their own), or
 //! change a reply's bytes (the caller splices them).
 
+pub mod call;
 pub mod error;
 pub mod handshake;
 pub mod http;
@@ -82,10 +83,7 @@ impl std::ops::Deref for UpstreamReply {
     }
 }
 
-/// The receiving half of a call in flight: resolves once with the reply or the failure.
-pub type ReplyReceiver = futures_channel::oneshot::Receiver<Result<UpstreamReply, UpstreamError>>;
-/// The sending half, held by whoever reads the upstream's replies.
-pub type ReplySender = futures_channel::oneshot::Sender<Result<UpstreamReply, UpstreamError>>;
+pub use call::{CallEvents, EventSink, ReplyReceiver, ReplySender, Responder, ServerMessage};
 
 /// When a call left for the upstream and when its reply was in hand; what lies between is
 /// upstream and network time, which the gateway's internal-time figure leaves out.
@@ -103,14 +101,17 @@ pub enum Upstream {
 }
 
 impl Upstream {
-    /// Sends a request and waits up to `timeout` for the response message. On timeout the
-    /// call is forgotten upstream-side so a late reply is dropped.
+    /// Sends a request and waits up to `timeout` for the response message. Messages the
+    /// server sends about the call meanwhile go to `events` when given. A call that times out,
+    /// or whose future is dropped before the reply (the client went away or cancelled), is
+    /// cancelled upstream with `notifications/cancelled`.
     pub async fn request(
         &self,
         server: &str,
         method: &str,
         params: Option<&[u8]>,
         timeout: Duration,
+        events: Option<EventSink>,
         timing: &mut CallTiming,
     ) -> Result<UpstreamReply, UpstreamError> {
         let timed_out = || UpstreamError::Timeout {
@@ -119,25 +120,36 @@ impl Upstream {
         };
         match self {
             Upstream::Stdio(s) => {
-                let pending = s.call(method, params)?;
+                let pending = s.call(method, params, events)?;
                 timing.sent = Some(Instant::now());
+                let mut cancel = CancelStdio {
+                    upstream: s,
+                    id: pending.id,
+                    reason: "the client went away",
+                    armed: true,
+                };
                 match monoio::time::timeout(timeout, pending.reply).await {
                     Ok(Ok(reply)) => {
+                        cancel.armed = false;
                         timing.received = Some(Instant::now());
                         reply
                     }
-                    Ok(Err(_canceled)) => Err(UpstreamError::Unavailable {
-                        server: server.to_owned(),
-                        reason: "the server's reader stopped before replying".to_owned(),
-                    }),
+                    Ok(Err(_canceled)) => {
+                        cancel.armed = false;
+                        Err(UpstreamError::Unavailable {
+                            server: server.to_owned(),
+                            reason: "the server's reader stopped before replying".to_owned(),
+                        })
+                    }
                     Err(_) => {
-                        s.cancel(pending.id);
+                        cancel.reason = "timed out at the gateway";
                         Err(timed_out())
                     }
                 }
             }
             Upstream::Http(h) => {
-                match monoio::time::timeout(timeout, h.call(method, params, timing)).await {
+                let call = h.call(method, params, events.as_ref(), timing);
+                match monoio::time::timeout(timeout, call).await {
                     Ok(reply) => reply,
                     Err(_) => Err(timed_out()),
                 }
@@ -150,6 +162,22 @@ impl Upstream {
         match self {
             Upstream::Stdio(s) => s.initialize_info(),
             Upstream::Http(h) => h.initialize_info(),
+        }
+    }
+}
+
+/// Cancels a stdio call upstream unless disarmed: dropped mid-call, or after a timeout.
+struct CancelStdio<'a> {
+    upstream: &'a stdio::StdioUpstream,
+    id: u64,
+    reason: &'static str,
+    armed: bool,
+}
+
+impl Drop for CancelStdio<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.upstream.cancel(self.id, self.reason);
         }
     }
 }

@@ -28,6 +28,7 @@ use super::process::{
     self, block_on_timeout, deadline_after, encode_message, join_bounded, leading_id, lock,
     preview, push_json_string, thread_name, ChildProcess, Line,
 };
+use super::call::{EventSink, Responder, ResponderRoute, ServerMessage};
 use super::{InitializeInfo, Payload, ReplyReceiver, ReplySender, UpstreamError, UpstreamReply};
 use crate::jsonrpc::Envelope;
 use crate::runtime::CoreHandle;
@@ -147,13 +148,47 @@ struct Conn {
 }
 
 struct Pending {
-    calls: HashMap<u64, ReplySender>,
+    calls: HashMap<u64, Call>,
+    /// Progress tokens the gateway gave calls → their ids.
+    progress: HashMap<u64, u64>,
     /// Set when the child is gone: why. No call is registered after that.
     closed: Option<String>,
 }
 
+/// A call waiting for its reply, and where the server's messages about it go (if anywhere).
+struct Call {
+    reply: ReplySender,
+    events: Option<EventSink>,
+}
+
+/// The way back to the child that sent a request, for the client's answer.
+pub struct StdioAnswerPath {
+    server: String,
+    conn: Arc<Conn>,
+}
+
+impl StdioAnswerPath {
+    /// Queues one message (without its newline) to the child's stdin.
+    pub fn send(&self, mut frame: Vec<u8>) -> Result<(), UpstreamError> {
+        // Raw line breaks can only be whitespace in valid JSON; they would break the framing.
+        for b in &mut frame {
+            if *b == b'\n' || *b == b'\r' {
+                *b = b' ';
+            }
+        }
+        frame.push(b'\n');
+        self.conn.send(&self.server, frame)
+    }
+}
+
 impl Conn {
-    fn register(&self, server: &str, id: u64, max: usize) -> Result<ReplyReceiver, UpstreamError> {
+    fn register(
+        &self,
+        server: &str,
+        id: u64,
+        max: usize,
+        events: Option<EventSink>,
+    ) -> Result<ReplyReceiver, UpstreamError> {
         let (tx, rx) = futures_channel::oneshot::channel();
         let mut p = lock(&self.pending);
         if let Some(reason) = &p.closed {
@@ -164,19 +199,47 @@ impl Conn {
         }
         if p.calls.len() >= max {
             // Callers that went away without `cancel` leave canceled senders; reclaim them first.
-            p.calls.retain(|_, s| !s.is_canceled());
+            p.calls.retain(|_, c| !c.reply.is_canceled());
+            let Pending {
+                calls, progress, ..
+            } = &mut *p;
+            progress.retain(|_, id| calls.contains_key(id));
             if p.calls.len() >= max {
                 return Err(UpstreamError::Overloaded {
                     server: server.to_owned(),
                 });
             }
         }
-        p.calls.insert(id, tx);
+        if let Some(token) = events.as_ref().and_then(|e| e.progress_token) {
+            p.progress.insert(token, id);
+        }
+        p.calls.insert(id, Call { reply: tx, events });
         Ok(rx)
     }
 
     fn take(&self, id: u64) -> Option<ReplySender> {
-        lock(&self.pending).calls.remove(&id)
+        let mut p = lock(&self.pending);
+        let call = p.calls.remove(&id)?;
+        if let Some(token) = call.events.as_ref().and_then(|e| e.progress_token) {
+            p.progress.remove(&token);
+        }
+        Some(call.reply)
+    }
+
+    /// Where messages about the call with progress token `token` go.
+    fn events_for_progress(&self, token: u64) -> Option<EventSink> {
+        let p = lock(&self.pending);
+        let id = p.progress.get(&token)?;
+        p.calls.get(id)?.events.clone()
+    }
+
+    /// The events of the one call in flight that takes them. A message that names no call
+    /// (a log line, a request to the client) can only be attributed when exactly one is.
+    fn sole_listener(&self) -> Option<EventSink> {
+        let p = lock(&self.pending);
+        let mut listening = p.calls.values().filter_map(|c| c.events.as_ref());
+        let first = listening.next()?;
+        listening.next().is_none().then(|| first.clone())
     }
 
     fn send(&self, server: &str, frame: Vec<u8>) -> Result<(), UpstreamError> {
@@ -196,10 +259,11 @@ impl Conn {
         let calls = {
             let mut p = lock(&self.pending);
             p.closed.get_or_insert_with(|| reason.to_owned());
+            p.progress.clear();
             std::mem::take(&mut p.calls)
         };
-        for (_, s) in calls {
-            let _ = s.send(Err(UpstreamError::Unavailable {
+        for (_, c) in calls {
+            let _ = c.reply.send(Err(UpstreamError::Unavailable {
                 server: server.to_owned(),
                 reason: reason.to_owned(),
             }));
@@ -294,11 +358,17 @@ impl StdioUpstream {
     /// `{"jsonrpc":"2.0","id":<id>,"method":<method>,"params":<params>}` (no `params` when `None`)
     /// and queues it. `params` must be one valid JSON value (it is forwarded as is).
     /// Fails at once with Unavailable (not ready / restarting, naming the reason) or Overloaded.
-    pub fn call(&self, method: &str, params: Option<&[u8]>) -> Result<PendingCall, UpstreamError> {
+    /// Messages the server sends about the call go to `events` when given.
+    pub fn call(
+        &self,
+        method: &str,
+        params: Option<&[u8]>,
+        events: Option<EventSink>,
+    ) -> Result<PendingCall, UpstreamError> {
         let conn = self.ready_conn()?;
         let name = &self.inner.spec.name;
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let reply = conn.register(name, id, self.inner.spec.max_in_flight)?;
+        let reply = conn.register(name, id, self.inner.spec.max_in_flight, events)?;
         if let Err(e) = conn.send(name, encode_message(Some(id), method, params)) {
             conn.take(id);
             return Err(e);
@@ -312,11 +382,24 @@ impl StdioUpstream {
             .send(&self.inner.spec.name, encode_message(None, method, params))
     }
 
-    /// Forgets a pending call (the caller timed out or went away); a late reply is dropped quietly.
-    pub fn cancel(&self, id: u64) {
+    /// Forgets a pending call (the caller timed out or went away) and, when it was still
+    /// pending, tells the server with `notifications/cancelled` so it can stop the work; a late
+    /// reply is dropped quietly.
+    pub fn cancel(&self, id: u64, reason: &str) {
         let conn = lock(&self.inner.current).clone();
-        if let Some(conn) = conn {
-            conn.take(id);
+        let Some(conn) = conn else { return };
+        if conn.take(id).is_none() {
+            return;
+        }
+        let mut params = Vec::with_capacity(48 + reason.len());
+        params.extend_from_slice(br#"{"requestId":"#);
+        params.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
+        params.extend_from_slice(br#","reason":"#);
+        push_json_string(&mut params, reason);
+        params.push(b'}');
+        let frame = encode_message(None, "notifications/cancelled", Some(&params));
+        if let Err(e) = conn.send(&self.inner.spec.name, frame) {
+            tracing::debug!(server = %self.inner.spec.name, "could not send a cancellation: {e}");
         }
     }
 
@@ -560,6 +643,7 @@ fn start_child(inner: &Inner) -> Result<(Arc<Conn>, Vec<JoinHandle<()>>), String
     let (tx, frames) = pipes::frame_queue(inner.spec.max_in_flight.saturating_add(QUEUE_SLACK));
     let pending = Mutex::new(Pending {
         calls: HashMap::new(),
+        progress: HashMap::new(),
         closed: None,
     });
     let conn = Arc::new(Conn {
@@ -661,7 +745,7 @@ fn handshake(inner: &Inner, conn: &Conn) -> Result<InitializeInfo, String> {
     let name = &inner.spec.name;
     let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
     let rx = conn
-        .register(name, id, usize::MAX)
+        .register(name, id, usize::MAX, None)
         .map_err(|e| e.to_string())?;
     let mut frame = initialize_request(id);
     frame.push(b'\n');
@@ -692,7 +776,7 @@ fn handshake(inner: &Inner, conn: &Conn) -> Result<InitializeInfo, String> {
 
 /// One line of the child's stdout: a message to dispatch, or an over-long one whose call (when
 /// its id can be read from the start) fails at once instead of timing out.
-fn on_stdout_line(name: &str, conn: &Conn, max: usize, line: Line<'_>) {
+fn on_stdout_line(name: &str, conn: &Arc<Conn>, max: usize, line: Line<'_>) {
     match line {
         Line::Full(line) => dispatch(name, conn, line),
         Line::TooLong { head, len } => {
@@ -708,7 +792,7 @@ fn on_stdout_line(name: &str, conn: &Conn, max: usize, line: Line<'_>) {
     }
 }
 
-fn dispatch(name: &str, conn: &Conn, line: &[u8]) {
+fn dispatch(name: &str, conn: &Arc<Conn>, line: &[u8]) {
     if line.trim_ascii().is_empty() {
         return;
     }
@@ -720,7 +804,7 @@ fn dispatch(name: &str, conn: &Conn, line: &[u8]) {
         }
     };
     let payload = Payload::locate(line, &env);
-    match (env.method, env.id) {
+    match (env.method.as_deref(), env.id) {
         (None, Some(id)) => match id
             .get()
             .parse::<u64>()
@@ -740,31 +824,82 @@ fn dispatch(name: &str, conn: &Conn, line: &[u8]) {
                 tracing::debug!(server = %name, id = id.get(), "reply for an unknown or cancelled call; dropped")
             }
         },
-        (Some(method), Some(id)) => answer_request(name, conn, &method, id),
-        (Some(method), None) => on_notification(name, &method, line),
+        (Some(method), Some(id)) => on_request(name, conn, method, id, line),
+        (Some(method), None) => on_notification(name, conn, method, env.params, line),
         (None, None) => {
             tracing::warn!(server = %name, "skipping a message with neither id nor method: {}", preview(line))
         }
     }
 }
 
-/// The single place where notifications from the child arrive. For now they are logged and
-/// dropped; routing them to clients (progress, list_changed, logging) hooks in here.
-fn on_notification(name: &str, method: &str, line: &[u8]) {
-    tracing::debug!(server = %name, method, "notification from the server (not routed yet): {}", preview(line));
+/// Notifications from the child. Progress names its call by the token the gateway gave it;
+/// a log message is passed to the call in flight when there is exactly one (stdio carries no
+/// other tie between a message and a call).
+fn on_notification(
+    name: &str,
+    conn: &Conn,
+    method: &str,
+    params: Option<&RawValue>,
+    line: &[u8],
+) {
+    let sink = match method {
+        "notifications/progress" => progress_token(params).and_then(|t| conn.events_for_progress(t)),
+        "notifications/message" => conn.sole_listener(),
+        _ => None,
+    };
+    let delivered = sink.is_some_and(|s| {
+        s.send(ServerMessage {
+            message: line.to_vec(),
+            responder: None,
+        })
+    });
+    if !delivered {
+        tracing::debug!(server = %name, method, "notification from the server not tied to a call: {}", preview(line));
+    }
 }
 
-/// Requests from the child to the gateway: `ping` is answered, anything else is -32601.
-fn answer_request(name: &str, conn: &Conn, method: &str, id: &RawValue) {
+/// The numeric progress token the gateway put in a call's `_meta`.
+fn progress_token(params: Option<&RawValue>) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Progress {
+        #[serde(rename = "progressToken")]
+        token: u64,
+    }
+    serde_json::from_str::<Progress>(params?.get()).ok().map(|p| p.token)
+}
+
+/// Requests from the child: `ping` is answered here; anything else goes to the client whose
+/// call is the only one in flight, or is refused.
+fn on_request(name: &str, conn: &Arc<Conn>, method: &str, id: &RawValue, line: &[u8]) {
+    if method != "ping" {
+        if let Some(sink) = conn.sole_listener() {
+            let responder = Responder {
+                upstream_id: id.get().into(),
+                route: ResponderRoute::Stdio(StdioAnswerPath {
+                    server: name.to_owned(),
+                    conn: conn.clone(),
+                }),
+            };
+            if sink.send(ServerMessage {
+                message: line.to_vec(),
+                responder: Some(responder),
+            }) {
+                return;
+            }
+        }
+    }
     let mut f = Vec::with_capacity(96);
     f.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
     f.extend_from_slice(id.get().as_bytes());
     if method == "ping" {
         f.extend_from_slice(br#","result":{}}"#);
     } else {
-        tracing::debug!(server = %name, method, "the server sent a request the gateway does not serve");
-        f.extend_from_slice(br#","error":{"code":-32601,"message":"#);
-        push_json_string(&mut f, &format!("Method not found: {method}"));
+        tracing::debug!(server = %name, method, "a server request with no single call in flight to relay it to");
+        f.extend_from_slice(br#","error":{"code":-32603,"message":"#);
+        push_json_string(
+            &mut f,
+            &format!("mcpgate cannot relay {method}: it can be tied to a client only while exactly one call is in flight"),
+        );
         f.extend_from_slice(b"}}");
     }
     f.push(b'\n');

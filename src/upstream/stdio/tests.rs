@@ -10,6 +10,7 @@ sys.stderr.write("echo server starting\n"); sys.stderr.flush()
 mode = os.environ.get("MODE", "")
 if mode == "stubborn":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+cancelled = []
 while True:
     line = sys.stdin.readline()
     if not line:
@@ -17,6 +18,8 @@ while True:
     if mode == "silent" or not line.strip():
         continue
     m = json.loads(line)
+    if m.get("method") == "notifications/cancelled":
+        cancelled.append(m["params"]["requestId"])
     if "method" not in m or "id" not in m:
         continue
     meth, i, p = m["method"], m["id"], m.get("params")
@@ -24,6 +27,8 @@ while True:
         p = {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}}, "serverInfo": {"name": "echo", "version": "1"}}
     elif meth == "hang":
         continue
+    elif meth == "cancelled":
+        p = cancelled
     elif meth == "die":
         os._exit(3)
     elif meth == "garbage":
@@ -83,8 +88,7 @@ fn result(reply: &[u8]) -> Value {
 }
 
 fn echo(up: &StdioUpstream, params: &Value) -> Value {
-    let call = up
-        .call("echo", Some(params.to_string().as_bytes()))
+    let call = up.call("echo", Some(params.to_string().as_bytes()), None)
         .unwrap();
     let id = call.id;
     let reply: Value = serde_json::from_slice(&wait(call).unwrap()).unwrap();
@@ -131,7 +135,7 @@ fn gone(pid: u32) -> bool {
 #[test]
 fn handshake_and_round_trip() {
     let up = StdioUpstream::start(spec("", 1 << 20, 64), owner());
-    match up.call("echo", None) {
+    match up.call("echo", None, None) {
         Err(UpstreamError::Unavailable { reason, .. }) => assert_eq!(reason, "starting"),
         other => panic!("expected Unavailable while starting, got {other:?}"),
     }
@@ -153,7 +157,7 @@ fn handshake_and_round_trip() {
         echo(&up, &json!({"a": [1, "two\n"], "b": null})),
         json!({"a": [1, "two\n"], "b": null})
     );
-    let call = up.call("echo", None).unwrap();
+    let call = up.call("echo", None, None).unwrap();
     assert_eq!(result(&wait(call).unwrap()), Value::Null);
     up.notify("notifications/cancelled", Some(br#"{"requestId":1}"#))
         .unwrap();
@@ -178,7 +182,7 @@ fn concurrent_calls_get_their_own_replies() {
                     .map(|i| {
                         (
                             i,
-                            up.call("echo", Some(json!({"t": t, "i": i}).to_string().as_bytes()))
+                            up.call("echo", Some(json!({"t": t, "i": i}).to_string().as_bytes()), None)
                                 .unwrap(),
                         )
                     })
@@ -198,17 +202,34 @@ fn concurrent_calls_get_their_own_replies() {
 #[test]
 fn garbage_notifications_and_server_requests_do_not_break_the_stream() {
     let up = ready("", 1 << 20, 64);
-    let call = up.call("garbage", Some(br#"{"k":"v"}"#)).unwrap();
+    let call = up.call("garbage", Some(br#"{"k":"v"}"#), None).unwrap();
     assert_eq!(result(&wait(call).unwrap()), json!({"k": "v"}));
-    let call = up.call("ask", None).unwrap();
+    let call = up.call("ask", None, None).unwrap();
     let asked = result(&wait(call).unwrap());
     assert_eq!(
         asked["ping"],
         json!({"jsonrpc": "2.0", "id": "s1", "result": {}})
     );
+    // No call takes events, so nobody can answer roots/list: refused, naming why.
     assert_eq!(asked["other"]["id"], 7);
-    assert_eq!(asked["other"]["error"]["code"], -32601);
+    assert_eq!(asked["other"]["error"]["code"], -32603);
     assert_eq!(echo(&up, &json!(1)), json!(1));
+
+    // A call that takes events gets the request, and its answer reaches the child.
+    let (sink, mut events) = EventSink::new(None);
+    let call = up.call("ask", None, Some(sink)).unwrap();
+    let relayed = block_on_timeout(futures_util::StreamExt::next(&mut events), Duration::from_secs(10))
+        .expect("relayed within 10 s")
+        .expect("a message");
+    let request: Value = serde_json::from_slice(&relayed.message).unwrap();
+    assert_eq!(request["method"], "roots/list");
+    let responder = relayed.responder.expect("a request carries its way back");
+    assert_eq!(&*responder.upstream_id, "7");
+    block_on_timeout(Box::pin(responder.respond(br#""result":{"roots":[]}"#)), Duration::from_secs(10))
+        .expect("answered")
+        .expect("queued");
+    let asked = result(&wait(call).unwrap());
+    assert_eq!(asked["other"], json!({"jsonrpc": "2.0", "id": 7, "result": {"roots": []}}));
     up.shutdown(Duration::from_secs(5));
 }
 
@@ -216,8 +237,8 @@ fn garbage_notifications_and_server_requests_do_not_break_the_stream() {
 fn child_exit_fails_pending_calls_and_restarts() {
     let up = ready("", 1 << 20, 64);
     let first_pid = up.status().pid.unwrap();
-    let hanging = up.call("hang", None).unwrap();
-    let dying = up.call("die", None).unwrap();
+    let hanging = up.call("hang", None, None).unwrap();
+    let dying = up.call("die", None, None).unwrap();
     let start = Instant::now();
     for call in [hanging, dying] {
         match wait(call) {
@@ -244,7 +265,7 @@ fn child_exit_fails_pending_calls_and_restarts() {
 fn shutdown_escalates_and_leaves_no_process() {
     let up = ready("stubborn", 1 << 20, 64);
     let pid = up.status().pid.unwrap();
-    let call = up.call("sleeper", None).unwrap();
+    let call = up.call("sleeper", None, None).unwrap();
     let grandchild = result(&wait(call).unwrap())["pid"].as_u64().unwrap() as u32;
     assert!(!gone(grandchild));
     up.shutdown(Duration::from_millis(200));
@@ -253,7 +274,7 @@ fn shutdown_escalates_and_leaves_no_process() {
         wait_gone(grandchild, Duration::from_secs(5)),
         "the grandchild must be killed"
     );
-    match up.call("echo", None) {
+    match up.call("echo", None, None) {
         Err(UpstreamError::Unavailable { reason, .. }) => assert_eq!(reason, "shut down"),
         other => panic!("expected Unavailable after shutdown, got {other:?}"),
     }
@@ -265,9 +286,9 @@ fn shutdown_escalates_and_leaves_no_process() {
 #[test]
 fn over_long_lines_are_discarded() {
     let up = ready("", 1024, 64);
-    let call = up.call("noise_big", Some(b"5")).unwrap();
+    let call = up.call("noise_big", Some(b"5"), None).unwrap();
     assert_eq!(result(&wait(call).unwrap()), json!(5));
-    let call = up.call("huge", None).unwrap();
+    let call = up.call("huge", None, None).unwrap();
     match wait(call) {
         Err(UpstreamError::Protocol { reason, .. }) => {
             assert!(reason.contains("exceeds max_line_bytes (1024)"))
@@ -313,18 +334,23 @@ fn start_failures_are_reported_and_backed_off() {
 #[test]
 fn overload_cancel_and_dropped_callers() {
     let up = ready("", 1 << 20, 2);
-    let first = up.call("hang", None).unwrap();
-    let second = up.call("hang", None).unwrap();
+    let first = up.call("hang", None, None).unwrap();
+    let second = up.call("hang", None, None).unwrap();
     assert!(matches!(
-        up.call("hang", None),
+        up.call("hang", None, None),
         Err(UpstreamError::Overloaded { .. })
     ));
-    up.cancel(first.id);
-    let third = up.call("hang", None).unwrap();
+    up.cancel(first.id, "test");
+    // The child hears of it (and only of the call that was still pending).
+    up.cancel(first.id, "twice");
+    let seen = wait(up.call("cancelled", None, None).unwrap()).unwrap();
+    let seen: Value = serde_json::from_slice(&seen).unwrap();
+    assert_eq!(seen["result"], json!([first.id]));
+    let third = up.call("hang", None, None).unwrap();
     drop(second);
-    let _fourth = up.call("hang", None).unwrap();
+    let _fourth = up.call("hang", None, None).unwrap();
     assert!(matches!(
-        up.call("hang", None),
+        up.call("hang", None, None),
         Err(UpstreamError::Overloaded { .. })
     ));
     drop(third);
