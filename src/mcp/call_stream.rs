@@ -22,7 +22,8 @@ use crate::registry::ServerEntry;
 use crate::upstream::{CallEvents, CallTiming, ServerMessage, UpstreamError, UpstreamReply};
 
 /// The upstream call, owned so it can outlive the request handler.
-pub type CallFuture = Pin<Box<dyn Future<Output = (Result<UpstreamReply, UpstreamError>, CallTiming)>>>;
+pub type CallFuture =
+    Pin<Box<dyn Future<Output = (Result<UpstreamReply, UpstreamError>, CallTiming)>>>;
 
 /// Who asked: what the relayed messages need to know about the client.
 pub struct CallClient {
@@ -119,7 +120,12 @@ impl SseStream for CallStream {
                         })
                     });
                     let mut message = Vec::with_capacity(256);
-                    super::forward::write_reply(&mut message, &self.client.id, &self.server.name, &reply);
+                    super::forward::write_reply(
+                        &mut message,
+                        &self.client.id,
+                        &self.server.name,
+                        &reply,
+                    );
                     write_sse_event(out, &message);
                     self.finished = true;
                     return true;
@@ -207,7 +213,11 @@ impl CallStream {
     }
 
     /// A progress notification with the client's own token back in place of the gateway's.
-    fn relay_progress(&self, params: Option<&serde_json::value::RawValue>, out: &mut Vec<u8>) -> bool {
+    fn relay_progress(
+        &self,
+        params: Option<&serde_json::value::RawValue>,
+        out: &mut Vec<u8>,
+    ) -> bool {
         let (Some(token), Some(params)) = (&self.client.progress_token, params) else {
             return false;
         };
@@ -215,7 +225,8 @@ impl CallStream {
             return false;
         };
         let mut message = Vec::with_capacity(params.get().len() + 64);
-        message.extend_from_slice(br#"{"jsonrpc":"2.0","method":"notifications/progress","params":"#);
+        message
+            .extend_from_slice(br#"{"jsonrpc":"2.0","method":"notifications/progress","params":"#);
         obj.write_replacing_raw(&mut message, "progressToken", token.as_bytes());
         message.push(b'}');
         write_sse_event(out, &message);

@@ -209,7 +209,11 @@ fn with_gateway_progress_token(params: Vec<u8>) -> (Vec<u8>, Option<u64>, Option
         let token = NEXT_PROGRESS_TOKEN.fetch_add(1, Ordering::Relaxed);
         let mut digits = itoa::Buffer::new();
         let mut new_meta = Vec::with_capacity(text.len());
-        meta.write_replacing_raw(&mut new_meta, "progressToken", digits.format(token).as_bytes());
+        meta.write_replacing_raw(
+            &mut new_meta,
+            "progressToken",
+            digits.format(token).as_bytes(),
+        );
         let mut out = Vec::with_capacity(text.len() + 16);
         obj.write_replacing_raw(&mut out, "_meta", &new_meta);
         Some((out, token, Box::<str>::from(client_token.get())))

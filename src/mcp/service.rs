@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::call_stream::CallStream;
 use super::checks::{accepts, is_json, origin_allowed};
 use super::completion::complete;
 use super::cors;
@@ -10,9 +11,8 @@ use super::forward::{forward_named, Forwarding, PROMPTS_GET, TOOLS_CALL};
 use super::log_level;
 use super::methods;
 use super::resources::forward_by_uri;
-use super::session::{SessionClaims, SessionVerifier};
-use super::call_stream::CallStream;
 use super::server_requests::server_requests;
+use super::session::{SessionClaims, SessionVerifier};
 use super::stream::{HeartbeatStream, McpStream};
 use super::version::ProtocolVersion;
 use crate::admin::metrics::CoreMetrics;
@@ -286,7 +286,10 @@ async fn answer_server_request(env: &Envelope<'_>, claims: &SessionClaims) {
         return;
     };
     let Some(responder) = server_requests().take(id, claims.nonce) else {
-        tracing::debug!(id, "an answer to no request this session was asked; dropped");
+        tracing::debug!(
+            id,
+            "an answer to no request this session was asked; dropped"
+        );
         return;
     };
     let mut member = Vec::with_capacity(64);

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::session::SessionKeys;
 use super::call_stream::CallStream;
+use super::session::SessionKeys;
 use crate::http::SseStream;
 
 pub struct HeartbeatStream {

@@ -11,10 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use super::call::{EventSink, Responder, ResponderRoute, ServerMessage};
 use super::handshake::{
     initialize_request, parse_initialize_reply, InitializeInfo, INITIALIZED_NOTIFICATION,
 };
-use super::call::{EventSink, Responder, ResponderRoute, ServerMessage};
 use super::url::UpstreamUrl;
 use super::{CallTiming, Payload, UpstreamError, UpstreamReply};
 use crate::http::client::{write_post, BodyReader, ClientConn, ClientError, ReplyHead, ReplyKind};
@@ -172,7 +172,9 @@ impl HttpUpstream {
             id,
             armed: true,
         };
-        let result = self.exchange_in_session(&body, session, id, events, timing).await;
+        let result = self
+            .exchange_in_session(&body, session, id, events, timing)
+            .await;
         cancel.armed = false;
         result
     }
@@ -186,7 +188,10 @@ impl HttpUpstream {
         timing: &mut CallTiming,
     ) -> Result<UpstreamReply, UpstreamError> {
         for attempt in 0..2 {
-            match self.exchange(body, Some(&session), id, events, timing).await {
+            match self
+                .exchange(body, Some(&session), id, events, timing)
+                .await
+            {
                 Ok((_, Some(reply))) => return Ok(reply),
                 Ok((_, None)) => {
                     return Err(self.protocol_error("the reply stream ended without a response"))

@@ -22,13 +22,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
 
+use super::call::{EventSink, Responder, ResponderRoute, ServerMessage};
 use super::handshake::{initialize_request, parse_initialize_reply, INITIALIZED_NOTIFICATION};
 use super::pipes::{self, FrameSender, QueueError};
 use super::process::{
     self, block_on_timeout, deadline_after, encode_message, join_bounded, leading_id, lock,
     preview, push_json_string, thread_name, ChildProcess, Line,
 };
-use super::call::{EventSink, Responder, ResponderRoute, ServerMessage};
 use super::{InitializeInfo, Payload, ReplyReceiver, ReplySender, UpstreamError, UpstreamReply};
 use crate::jsonrpc::Envelope;
 use crate::runtime::CoreHandle;
@@ -835,15 +835,11 @@ fn dispatch(name: &str, conn: &Arc<Conn>, line: &[u8]) {
 /// Notifications from the child. Progress names its call by the token the gateway gave it;
 /// a log message is passed to the call in flight when there is exactly one (stdio carries no
 /// other tie between a message and a call).
-fn on_notification(
-    name: &str,
-    conn: &Conn,
-    method: &str,
-    params: Option<&RawValue>,
-    line: &[u8],
-) {
+fn on_notification(name: &str, conn: &Conn, method: &str, params: Option<&RawValue>, line: &[u8]) {
     let sink = match method {
-        "notifications/progress" => progress_token(params).and_then(|t| conn.events_for_progress(t)),
+        "notifications/progress" => {
+            progress_token(params).and_then(|t| conn.events_for_progress(t))
+        }
         "notifications/message" => conn.sole_listener(),
         _ => None,
     };
@@ -865,7 +861,9 @@ fn progress_token(params: Option<&RawValue>) -> Option<u64> {
         #[serde(rename = "progressToken")]
         token: u64,
     }
-    serde_json::from_str::<Progress>(params?.get()).ok().map(|p| p.token)
+    serde_json::from_str::<Progress>(params?.get())
+        .ok()
+        .map(|p| p.token)
 }
 
 /// Requests from the child: `ping` is answered here; anything else goes to the client whose

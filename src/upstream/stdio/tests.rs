@@ -88,7 +88,8 @@ fn result(reply: &[u8]) -> Value {
 }
 
 fn echo(up: &StdioUpstream, params: &Value) -> Value {
-    let call = up.call("echo", Some(params.to_string().as_bytes()), None)
+    let call = up
+        .call("echo", Some(params.to_string().as_bytes()), None)
         .unwrap();
     let id = call.id;
     let reply: Value = serde_json::from_slice(&wait(call).unwrap()).unwrap();
@@ -182,8 +183,12 @@ fn concurrent_calls_get_their_own_replies() {
                     .map(|i| {
                         (
                             i,
-                            up.call("echo", Some(json!({"t": t, "i": i}).to_string().as_bytes()), None)
-                                .unwrap(),
+                            up.call(
+                                "echo",
+                                Some(json!({"t": t, "i": i}).to_string().as_bytes()),
+                                None,
+                            )
+                            .unwrap(),
                         )
                     })
                     .collect();
@@ -218,18 +223,27 @@ fn garbage_notifications_and_server_requests_do_not_break_the_stream() {
     // A call that takes events gets the request, and its answer reaches the child.
     let (sink, mut events) = EventSink::new(None);
     let call = up.call("ask", None, Some(sink)).unwrap();
-    let relayed = block_on_timeout(futures_util::StreamExt::next(&mut events), Duration::from_secs(10))
-        .expect("relayed within 10 s")
-        .expect("a message");
+    let relayed = block_on_timeout(
+        futures_util::StreamExt::next(&mut events),
+        Duration::from_secs(10),
+    )
+    .expect("relayed within 10 s")
+    .expect("a message");
     let request: Value = serde_json::from_slice(&relayed.message).unwrap();
     assert_eq!(request["method"], "roots/list");
     let responder = relayed.responder.expect("a request carries its way back");
     assert_eq!(&*responder.upstream_id, "7");
-    block_on_timeout(Box::pin(responder.respond(br#""result":{"roots":[]}"#)), Duration::from_secs(10))
-        .expect("answered")
-        .expect("queued");
+    block_on_timeout(
+        Box::pin(responder.respond(br#""result":{"roots":[]}"#)),
+        Duration::from_secs(10),
+    )
+    .expect("answered")
+    .expect("queued");
     let asked = result(&wait(call).unwrap());
-    assert_eq!(asked["other"], json!({"jsonrpc": "2.0", "id": 7, "result": {"roots": []}}));
+    assert_eq!(
+        asked["other"],
+        json!({"jsonrpc": "2.0", "id": 7, "result": {"roots": []}})
+    );
     up.shutdown(Duration::from_secs(5));
 }
 
