@@ -42,6 +42,7 @@ fn gateway(servers: &str) -> (McpService, String, StartedUpstreams) {
         allowed_origins: Vec::new(),
         loopback_listener: true,
         heartbeat: Duration::from_secs(15),
+        cores: Vec::new(),
     });
     let service = McpService::new(
         RegistryReader::new(PublishedRegistry::new(started.snapshot)),

@@ -79,7 +79,6 @@ pub fn serve(config: Config, driver: IoDriver) -> Result<(), String> {
     .map_err(|e| format!("cannot start worker threads: {e}"))?;
 
     let started = start_upstreams(&config, driver, &cores)?;
-    drop(cores);
     for c in started
         .snapshot
         .tools
@@ -103,6 +102,7 @@ pub fn serve(config: Config, driver: IoDriver) -> Result<(), String> {
             allowed_origins: config.allowed_origins.clone(),
             loopback_listener: true,
             heartbeat: HEARTBEAT,
+            cores,
         }),
         metrics: metrics.clone(),
     });

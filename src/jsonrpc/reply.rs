@@ -12,6 +12,8 @@ pub enum ErrorCode {
     UpstreamFailed,
     /// An upstream server did not answer in time.
     UpstreamTimeout,
+    /// The client cancelled the request (answered only because HTTP needs an answer).
+    RequestCancelled,
 }
 
 impl ErrorCode {
@@ -24,6 +26,7 @@ impl ErrorCode {
             ErrorCode::InternalError => -32603,
             ErrorCode::UpstreamFailed => -32000,
             ErrorCode::UpstreamTimeout => -32001,
+            ErrorCode::RequestCancelled => -32800,
         }
     }
 }

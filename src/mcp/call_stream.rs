@@ -14,6 +14,7 @@ use std::task::Poll;
 
 use futures_util::StreamExt;
 
+use super::in_flight::{CancelSignal, InFlight};
 use super::server_requests::{required_capability, server_requests};
 use crate::http::sse::write_event as write_sse_event;
 use crate::http::SseStream;
@@ -37,10 +38,26 @@ pub struct CallClient {
     pub capabilities: u8,
 }
 
-/// What became of a call: answered at once, or a stream of messages then the answer.
+/// What became of a call: answered at once, a stream of messages then the answer, or
+/// cancelled by the client (the upstream has been told).
 pub enum CallOutcome {
     Answered(Result<UpstreamReply, UpstreamError>, CallTiming),
     Streaming(CallStream),
+    Cancelled,
+}
+
+/// A client's hold on its call: registered by id, and the signal its cancellation fires.
+pub struct Cancellation {
+    /// Held for its drop, which unregisters the call.
+    pub _registered: InFlight,
+    pub signal: CancelSignal,
+}
+
+/// What one poll of a call in flight found.
+enum Step {
+    Reply(Result<UpstreamReply, UpstreamError>, CallTiming),
+    Message(ServerMessage),
+    Cancelled,
 }
 
 /// Waits for the reply or the first message about the call, whichever comes first. Messages
@@ -51,36 +68,55 @@ pub async fn await_call(
     mut events: CallEvents,
     client: CallClient,
     server: Arc<ServerEntry>,
+    mut cancellation: Cancellation,
 ) -> CallOutcome {
-    let first = poll_fn(|cx| {
-        if let Poll::Ready(done) = call.as_mut().poll(cx) {
-            return Poll::Ready(Ok(done));
-        }
-        match events.poll_next_unpin(cx) {
-            Poll::Ready(Some(message)) => Poll::Ready(Err(Some(message))),
-            // The sender is gone; only the reply can come now.
-            Poll::Ready(None) => Poll::Pending,
-            Poll::Pending => Poll::Pending,
-        }
-    })
-    .await;
-    let (first, done) = match first {
-        Ok((reply, timing)) => match events.try_recv() {
-            Ok(message) => (Some(message), Some(reply)),
+    let (first, done) = match step(&mut call, &mut events, &mut cancellation.signal, true).await {
+        Step::Reply(reply, timing) => match events.try_recv() {
+            Ok(message) => (message, Some(reply)),
             Err(_) => return CallOutcome::Answered(reply, timing),
         },
-        Err(message) => (message, None),
+        Step::Message(message) => (message, None),
+        Step::Cancelled => return CallOutcome::Cancelled,
     };
     CallOutcome::Streaming(CallStream {
         call: if done.is_some() { None } else { Some(call) },
         reply: done,
-        first,
+        first: Some(first),
         events,
         client,
         server,
+        cancellation,
         filed: Vec::new(),
         finished: false,
     })
+}
+
+/// Waits for whichever comes first: a message about the call, its reply, or the client's
+/// cancellation. `reply_first` decides which of a reply and a message both ready wins.
+async fn step(
+    call: &mut CallFuture,
+    events: &mut CallEvents,
+    cancel: &mut CancelSignal,
+    reply_first: bool,
+) -> Step {
+    poll_fn(|cx| {
+        if let Poll::Ready(Ok(())) = Pin::new(&mut *cancel).poll(cx) {
+            return Poll::Ready(Step::Cancelled);
+        }
+        if reply_first {
+            if let Poll::Ready((reply, timing)) = call.as_mut().poll(cx) {
+                return Poll::Ready(Step::Reply(reply, timing));
+            }
+        }
+        // A closed channel (the sender is gone) leaves only the reply to wait for.
+        if let Poll::Ready(Some(message)) = events.poll_next_unpin(cx) {
+            return Poll::Ready(Step::Message(message));
+        }
+        call.as_mut()
+            .poll(cx)
+            .map(|(reply, timing)| Step::Reply(reply, timing))
+    })
+    .await
 }
 
 pub struct CallStream {
@@ -91,6 +127,7 @@ pub struct CallStream {
     events: CallEvents,
     client: CallClient,
     server: Arc<ServerEntry>,
+    cancellation: Cancellation,
     /// Ids of server requests relayed to the client, forgotten when the call ends.
     filed: Vec<u64>,
     finished: bool,
@@ -104,7 +141,16 @@ impl SseStream for CallStream {
         loop {
             let message = match self.first.take() {
                 Some(m) => Some(m),
-                None => self.next_message().await,
+                None => match self.next_message().await {
+                    Ok(m) => m,
+                    Err(Cancelled) => {
+                        // The client cancelled: no answer follows; dropping the call tells
+                        // the upstream.
+                        self.call = None;
+                        self.finished = true;
+                        return false;
+                    }
+                },
             };
             match message {
                 Some(m) => {
@@ -137,23 +183,18 @@ impl SseStream for CallStream {
 
 impl CallStream {
     /// The next message about the call; `None` once the reply is in and nothing precedes it.
-    async fn next_message(&mut self) -> Option<ServerMessage> {
+    async fn next_message(&mut self) -> Result<Option<ServerMessage>, Cancelled> {
         let Some(call) = self.call.as_mut() else {
-            return self.events.try_recv().ok();
+            return Ok(self.events.try_recv().ok());
         };
-        let events = &mut self.events;
-        let next = poll_fn(|cx| match events.poll_next_unpin(cx) {
-            Poll::Ready(Some(message)) => Poll::Ready(Err(message)),
-            _ => call.as_mut().poll(cx).map(Ok),
-        })
-        .await;
-        match next {
-            Err(message) => Some(message),
-            Ok((reply, _timing)) => {
+        match step(call, &mut self.events, &mut self.cancellation.signal, false).await {
+            Step::Message(message) => Ok(Some(message)),
+            Step::Reply(reply, _timing) => {
                 self.call = None;
                 self.reply = Some(reply);
-                self.events.try_recv().ok()
+                Ok(self.events.try_recv().ok())
             }
+            Step::Cancelled => Err(Cancelled),
         }
     }
 
@@ -233,6 +274,9 @@ impl CallStream {
         true
     }
 }
+
+/// The client cancelled the call.
+struct Cancelled;
 
 impl Drop for CallStream {
     fn drop(&mut self) {

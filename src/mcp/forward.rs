@@ -13,7 +13,8 @@ use std::time::Instant;
 
 use serde_json::value::RawValue;
 
-use super::call_stream::{await_call, CallClient, CallFuture, CallOutcome, CallStream};
+use super::call_stream::{await_call, CallClient, CallFuture, CallOutcome, CallStream, Cancellation};
+use super::in_flight;
 
 use crate::admin::metrics::CoreMetrics;
 use crate::jsonrpc::{
@@ -93,7 +94,12 @@ impl Forwarding<'_> {
             session: self.session,
             capabilities: self.client_capabilities,
         };
-        match await_call(call, events, client, server.clone()).await {
+        let (registered, signal) = in_flight::register(self.session, self.id);
+        let cancellation = Cancellation {
+            _registered: registered,
+            signal,
+        };
+        match await_call(call, events, client, server.clone(), cancellation).await {
             CallOutcome::Answered(reply, timing) => {
                 write_reply(self.out, self.id, &server.name, &reply);
                 if let (Some(sent), Some(received)) = (timing.sent, timing.received) {
@@ -105,6 +111,12 @@ impl Forwarding<'_> {
                 }
             }
             CallOutcome::Streaming(stream) => *self.stream = Some(stream),
+            CallOutcome::Cancelled => write_error(
+                self.out,
+                self.id,
+                ErrorCode::RequestCancelled,
+                "Request cancelled by the client",
+            ),
         }
     }
 

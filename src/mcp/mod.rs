@@ -12,6 +12,7 @@ pub(crate) mod checks;
 mod completion;
 mod cors;
 mod forward;
+mod in_flight;
 mod log_level;
 mod methods;
 mod resources;

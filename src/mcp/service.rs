@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::call_stream::CallStream;
+use super::in_flight;
 use super::checks::{accepts, is_json, origin_allowed};
 use super::completion::complete;
 use super::cors;
@@ -17,7 +18,10 @@ use super::stream::{HeartbeatStream, McpStream};
 use super::version::ProtocolVersion;
 use crate::admin::metrics::CoreMetrics;
 use crate::http::{Handler, Method, Outcome, RequestHead, Response, Status};
-use crate::jsonrpc::{parse_message, write_error, Envelope, ErrorCode, MessageKind, ParseError};
+use crate::jsonrpc::{
+    parse_message, write_error, Envelope, ErrorCode, MessageKind, ParseError, RawObject,
+};
+use crate::runtime::CoreHandle;
 use crate::registry::RegistryReader;
 
 /// Settings every core shares.
@@ -28,6 +32,9 @@ pub struct ServiceSettings {
     pub loopback_listener: bool,
     /// Interval of SSE comments on idle `GET /mcp` streams.
     pub heartbeat: Duration,
+    /// Every worker core, for the rare messages that concern a call on another core
+    /// (a client's cancellation arrives on whatever connection it likes).
+    pub cores: Vec<CoreHandle>,
 }
 
 /// One core's MCP endpoint.
@@ -179,7 +186,12 @@ impl McpService {
             return;
         }
         match env.kind() {
-            MessageKind::Notification => resp.empty(Status::Accepted),
+            MessageKind::Notification => {
+                if env.method.as_deref() == Some("notifications/cancelled") {
+                    self.cancel_call(&env, &claims);
+                }
+                resp.empty(Status::Accepted)
+            }
             MessageKind::Response => {
                 answer_server_request(&env, &claims).await;
                 resp.empty(Status::Accepted)
@@ -243,6 +255,29 @@ impl McpService {
                     ),
                 }
             }
+        }
+    }
+
+    /// A client's `notifications/cancelled`: stops the named call of this session on this
+    /// core, or asks the other cores to.
+    fn cancel_call(&self, env: &Envelope<'_>, claims: &SessionClaims) {
+        let Some(id) = env
+            .params
+            .and_then(|p| RawObject::parse(p.get()).ok())
+            .and_then(|p| p.get("requestId"))
+            .map(|id| id.get().to_owned())
+        else {
+            return;
+        };
+        let session = claims.nonce;
+        if in_flight::cancel_here(session, &id) {
+            return;
+        }
+        for core in &self.settings.cores {
+            let id = id.clone();
+            let _ = core.spawn(move || async move {
+                in_flight::cancel_here(session, &id);
+            });
         }
     }
 

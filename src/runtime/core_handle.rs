@@ -44,6 +44,14 @@ pub fn core_channel(driver: IoDriver) -> (CoreHandle, CoreInbox) {
     (CoreHandle { jobs, driver }, CoreInbox { jobs: rx })
 }
 
+impl std::fmt::Debug for CoreHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CoreHandle")
+            .field("driver", &self.driver)
+            .finish_non_exhaustive()
+    }
+}
+
 impl CoreHandle {
     /// Starts `make()`'s future as a task on the handle's core. `make` itself runs there too,
     /// so it may create values that must not cross threads (sockets, `Rc`s).
