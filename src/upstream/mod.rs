@@ -5,11 +5,14 @@
 //! (stdio pipes are async sockets; spawning and reaping happen on threads of their own), or
 //! change a reply's bytes (the caller splices them).
 
+pub mod backoff;
 pub mod error;
 pub mod handshake;
 pub mod http;
 pub mod listing;
+pub mod pending;
 pub mod pipes;
+pub mod pool;
 pub mod process;
 pub mod start;
 pub mod stdio;

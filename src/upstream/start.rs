@@ -158,7 +158,7 @@ pub fn start_upstreams(
         for t in tasks {
             out.push(t.await);
         }
-        super::http::drop_idle_connections();
+        super::pool::drop_idle_connections();
         out
     })
     .map_err(|e| format!("cannot start the control runtime: {e}"))?;

@@ -13,7 +13,6 @@
 //! upstream: one supervisor; per child, a waiter that reaps it and fails its pending calls the
 //! moment it exits, and a stderr reader that copies its lines into the log.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -22,23 +21,20 @@ use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
 
+use super::backoff::Backoff;
 use super::handshake::{initialize_request, parse_initialize_reply, INITIALIZED_NOTIFICATION};
+use super::pending::PendingCalls;
 use super::pipes::{self, FrameSender, QueueError};
 use super::process::{
-    self, block_on_timeout, deadline_after, encode_message, join_bounded, leading_id, lock,
-    preview, push_json_string, thread_name, ChildProcess, Line,
+    self, block_on_timeout, deadline_after, encode_answer_to_server, encode_message, join_bounded,
+    leading_id, lock, preview, thread_name, ChildProcess, Line,
 };
-use super::{InitializeInfo, Payload, ReplyReceiver, ReplySender, UpstreamError, UpstreamReply};
+use super::{InitializeInfo, Payload, ReplyReceiver, ReplySender, UpstreamError};
 use crate::jsonrpc::Envelope;
 use crate::runtime::CoreHandle;
 
 /// How long a freshly started child has to answer `initialize`.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
-/// First and longest pause before restarting a child that died.
-const BACKOFF_MIN: Duration = Duration::from_secs(1);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
-/// A child that stayed ready this long restarts from [`BACKOFF_MIN`] again.
-const HEALTHY_UPTIME: Duration = Duration::from_secs(60);
 /// Frames the writer queue holds beyond `max_in_flight` (notifications, answers to the child).
 const QUEUE_SLACK: usize = 1024;
 /// How long a child whose stdin or stdout broke may live on before it is killed.
@@ -142,41 +138,17 @@ struct Shared {
 /// One running child as seen by calls: its stdin queue and its calls awaiting replies.
 struct Conn {
     tx: FrameSender,
-    pending: Mutex<Pending>,
+    pending: PendingCalls,
     process: Arc<ChildProcess>,
-}
-
-struct Pending {
-    calls: HashMap<u64, ReplySender>,
-    /// Set when the child is gone: why. No call is registered after that.
-    closed: Option<String>,
 }
 
 impl Conn {
     fn register(&self, server: &str, id: u64, max: usize) -> Result<ReplyReceiver, UpstreamError> {
-        let (tx, rx) = futures_channel::oneshot::channel();
-        let mut p = lock(&self.pending);
-        if let Some(reason) = &p.closed {
-            return Err(UpstreamError::Unavailable {
-                server: server.to_owned(),
-                reason: reason.clone(),
-            });
-        }
-        if p.calls.len() >= max {
-            // Callers that went away without `cancel` leave canceled senders; reclaim them first.
-            p.calls.retain(|_, s| !s.is_canceled());
-            if p.calls.len() >= max {
-                return Err(UpstreamError::Overloaded {
-                    server: server.to_owned(),
-                });
-            }
-        }
-        p.calls.insert(id, tx);
-        Ok(rx)
+        self.pending.register(server, id, max)
     }
 
     fn take(&self, id: u64) -> Option<ReplySender> {
-        lock(&self.pending).calls.remove(&id)
+        self.pending.take(id)
     }
 
     fn send(&self, server: &str, frame: Vec<u8>) -> Result<(), UpstreamError> {
@@ -193,17 +165,7 @@ impl Conn {
 
     /// Marks the child gone and fails every pending call with `reason`.
     fn close(&self, server: &str, reason: &str) {
-        let calls = {
-            let mut p = lock(&self.pending);
-            p.closed.get_or_insert_with(|| reason.to_owned());
-            std::mem::take(&mut p.calls)
-        };
-        for (_, s) in calls {
-            let _ = s.send(Err(UpstreamError::Unavailable {
-                server: server.to_owned(),
-                reason: reason.to_owned(),
-            }));
-        }
+        self.pending.close(server, reason);
     }
 }
 
@@ -426,8 +388,7 @@ impl std::fmt::Debug for StdioUpstream {
 /// The supervisor thread: run a child, wait for it to end, back off, repeat until shutdown.
 fn supervise(inner: Arc<Inner>) {
     let name = inner.spec.name.clone();
-    let mut delay = BACKOFF_MIN;
-    let mut rng = seed();
+    let mut backoff = Backoff::default();
     loop {
         {
             let mut s = lock(&inner.shared);
@@ -444,16 +405,7 @@ fn supervise(inner: Arc<Inner>) {
             break;
         }
         tracing::warn!(server = %name, "stdio server stopped: {reason}");
-        if ready_for >= HEALTHY_UPTIME {
-            delay = BACKOFF_MIN;
-        }
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        // ±20% jitter: factor in [0.8, 1.2).
-        let factor = 0.8 + (rng % 4000) as f64 / 10_000.0;
-        let pause = delay.mul_f64(factor);
-        delay = (delay * 2).min(BACKOFF_MAX);
+        let pause = backoff.pause_after(ready_for);
         let retry_at = deadline_after(pause).unwrap_or_else(Instant::now);
         let mut s = lock(&inner.shared);
         s.last_error = Some(reason);
@@ -482,13 +434,6 @@ fn supervise(inner: Arc<Inner>) {
     let mut s = lock(&inner.shared);
     s.state = StdioState::Stopped;
     inner.changed.notify_all();
-}
-
-fn seed() -> u64 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64);
-    (t.unwrap_or(0) ^ (u64::from(std::process::id()) << 32)) | 1
 }
 
 /// Spawns one child, handshakes, serves it until it is reaped. Returns why it ended, how long it
@@ -558,13 +503,9 @@ fn start_child(inner: &Inner) -> Result<(Arc<Conn>, Vec<JoinHandle<()>>), String
         .map_err(|e| format!("could not start '{}': {e}", inner.spec.command))?;
     let proc = spawned.process;
     let (tx, frames) = pipes::frame_queue(inner.spec.max_in_flight.saturating_add(QUEUE_SLACK));
-    let pending = Mutex::new(Pending {
-        calls: HashMap::new(),
-        closed: None,
-    });
     let conn = Arc::new(Conn {
         tx,
-        pending,
+        pending: PendingCalls::default(),
         process: proc.clone(),
     });
     let named = |role: &str| thread::Builder::new().name(thread_name(role, name));
@@ -697,12 +638,9 @@ fn on_stdout_line(name: &str, conn: &Conn, max: usize, line: Line<'_>) {
         Line::Full(line) => dispatch(name, conn, line),
         Line::TooLong { head, len } => {
             tracing::error!(server = %name, "discarded a stdout line of {len} bytes (max_line_bytes {max}): {}", preview(head));
-            if let Some(call) = leading_id(head).and_then(|id| conn.take(id)) {
+            if let Some(id) = leading_id(head) {
                 let reason = format!("reply of {len} bytes exceeds max_line_bytes ({max})");
-                let _ = call.send(Err(UpstreamError::Protocol {
-                    server: name.to_owned(),
-                    reason,
-                }));
+                conn.pending.fail(name, id, reason);
             }
         }
     }
@@ -721,25 +659,7 @@ fn dispatch(name: &str, conn: &Conn, line: &[u8]) {
     };
     let payload = Payload::locate(line, &env);
     match (env.method, env.id) {
-        (None, Some(id)) => match id
-            .get()
-            .parse::<u64>()
-            .ok()
-            .and_then(|id| conn.take(id).map(|s| (id, s)))
-        {
-            Some((id, call)) => {
-                let reply = UpstreamReply {
-                    message: line.to_vec(),
-                    payload,
-                };
-                if call.send(Ok(reply)).is_err() {
-                    tracing::debug!(server = %name, id, "reply for a call whose caller went away; dropped");
-                }
-            }
-            None => {
-                tracing::debug!(server = %name, id = id.get(), "reply for an unknown or cancelled call; dropped")
-            }
-        },
+        (None, Some(id)) => conn.pending.deliver(name, id.get(), line, payload),
         (Some(method), Some(id)) => answer_request(name, conn, &method, id),
         (Some(method), None) => on_notification(name, &method, line),
         (None, None) => {
@@ -756,18 +676,10 @@ fn on_notification(name: &str, method: &str, line: &[u8]) {
 
 /// Requests from the child to the gateway: `ping` is answered, anything else is -32601.
 fn answer_request(name: &str, conn: &Conn, method: &str, id: &RawValue) {
-    let mut f = Vec::with_capacity(96);
-    f.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
-    f.extend_from_slice(id.get().as_bytes());
-    if method == "ping" {
-        f.extend_from_slice(br#","result":{}}"#);
-    } else {
+    if method != "ping" {
         tracing::debug!(server = %name, method, "the server sent a request the gateway does not serve");
-        f.extend_from_slice(br#","error":{"code":-32601,"message":"#);
-        push_json_string(&mut f, &format!("Method not found: {method}"));
-        f.extend_from_slice(b"}}");
     }
-    f.push(b'\n');
+    let f = encode_answer_to_server(method, id);
     if let Err(e) = conn.send(name, f) {
         tracing::warn!(server = %name, method, "could not answer the server's request: {e}");
     }
