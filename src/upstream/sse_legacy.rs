@@ -15,11 +15,13 @@ mod dispatch;
 mod endpoint;
 mod stream;
 
+use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures_channel::mpsc;
+use futures_util::future::{select, Either};
 
 use super::pending::PendingCalls;
 use super::pool;
@@ -180,7 +182,7 @@ impl SseUpstream {
         let session = self.ready_session()?;
         let name = &self.inner.spec.name;
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let reply = session
+        let mut reply = session
             .pending
             .register(name, id, self.inner.spec.max_in_flight)?;
         let _forget = ForgetOnDrop {
@@ -188,13 +190,28 @@ impl SseUpstream {
             id,
         };
         timing.sent = Some(Instant::now());
-        self.inner
-            .post(&session.endpoint, &encode_message(Some(id), method, params))
-            .await?;
-        let reply = reply.await.map_err(|_| UpstreamError::Unavailable {
+        let message = encode_message(Some(id), method, params);
+        let post = pin!(self.inner.post(&session.endpoint, &message));
+        // The stream may end (failing the call) while the POST still waits for its answer,
+        // which some servers never give for a session they lost: the call fails then.
+        let stopped = || UpstreamError::Unavailable {
             server: name.clone(),
             reason: "the stream reader stopped before the reply".to_owned(),
-        })?;
+        };
+        let reply = match select(post, &mut reply).await {
+            Either::Left((posted, _)) => {
+                posted?;
+                reply.await.unwrap_or_else(|_| Err(stopped()))
+            }
+            Either::Right((Ok(Err(e)), _)) => return Err(e),
+            // A reply can beat the POST's own answer; that answer still comes, so the
+            // connection is kept for the next call.
+            Either::Right((Ok(Ok(r)), post)) => {
+                let _ = post.await;
+                Ok(r)
+            }
+            Either::Right((Err(_), _)) => Err(stopped()),
+        };
         timing.received = Some(Instant::now());
         reply
     }
