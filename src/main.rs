@@ -194,9 +194,14 @@ fn describe(cfg: &Config) {
                     .join(", "),
                 s.timeout.as_millis()
             ),
-            Transport::Http { url, headers } => println!(
-                "  {}: http {} (headers: [{}]), timeout {} ms",
+            Transport::Http { url, headers } | Transport::Sse { url, headers } => println!(
+                "  {}: {} {} (headers: [{}]), timeout {} ms",
                 s.name,
+                if matches!(s.transport, Transport::Sse { .. }) {
+                    "sse"
+                } else {
+                    "http"
+                },
                 shown_url(url),
                 headers
                     .iter()

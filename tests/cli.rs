@@ -124,6 +124,11 @@ fn check_accepts_a_valid_config_without_echoing_values() {
                 }
             },
             "vscode_style": { "type": "http", "url": "https://example.invalid/mcp" },
+            "legacy": {
+                "type": "sse",
+                "url": "http://127.0.0.1:3002/sse",
+                "headers": { "X-Token": "sse-s3cr3t-value" }
+            },
             "switched_off": { "command": "x", "disabled": true }
         }
     });
@@ -145,6 +150,18 @@ fn check_accepts_a_valid_config_without_echoing_values() {
         assert!(
             out.stdout.contains(name),
             "server {name} not listed: {}",
+            out.describe()
+        );
+    }
+    // Each server's line says its transport.
+    for shown in [
+        "local_tools: stdio",
+        "remote: http http://127.0.0.1:3001/mcp",
+        "legacy: sse http://127.0.0.1:3002/sse",
+    ] {
+        assert!(
+            out.stdout.lines().any(|l| l.trim().starts_with(shown)),
+            "no line starting {shown:?}: {}",
             out.describe()
         );
     }

@@ -344,7 +344,7 @@ fn build_server(path: &str, name: String, s: RawServer) -> Result<ServerConfig, 
             ))
         }
         (
-            None | Some("http") | Some("streamable-http") | Some("streamablehttp"),
+            None | Some("http") | Some("streamable-http") | Some("streamablehttp") | Some("sse"),
             None,
             Some(url),
         ) => {
@@ -354,18 +354,13 @@ fn build_server(path: &str, name: String, s: RawServer) -> Result<ServerConfig, 
                     "expected an http:// or https:// URL",
                 ));
             }
-            Transport::Http {
-                url: url.clone(),
-                headers: s.headers.into_iter().collect(),
+            let (url, headers) = (url.clone(), s.headers.into_iter().collect());
+            match kind.as_deref() {
+                Some("sse") => Transport::Sse { url, headers },
+                _ => Transport::Http { url, headers },
             }
         }
-        (Some("sse"), _, _) => {
-            return Err(ConfigError::at(
-                format!("{path}.type"),
-                "legacy \"sse\" upstreams are not supported by this build yet",
-            ))
-        }
-        (Some(other @ ("http" | "streamable-http" | "streamablehttp")), _, None) => {
+        (Some(other @ ("http" | "streamable-http" | "streamablehttp" | "sse")), _, None) => {
             return Err(ConfigError::at(
                 format!("{path}.url"),
                 format!("missing: {other} servers need a url"),
@@ -430,6 +425,26 @@ mod tests {
         }
         assert_eq!(cfg.tool_prefix, PrefixMode::Always);
         assert!(cfg.listen.ip().is_loopback());
+    }
+
+    #[test]
+    fn sse_servers_load_with_headers() {
+        let cfg = parse(
+            r#"{"mcpServers": {"legacy": {"type": "SSE", "url": "http://127.0.0.1:3002/sse", "headers": {"X-Token": "${TOKEN}"}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.servers[0].transport,
+            Transport::Sse {
+                url: "http://127.0.0.1:3002/sse".into(),
+                headers: vec![("X-Token".into(), "t0k".into())],
+            }
+        );
+        let err = parse(r#"{"mcpServers": {"legacy": {"type": "sse"}}}"#).unwrap_err();
+        assert_eq!(err.path, "mcpServers.legacy.url");
+        let err = parse(r#"{"mcpServers": {"legacy": {"type": "sse", "url": "ws://x/sse"}}}"#)
+            .unwrap_err();
+        assert_eq!(err.path, "mcpServers.legacy.url");
     }
 
     #[test]

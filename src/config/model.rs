@@ -54,6 +54,11 @@ pub enum Transport {
         url: String,
         headers: Vec<(String, String)>,
     },
+    /// The legacy 2024-11-05 HTTP+SSE transport: a GET stream and POSTs to its endpoint.
+    Sse {
+        url: String,
+        headers: Vec<(String, String)>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

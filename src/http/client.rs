@@ -353,3 +353,17 @@ pub fn write_post(
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
 }
+
+/// Writes a GET that opens an SSE stream (`Accept: text/event-stream`). `headers` are extra
+/// `(name, value)` pairs.
+pub fn write_sse_get(out: &mut Vec<u8>, path: &str, host: &str, headers: &[(&str, &str)]) {
+    out.extend_from_slice(b"GET ");
+    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+    out.extend_from_slice(host.as_bytes());
+    out.extend_from_slice(b"\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n");
+    for (name, value) in headers {
+        write_header(out, name, value);
+    }
+    out.extend_from_slice(b"\r\n");
+}

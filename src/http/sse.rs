@@ -9,6 +9,53 @@ pub struct SseEvent {
     pub data: Vec<u8>,
 }
 
+/// An event dropped for being larger than the parser's limit: the start and the end of its
+/// data (enough to find a JSON-RPC message's id) and its data size. Only these few bytes are
+/// ever held of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SkippedEvent {
+    pub head: Vec<u8>,
+    pub tail: Vec<u8>,
+    pub len: usize,
+}
+
+/// What [`SseParser::next_item`] yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SseItem {
+    Event(SseEvent),
+    /// An event over the limit, reported once its end has gone by.
+    TooLarge(SkippedEvent),
+}
+
+/// Bytes of a skipped event's data kept from its start and from its end.
+const SKIPPED_HEAD: usize = 4096;
+const SKIPPED_TAIL: usize = 256;
+/// A line start longer than this without a `:` is no `data` field.
+const FIELD_NAME_MAX: usize = 16;
+
+impl SkippedEvent {
+    fn record(&mut self, bytes: &[u8]) {
+        let room = SKIPPED_HEAD.saturating_sub(self.head.len());
+        self.head.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        let from = bytes.len().saturating_sub(SKIPPED_TAIL);
+        self.tail.extend_from_slice(&bytes[from..]);
+        let excess = self.tail.len().saturating_sub(SKIPPED_TAIL);
+        self.tail.drain(..excess);
+        self.len = self.len.saturating_add(bytes.len());
+    }
+}
+
+/// Where the skipper stands in the line it is passing over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SkippedLine {
+    /// At a line start: the field is not known yet.
+    Start,
+    /// Inside a `data` line whose start was consumed.
+    Data,
+    /// Inside another line whose start was consumed.
+    Other,
+}
+
 /// Why an SSE stream was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SseError {
@@ -24,6 +71,8 @@ pub struct SseParser {
     current: SseEvent,
     has_field: bool,
     max_event: usize,
+    /// Set while an event over `max_event` is being passed over (see `next_item`).
+    skipping: Option<(SkippedEvent, SkippedLine)>,
 }
 
 impl SseParser {
@@ -34,6 +83,7 @@ impl SseParser {
             current: SseEvent::default(),
             has_field: false,
             max_event,
+            skipping: None,
         }
     }
 
@@ -49,6 +99,9 @@ impl SseParser {
             let Some(rel) = memchr::memchr2(b'\n', b'\r', &self.buf[from..]) else {
                 self.scanned = self.buf.len();
                 if self.buf.len() - start + self.current.data.len() > self.max_event {
+                    // The unfinished line stays first in the buffer, for `skip_lines`.
+                    self.buf.drain(..start);
+                    self.scanned = 0;
                     return Err(SseError::EventTooLarge);
                 }
                 break Ok(None);
@@ -92,10 +145,13 @@ impl SseParser {
                 None => (line, &b""[..]),
             };
             match field {
+                b"data" if self.current.data.len() + value.len() > self.max_event => {
+                    // The offending line stays first in the buffer, for `skip_lines`.
+                    self.buf.drain(..line_start);
+                    self.scanned = 0;
+                    return Err(SseError::EventTooLarge);
+                }
                 b"data" => {
-                    if self.current.data.len() + value.len() > self.max_event {
-                        return Err(SseError::EventTooLarge);
-                    }
                     self.current.data.extend_from_slice(value);
                     self.current.data.push(b'\n');
                     self.has_field = true;
@@ -114,6 +170,97 @@ impl SseParser {
         self.buf.drain(..start);
         self.scanned -= start;
         result
+    }
+}
+
+impl SseParser {
+    /// The next complete event, or a report of one that was over the limit: unlike
+    /// [`SseParser::next_event`], an event too large does not end the stream; its bytes are
+    /// dropped as they arrive (never buffered) up to its end, and parsing goes on after it.
+    pub fn next_item(&mut self) -> Option<SseItem> {
+        loop {
+            if self.skipping.is_some() {
+                return self.skip_lines().map(SseItem::TooLarge);
+            }
+            match self.next_event() {
+                Ok(event) => return event.map(SseItem::Event),
+                Err(SseError::EventTooLarge) => {
+                    let mut skipped = SkippedEvent::default();
+                    skipped.record(&std::mem::take(&mut self.current).data);
+                    self.has_field = false;
+                    self.skipping = Some((skipped, SkippedLine::Start));
+                }
+            }
+        }
+    }
+
+    /// Consumes the buffered lines of the event being skipped, keeping only its data's start
+    /// and end. Returns it once its closing blank line went by; `None` when more bytes are
+    /// needed (at most a field name's worth stays buffered).
+    fn skip_lines(&mut self) -> Option<SkippedEvent> {
+        let (skipped, at) = self.skipping.as_mut()?;
+        let mut start = 0;
+        let ended = loop {
+            let rest = &self.buf[start..];
+            let Some(rel) = memchr::memchr2(b'\n', b'\r', rest) else {
+                match *at {
+                    SkippedLine::Data => skipped.record(rest),
+                    SkippedLine::Other => {}
+                    SkippedLine::Start if memchr::memchr(b':', rest).is_some() => {
+                        *at = skip_line_start(skipped, rest);
+                    }
+                    SkippedLine::Start if rest.len() > FIELD_NAME_MAX => *at = SkippedLine::Other,
+                    // Too little to tell the field yet: keep these few bytes.
+                    SkippedLine::Start => break false,
+                }
+                start = self.buf.len();
+                break false;
+            };
+            let end = start + rel;
+            let line = &rest[..rel];
+            let eol_len = match (self.buf[end], self.buf.get(end + 1)) {
+                (b'\r', Some(b'\n')) => 2,
+                (b'\r', None) => {
+                    // A lone '\r' may be half of "\r\n": take the line's bytes, keep the '\r'.
+                    match *at {
+                        SkippedLine::Data => skipped.record(line),
+                        SkippedLine::Other => {}
+                        SkippedLine::Start if line.is_empty() => break false,
+                        SkippedLine::Start => *at = skip_line_start(skipped, line),
+                    }
+                    start = end;
+                    break false;
+                }
+                _ => 1,
+            };
+            start = end + eol_len;
+            match std::mem::replace(at, SkippedLine::Start) {
+                SkippedLine::Data => skipped.record(line),
+                SkippedLine::Other => {}
+                SkippedLine::Start if line.is_empty() => break true,
+                SkippedLine::Start => {
+                    skip_line_start(skipped, line);
+                }
+            }
+        };
+        self.buf.drain(..start);
+        self.scanned = 0;
+        if !ended {
+            return None;
+        }
+        self.skipping.take().map(|(skipped, _)| skipped)
+    }
+}
+
+/// Passes over the start of a line of a skipped event whose field is known: a `data` line's
+/// value is recorded. Says what the rest of the line is.
+fn skip_line_start(skipped: &mut SkippedEvent, line: &[u8]) -> SkippedLine {
+    match line.strip_prefix(b"data:") {
+        Some(v) => {
+            skipped.record(v.strip_prefix(b" ").unwrap_or(v));
+            SkippedLine::Data
+        }
+        None => SkippedLine::Other,
     }
 }
 
@@ -160,6 +307,48 @@ mod tests {
         let mut p = SseParser::new(10);
         p.push(b"data: 0123456789abcdef");
         assert_eq!(p.next_event(), Err(SseError::EventTooLarge));
+    }
+
+    #[test]
+    fn events_over_the_limit_are_skipped_and_parsing_goes_on() {
+        let big = format!(
+            "{{\"result\":\"{}\",\"jsonrpc\":\"2.0\",\"id\":42}}",
+            "x".repeat(5000)
+        );
+        let stream = format!(
+            "event: message\r\ndata: {{\"a\":1}}\r\n\r\nevent: message\r\ndata: {big}\r\n\r\n: ping\n\ndata: two\ndata: {big}\n\nevent: message\ndata: {{\"b\":2}}\n\n"
+        );
+        let stream = stream.as_bytes();
+        for step in [1, 7, 100, 4096, stream.len()] {
+            let mut p = SseParser::new(1000);
+            let mut got = Vec::new();
+            for piece in stream.chunks(step) {
+                p.push(piece);
+                while let Some(item) = p.next_item() {
+                    got.push(item);
+                }
+                assert!(
+                    p.buf.len() <= 1000 + step,
+                    "step {step}: buffered {}",
+                    p.buf.len()
+                );
+            }
+            assert_eq!(got.len(), 4, "step {step}: {got:?}");
+            assert!(matches!(&got[0], SseItem::Event(e) if e.data == b"{\"a\":1}"));
+            for (skipped, len) in [(&got[1], big.len()), (&got[2], big.len() + 4)] {
+                let SseItem::TooLarge(s) = skipped else {
+                    panic!("step {step}: {skipped:?}");
+                };
+                assert_eq!(s.len, len, "step {step}");
+                assert!(
+                    s.tail.ends_with(b",\"id\":42}"),
+                    "step {step}: {:?}",
+                    s.tail
+                );
+                assert_eq!(s.head.len(), SKIPPED_HEAD, "step {step}");
+            }
+            assert!(matches!(&got[3], SseItem::Event(e) if e.data == b"{\"b\":2}"));
+        }
     }
 
     #[test]

@@ -13,7 +13,9 @@ use std::time::Instant;
 
 use serde_json::value::RawValue;
 
-use super::call_stream::{await_call, CallClient, CallFuture, CallOutcome, CallStream, Cancellation};
+use super::call_stream::{
+    await_call, CallClient, CallFuture, CallOutcome, CallStream, Cancellation,
+};
 use super::in_flight;
 
 use crate::admin::metrics::CoreMetrics;

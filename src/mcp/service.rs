@@ -4,11 +4,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::call_stream::CallStream;
-use super::in_flight;
 use super::checks::{accepts, is_json, origin_allowed};
 use super::completion::complete;
 use super::cors;
 use super::forward::{forward_named, Forwarding, PROMPTS_GET, TOOLS_CALL};
+use super::in_flight;
 use super::log_level;
 use super::methods;
 use super::resources::forward_by_uri;
@@ -21,8 +21,8 @@ use crate::http::{Handler, Method, Outcome, RequestHead, Response, Status};
 use crate::jsonrpc::{
     parse_message, write_error, Envelope, ErrorCode, MessageKind, ParseError, RawObject,
 };
-use crate::runtime::CoreHandle;
 use crate::registry::RegistryReader;
+use crate::runtime::CoreHandle;
 
 /// Settings every core shares.
 #[derive(Debug, Clone)]

@@ -1,6 +1,7 @@
 //! Servers that missed start-up join later: a control-thread task per such server waits for
-//! it to come up (a stdio child finishing its handshake, an HTTP server answering
-//! `initialize`), lists what it publishes, and publishes a new snapshot that includes it.
+//! it to come up (a stdio child or SSE stream finishing its handshake, an HTTP server
+//! answering `initialize`), lists what it publishes, and publishes a new snapshot that
+//! includes it.
 //!
 //! Runs on its own thread with its own runtime; never on a worker core.
 
@@ -16,11 +17,12 @@ use super::published::PublishedRegistry;
 use super::snapshot::{ServerEntry, ServerListing};
 use crate::runtime::{block_on, IoDriver};
 use crate::upstream::listing::list_server;
+use crate::upstream::sse_legacy::SseState;
 use crate::upstream::stdio::StdioState;
 use crate::upstream::Upstream;
 
-/// How often a starting stdio child is looked at.
-const STDIO_POLL: Duration = Duration::from_millis(200);
+/// How often a starting stdio child (or SSE stream) is looked at.
+const READY_POLL: Duration = Duration::from_millis(200);
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(30);
 
@@ -73,11 +75,18 @@ async fn wait_until_up(server: &ServerEntry) -> ServerListing {
             Upstream::Stdio(s) => {
                 // The supervisor restarts the child by itself; wait for a finished handshake.
                 while s.status().state != StdioState::Ready {
-                    monoio::time::sleep(STDIO_POLL).await;
+                    monoio::time::sleep(READY_POLL).await;
                 }
                 Ok(())
             }
             Upstream::Http(h) => h.initialize().await.map(|_| ()),
+            Upstream::Sse(s) => {
+                // The stream task reconnects by itself; wait for a finished handshake.
+                while s.state() != SseState::Ready {
+                    monoio::time::sleep(READY_POLL).await;
+                }
+                Ok(())
+            }
         };
         let listed = match up {
             Ok(()) => list_server(&server.upstream, &server.name, server.timeout).await,

@@ -12,6 +12,7 @@ use futures_channel::mpsc::{UnboundedReceiver, UnboundedSender};
 use futures_channel::oneshot;
 
 use super::http::HttpUpstream;
+use super::sse_legacy::SseAnswerPath;
 use super::stdio::StdioAnswerPath;
 use super::{UpstreamError, UpstreamReply};
 
@@ -62,6 +63,7 @@ pub struct Responder {
 pub(crate) enum ResponderRoute {
     Stdio(StdioAnswerPath),
     Http(Arc<HttpUpstream>),
+    Sse(SseAnswerPath),
 }
 
 impl Responder {
@@ -77,6 +79,7 @@ impl Responder {
         match &self.route {
             ResponderRoute::Stdio(s) => s.send(frame),
             ResponderRoute::Http(h) => h.send_message(&frame).await,
+            ResponderRoute::Sse(s) => s.send(&frame).await,
         }
     }
 

@@ -5,8 +5,6 @@
 //! a 404) so a server that was down at start is picked up when it returns. Replies may come as
 //! JSON or as an SSE stream; either way the caller gets the JSON-RPC response message whole.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -15,23 +13,15 @@ use super::call::{EventSink, Responder, ResponderRoute, ServerMessage};
 use super::handshake::{
     initialize_request, parse_initialize_reply, InitializeInfo, INITIALIZED_NOTIFICATION,
 };
+use super::pool;
 use super::url::UpstreamUrl;
 use super::{CallTiming, Payload, UpstreamError, UpstreamReply};
-use crate::http::client::{write_post, BodyReader, ClientConn, ClientError, ReplyHead, ReplyKind};
+use crate::http::client::{BodyReader, ClientConn, ReplyHead, ReplyKind};
 use crate::http::sse::SseParser;
 use crate::jsonrpc::Envelope;
 
-/// Idle connections kept per core and upstream.
-const MAX_IDLE_PER_CORE: usize = 256;
 /// How long a finished SSE reply may take to end its stream before its connection is dropped.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
-
-static NEXT_UPSTREAM_ID: AtomicU64 = AtomicU64::new(1);
-
-thread_local! {
-    /// Idle connections of this core, by upstream id.
-    static POOLS: RefCell<HashMap<u64, Vec<ClientConn>>> = RefCell::new(HashMap::new());
-}
 
 /// The session the gateway holds with the upstream.
 #[derive(Debug)]
@@ -62,7 +52,7 @@ impl HttpUpstream {
         max_reply: usize,
     ) -> Result<Self, String> {
         Ok(HttpUpstream {
-            pool_key: NEXT_UPSTREAM_ID.fetch_add(1, Ordering::Relaxed),
+            pool_key: pool::new_pool_key(),
             name: name.to_owned(),
             url: UpstreamUrl::resolve(url)?,
             headers,
@@ -271,42 +261,24 @@ impl HttpUpstream {
         events: Option<&EventSink>,
         timing: &mut CallTiming,
     ) -> Result<(ReplyHead, Option<UpstreamReply>), ExchangeError> {
-        let (mut conn, reused) =
-            match POOLS.with(|p| p.borrow_mut().get_mut(&self.pool_key).and_then(Vec::pop)) {
-                Some(c) => (c, true),
-                None => (self.connect().await?, false),
-            };
-        timing.sent = Some(Instant::now());
-        let head = match self.send_and_read_head(&mut conn, body, session).await {
-            Ok(h) => h,
-            // A pooled connection the server closed while idle: the request never reached it.
-            Err(ClientError::Closed) | Err(ClientError::Io(_)) if reused => {
-                let mut fresh = self.connect().await?;
-                let h = self
-                    .send_and_read_head(&mut fresh, body, session)
-                    .await
-                    .map_err(|e| self.transport_error(e))?;
-                conn = fresh;
-                h
+        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(self.headers.len() + 2);
+        if let Some(s) = session {
+            if let Some(id) = &s.id {
+                headers.push(("Mcp-Session-Id", id));
             }
-            Err(e) => return Err(self.transport_error(e).into()),
-        };
+            headers.push(("MCP-Protocol-Version", &s.info.protocol_version));
+        }
+        headers.extend(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        timing.sent = Some(Instant::now());
+        let (mut conn, head) = pool::post(self.pool_key, &self.url, &headers, body)
+            .await
+            .map_err(|e| self.transport_error(e))?;
         if head.status == 404 && session.is_some_and(|s| s.id.is_some()) {
             return Err(SessionExpired);
         }
         if !(200..300).contains(&head.status) {
-            let mut text = Vec::new();
-            let _ = conn.read_body(&head, 4096, &mut text).await;
-            let text = String::from_utf8_lossy(&text);
-            let text = text.trim();
-            return Err(self
-                .protocol_error(format!(
-                    "HTTP {}{}{}",
-                    head.status,
-                    if text.is_empty() { "" } else { ": " },
-                    text
-                ))
-                .into());
+            let status = pool::refusal(&mut conn, &head).await;
+            return Err(self.protocol_error(status).into());
         }
         if id == 0 || head.status == 202 {
             let mut sink = Vec::new();
@@ -335,37 +307,6 @@ impl HttpUpstream {
                 .protocol_error("reply is neither application/json nor text/event-stream")
                 .into()),
         }
-    }
-
-    async fn connect(&self) -> Result<ClientConn, UpstreamError> {
-        ClientConn::connect(self.url.addr)
-            .await
-            .map_err(|e| self.transport_error(format!("connect to {}: {e}", self.url.addr)))
-    }
-
-    async fn send_and_read_head(
-        &self,
-        conn: &mut ClientConn,
-        body: &[u8],
-        session: Option<&Session>,
-    ) -> Result<ReplyHead, ClientError> {
-        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(self.headers.len() + 2);
-        if let Some(s) = session {
-            if let Some(id) = &s.id {
-                headers.push(("Mcp-Session-Id", id));
-            }
-            headers.push(("MCP-Protocol-Version", &s.info.protocol_version));
-        }
-        headers.extend(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        write_post(
-            conn.request_buf(),
-            &self.url.path,
-            &self.url.host,
-            &headers,
-            body,
-        );
-        conn.send().await?;
-        conn.read_head().await
     }
 
     /// Reads SSE events until the response carrying `id`. Other messages on the stream are
@@ -458,33 +399,16 @@ impl HttpUpstream {
             })
             .await;
             if keep_alive && matches!(drained, Ok(true)) {
-                pool_put(key, conn);
+                pool::put(key, conn);
             }
         });
     }
 
     fn release(&self, conn: ClientConn, head: &ReplyHead, complete: bool) {
         if head.keep_alive && complete {
-            pool_put(self.pool_key, conn);
+            pool::put(self.pool_key, conn);
         }
     }
-}
-
-/// Closes this thread's idle upstream connections. A runtime that ends (the start-up one on
-/// the control thread) calls it first: its connections are registered with its driver and
-/// would be useless, or worse, to a later runtime on the same thread.
-pub fn drop_idle_connections() {
-    POOLS.with(|p| p.borrow_mut().clear());
-}
-
-fn pool_put(key: u64, conn: ClientConn) {
-    POOLS.with(|p| {
-        let mut pools = p.borrow_mut();
-        let idle = pools.entry(key).or_default();
-        if idle.len() < MAX_IDLE_PER_CORE {
-            idle.push(conn);
-        }
-    });
 }
 
 /// Cancels an HTTP call upstream unless disarmed (its future was dropped before the reply).

@@ -1,17 +1,21 @@
 //! Connections to the MCP servers behind the gateway ("upstreams").
 //!
-//! Owns: starting and supervising stdio children, per-core HTTP connection pools, the MCP
-//! handshake with each server, and matching replies to calls. Must never: block a worker core
-//! (stdio pipes are async sockets; spawning and reaping happen on threads of their own), or
-//! change a reply's bytes (the caller splices them).
+//! Owns: starting and supervising stdio children, per-core HTTP connection pools, legacy SSE
+//! streams, the MCP handshake with each server, and matching replies to calls. Must never:
+//! block a worker core (stdio pipes and SSE streams are async sockets; spawning and reaping
+//! happen on threads of their own), or change a reply's bytes (the caller splices them).
 
+pub mod backoff;
 pub mod call;
 pub mod error;
 pub mod handshake;
 pub mod http;
 pub mod listing;
+pub mod pending;
 pub mod pipes;
+pub mod pool;
 pub mod process;
+pub mod sse_legacy;
 pub mod start;
 pub mod stdio;
 pub mod url;
@@ -98,6 +102,7 @@ pub struct CallTiming {
 pub enum Upstream {
     Stdio(stdio::StdioUpstream),
     Http(Arc<http::HttpUpstream>),
+    Sse(sse_legacy::SseUpstream),
 }
 
 impl Upstream {
@@ -154,6 +159,13 @@ impl Upstream {
                     Err(_) => Err(timed_out()),
                 }
             }
+            // Dropping the call at the timeout forgets it, so a late reply is dropped.
+            Upstream::Sse(s) => {
+                match monoio::time::timeout(timeout, s.call(method, params, events, timing)).await {
+                    Ok(reply) => reply,
+                    Err(_) => Err(timed_out()),
+                }
+            }
         }
     }
 
@@ -162,6 +174,7 @@ impl Upstream {
         match self {
             Upstream::Stdio(s) => s.initialize_info(),
             Upstream::Http(h) => h.initialize_info(),
+            Upstream::Sse(s) => s.initialize_info(),
         }
     }
 }

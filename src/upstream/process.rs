@@ -453,6 +453,23 @@ pub(crate) fn encode_message(id: Option<u64>, method: &str, params: Option<&[u8]
     f
 }
 
+/// The gateway's answer to a request a server sent it, and `\n`: `ping` gets `{}`, any other
+/// method -32601 (the gateway serves no other server→client request yet).
+pub(crate) fn encode_answer_to_server(method: &str, id: &serde_json::value::RawValue) -> Vec<u8> {
+    let mut f = Vec::with_capacity(96);
+    f.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+    f.extend_from_slice(id.get().as_bytes());
+    if method == "ping" {
+        f.extend_from_slice(br#","result":{}}"#);
+    } else {
+        f.extend_from_slice(br#","error":{"code":-32601,"message":"#);
+        push_json_string(&mut f, &format!("Method not found: {method}"));
+        f.extend_from_slice(b"}}");
+    }
+    f.push(b'\n');
+    f
+}
+
 /// Appends `s` as a JSON string literal (quoted, escaped).
 pub(crate) fn push_json_string(f: &mut Vec<u8>, s: &str) {
     f.push(b'"');

@@ -7,16 +7,17 @@ use std::time::Duration;
 
 use super::http::HttpUpstream;
 use super::listing::{list_server, ServerItems};
+use super::sse_legacy::{SseSpec, SseUpstream};
 use super::stdio::{StdioSpec, StdioUpstream};
-use super::Upstream;
+use super::{InitializeInfo, Upstream, UpstreamError};
 use crate::config::{Config, ServerConfig, Transport};
 use crate::registry::{RegistryBuilder, RegistrySnapshot, ServerEntry, ServerListing};
 use crate::runtime::{block_on, CoreHandle, IoDriver};
 
 /// Longest line a stdio server may send.
 const MAX_STDIO_LINE: usize = 64 << 20;
-/// Calls in flight to one stdio server before new ones are refused.
-const MAX_STDIO_IN_FLIGHT: usize = 16 * 1024;
+/// Calls in flight to one stdio or legacy SSE server before new ones are refused.
+const MAX_IN_FLIGHT: usize = 16 * 1024;
 
 /// The upstreams that were started (for shutdown).
 pub struct StartedUpstreams {
@@ -24,12 +25,16 @@ pub struct StartedUpstreams {
 }
 
 impl StartedUpstreams {
-    /// Stops every stdio child gracefully (in parallel).
+    /// Stops every stdio child gracefully (in parallel) and every SSE stream.
     pub fn shutdown(&self, grace: Duration) {
         let stops: Vec<_> = self
             .upstreams
             .iter()
             .filter_map(|u| match u {
+                Upstream::Sse(s) => {
+                    s.shutdown();
+                    None
+                }
                 Upstream::Stdio(s) => {
                     let s = s.clone();
                     std::thread::Builder::new()
@@ -68,7 +73,7 @@ fn create(server: &ServerConfig, max_reply: usize, owner: &CoreHandle) -> Result
                 env: env.clone(),
                 cwd: cwd.clone(),
                 max_line_bytes: MAX_STDIO_LINE.max(max_reply),
-                max_in_flight: MAX_STDIO_IN_FLIGHT,
+                max_in_flight: MAX_IN_FLIGHT,
             },
             owner.clone(),
         ))),
@@ -76,13 +81,25 @@ fn create(server: &ServerConfig, max_reply: usize, owner: &CoreHandle) -> Result
             HttpUpstream::new(&server.name, url, headers.clone(), max_reply)
                 .map(|h| Upstream::Http(Arc::new(h)))
         }
+        Transport::Sse { url, headers } => SseUpstream::start(
+            SseSpec {
+                name: server.name.clone(),
+                url: url.clone(),
+                headers: headers.clone(),
+                max_event_bytes: max_reply,
+                max_in_flight: MAX_IN_FLIGHT,
+            },
+            owner,
+        )
+        .map(Upstream::Sse),
     }
 }
 
 /// Starts every server, waits for each at most the smaller of `startup_timeout` and its own
 /// `timeout_ms`, and builds the first snapshot. Servers that fail are kept with their error, so
 /// calls to them fail fast naming them, until `recovery` brings them in. Stdio servers' pipes
-/// are spread over `cores` (the worker cores when serving), one core per server.
+/// and SSE servers' streams are spread over `cores` (the worker cores when serving), one core
+/// per server.
 pub fn start_upstreams(
     config: &Config,
     driver: IoDriver,
@@ -102,20 +119,30 @@ pub fn start_upstreams(
         })
         .collect();
 
-    // Stdio handshakes block their waiter; wait for all of them in parallel threads.
+    // Stdio and SSE handshakes run on their own and block their waiter; wait for all of
+    // them in parallel threads.
     let waits: Vec<_> = created
         .iter()
-        .map(|(cfg, up)| match up {
-            Ok(Upstream::Stdio(s)) => {
-                let s = s.clone();
-                let name = cfg.name.clone();
-                let wait = bound.min(cfg.timeout);
-                std::thread::Builder::new()
-                    .name("mcpgate-start".into())
-                    .spawn(move || s.wait_ready(wait).map(|_| ()).map_err(|e| e.to_string()))
-                    .map_err(move |e| format!("{name}: cannot start a waiter thread: {e}"))
-            }
-            _ => Err(String::new()),
+        .map(|(cfg, up)| {
+            type WaitReady =
+                Box<dyn FnOnce(Duration) -> Result<InitializeInfo, UpstreamError> + Send>;
+            let wait_ready: WaitReady = match up {
+                Ok(Upstream::Stdio(s)) => {
+                    let s = s.clone();
+                    Box::new(move |wait| s.wait_ready(wait))
+                }
+                Ok(Upstream::Sse(s)) => {
+                    let s = s.clone();
+                    Box::new(move |wait| s.wait_ready(wait))
+                }
+                _ => return Err(String::new()),
+            };
+            let name = cfg.name.clone();
+            let wait = bound.min(cfg.timeout);
+            std::thread::Builder::new()
+                .name("mcpgate-start".into())
+                .spawn(move || wait_ready(wait).map(|_| ()).map_err(|e| e.to_string()))
+                .map_err(move |e| format!("{name}: cannot start a waiter thread: {e}"))
         })
         .collect();
     let mut ready: Vec<Result<(), String>> = Vec::with_capacity(created.len());
@@ -124,7 +151,7 @@ pub fn start_upstreams(
             (Ok(handle), _) => handle
                 .join()
                 .unwrap_or_else(|_| Err("the start-up waiter panicked".into())),
-            (Err(e), Ok(Upstream::Stdio(_))) => Err(e),
+            (Err(e), Ok(Upstream::Stdio(_) | Upstream::Sse(_))) => Err(e),
             (Err(_), Ok(_)) => Ok(()),
             (Err(_), Err(e)) => Err(e.clone()),
         });
@@ -158,7 +185,7 @@ pub fn start_upstreams(
         for t in tasks {
             out.push(t.await);
         }
-        super::http::drop_idle_connections();
+        super::pool::drop_idle_connections();
         out
     })
     .map_err(|e| format!("cannot start the control runtime: {e}"))?;

@@ -13,7 +13,6 @@
 //! upstream: one supervisor; per child, a waiter that reaps it and fails its pending calls the
 //! moment it exits, and a stderr reader that copies its lines into the log.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -22,24 +21,22 @@ use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
 
+use super::backoff::Backoff;
 use super::call::{EventSink, Responder, ResponderRoute, ServerMessage};
 use super::handshake::{initialize_request, parse_initialize_reply, INITIALIZED_NOTIFICATION};
+use super::pending::progress_token;
+use super::pending::PendingCalls;
 use super::pipes::{self, FrameSender, QueueError};
 use super::process::{
     self, block_on_timeout, deadline_after, encode_message, join_bounded, leading_id, lock,
     preview, push_json_string, thread_name, ChildProcess, Line,
 };
-use super::{InitializeInfo, Payload, ReplyReceiver, ReplySender, UpstreamError, UpstreamReply};
+use super::{InitializeInfo, Payload, ReplyReceiver, ReplySender, UpstreamError};
 use crate::jsonrpc::Envelope;
 use crate::runtime::CoreHandle;
 
 /// How long a freshly started child has to answer `initialize`.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
-/// First and longest pause before restarting a child that died.
-const BACKOFF_MIN: Duration = Duration::from_secs(1);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
-/// A child that stayed ready this long restarts from [`BACKOFF_MIN`] again.
-const HEALTHY_UPTIME: Duration = Duration::from_secs(60);
 /// Frames the writer queue holds beyond `max_in_flight` (notifications, answers to the child).
 const QUEUE_SLACK: usize = 1024;
 /// How long a child whose stdin or stdout broke may live on before it is killed.
@@ -143,22 +140,8 @@ struct Shared {
 /// One running child as seen by calls: its stdin queue and its calls awaiting replies.
 struct Conn {
     tx: FrameSender,
-    pending: Mutex<Pending>,
+    pending: PendingCalls,
     process: Arc<ChildProcess>,
-}
-
-struct Pending {
-    calls: HashMap<u64, Call>,
-    /// Progress tokens the gateway gave calls → their ids.
-    progress: HashMap<u64, u64>,
-    /// Set when the child is gone: why. No call is registered after that.
-    closed: Option<String>,
-}
-
-/// A call waiting for its reply, and where the server's messages about it go (if anywhere).
-struct Call {
-    reply: ReplySender,
-    events: Option<EventSink>,
 }
 
 /// The way back to the child that sent a request, for the client's answer.
@@ -189,57 +172,11 @@ impl Conn {
         max: usize,
         events: Option<EventSink>,
     ) -> Result<ReplyReceiver, UpstreamError> {
-        let (tx, rx) = futures_channel::oneshot::channel();
-        let mut p = lock(&self.pending);
-        if let Some(reason) = &p.closed {
-            return Err(UpstreamError::Unavailable {
-                server: server.to_owned(),
-                reason: reason.clone(),
-            });
-        }
-        if p.calls.len() >= max {
-            // Callers that went away without `cancel` leave canceled senders; reclaim them first.
-            p.calls.retain(|_, c| !c.reply.is_canceled());
-            let Pending {
-                calls, progress, ..
-            } = &mut *p;
-            progress.retain(|_, id| calls.contains_key(id));
-            if p.calls.len() >= max {
-                return Err(UpstreamError::Overloaded {
-                    server: server.to_owned(),
-                });
-            }
-        }
-        if let Some(token) = events.as_ref().and_then(|e| e.progress_token) {
-            p.progress.insert(token, id);
-        }
-        p.calls.insert(id, Call { reply: tx, events });
-        Ok(rx)
+        self.pending.register(server, id, max, events)
     }
 
     fn take(&self, id: u64) -> Option<ReplySender> {
-        let mut p = lock(&self.pending);
-        let call = p.calls.remove(&id)?;
-        if let Some(token) = call.events.as_ref().and_then(|e| e.progress_token) {
-            p.progress.remove(&token);
-        }
-        Some(call.reply)
-    }
-
-    /// Where messages about the call with progress token `token` go.
-    fn events_for_progress(&self, token: u64) -> Option<EventSink> {
-        let p = lock(&self.pending);
-        let id = p.progress.get(&token)?;
-        p.calls.get(id)?.events.clone()
-    }
-
-    /// The events of the one call in flight that takes them. A message that names no call
-    /// (a log line, a request to the client) can only be attributed when exactly one is.
-    fn sole_listener(&self) -> Option<EventSink> {
-        let p = lock(&self.pending);
-        let mut listening = p.calls.values().filter_map(|c| c.events.as_ref());
-        let first = listening.next()?;
-        listening.next().is_none().then(|| first.clone())
+        self.pending.take(id)
     }
 
     fn send(&self, server: &str, frame: Vec<u8>) -> Result<(), UpstreamError> {
@@ -256,18 +193,7 @@ impl Conn {
 
     /// Marks the child gone and fails every pending call with `reason`.
     fn close(&self, server: &str, reason: &str) {
-        let calls = {
-            let mut p = lock(&self.pending);
-            p.closed.get_or_insert_with(|| reason.to_owned());
-            p.progress.clear();
-            std::mem::take(&mut p.calls)
-        };
-        for (_, c) in calls {
-            let _ = c.reply.send(Err(UpstreamError::Unavailable {
-                server: server.to_owned(),
-                reason: reason.to_owned(),
-            }));
-        }
+        self.pending.close(server, reason);
     }
 }
 
@@ -509,8 +435,7 @@ impl std::fmt::Debug for StdioUpstream {
 /// The supervisor thread: run a child, wait for it to end, back off, repeat until shutdown.
 fn supervise(inner: Arc<Inner>) {
     let name = inner.spec.name.clone();
-    let mut delay = BACKOFF_MIN;
-    let mut rng = seed();
+    let mut backoff = Backoff::default();
     loop {
         {
             let mut s = lock(&inner.shared);
@@ -527,16 +452,7 @@ fn supervise(inner: Arc<Inner>) {
             break;
         }
         tracing::warn!(server = %name, "stdio server stopped: {reason}");
-        if ready_for >= HEALTHY_UPTIME {
-            delay = BACKOFF_MIN;
-        }
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        // ±20% jitter: factor in [0.8, 1.2).
-        let factor = 0.8 + (rng % 4000) as f64 / 10_000.0;
-        let pause = delay.mul_f64(factor);
-        delay = (delay * 2).min(BACKOFF_MAX);
+        let pause = backoff.pause_after(ready_for);
         let retry_at = deadline_after(pause).unwrap_or_else(Instant::now);
         let mut s = lock(&inner.shared);
         s.last_error = Some(reason);
@@ -565,13 +481,6 @@ fn supervise(inner: Arc<Inner>) {
     let mut s = lock(&inner.shared);
     s.state = StdioState::Stopped;
     inner.changed.notify_all();
-}
-
-fn seed() -> u64 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64);
-    (t.unwrap_or(0) ^ (u64::from(std::process::id()) << 32)) | 1
 }
 
 /// Spawns one child, handshakes, serves it until it is reaped. Returns why it ended, how long it
@@ -641,14 +550,9 @@ fn start_child(inner: &Inner) -> Result<(Arc<Conn>, Vec<JoinHandle<()>>), String
         .map_err(|e| format!("could not start '{}': {e}", inner.spec.command))?;
     let proc = spawned.process;
     let (tx, frames) = pipes::frame_queue(inner.spec.max_in_flight.saturating_add(QUEUE_SLACK));
-    let pending = Mutex::new(Pending {
-        calls: HashMap::new(),
-        progress: HashMap::new(),
-        closed: None,
-    });
     let conn = Arc::new(Conn {
         tx,
-        pending,
+        pending: PendingCalls::default(),
         process: proc.clone(),
     });
     let named = |role: &str| thread::Builder::new().name(thread_name(role, name));
@@ -781,12 +685,9 @@ fn on_stdout_line(name: &str, conn: &Arc<Conn>, max: usize, line: Line<'_>) {
         Line::Full(line) => dispatch(name, conn, line),
         Line::TooLong { head, len } => {
             tracing::error!(server = %name, "discarded a stdout line of {len} bytes (max_line_bytes {max}): {}", preview(head));
-            if let Some(call) = leading_id(head).and_then(|id| conn.take(id)) {
+            if let Some(id) = leading_id(head) {
                 let reason = format!("reply of {len} bytes exceeds max_line_bytes ({max})");
-                let _ = call.send(Err(UpstreamError::Protocol {
-                    server: name.to_owned(),
-                    reason,
-                }));
+                conn.pending.fail(name, id, reason);
             }
         }
     }
@@ -805,25 +706,7 @@ fn dispatch(name: &str, conn: &Arc<Conn>, line: &[u8]) {
     };
     let payload = Payload::locate(line, &env);
     match (env.method.as_deref(), env.id) {
-        (None, Some(id)) => match id
-            .get()
-            .parse::<u64>()
-            .ok()
-            .and_then(|id| conn.take(id).map(|s| (id, s)))
-        {
-            Some((id, call)) => {
-                let reply = UpstreamReply {
-                    message: line.to_vec(),
-                    payload,
-                };
-                if call.send(Ok(reply)).is_err() {
-                    tracing::debug!(server = %name, id, "reply for a call whose caller went away; dropped");
-                }
-            }
-            None => {
-                tracing::debug!(server = %name, id = id.get(), "reply for an unknown or cancelled call; dropped")
-            }
-        },
+        (None, Some(id)) => conn.pending.deliver(name, id.get(), line, payload),
         (Some(method), Some(id)) => on_request(name, conn, method, id, line),
         (Some(method), None) => on_notification(name, conn, method, env.params, line),
         (None, None) => {
@@ -838,9 +721,9 @@ fn dispatch(name: &str, conn: &Arc<Conn>, line: &[u8]) {
 fn on_notification(name: &str, conn: &Conn, method: &str, params: Option<&RawValue>, line: &[u8]) {
     let sink = match method {
         "notifications/progress" => {
-            progress_token(params).and_then(|t| conn.events_for_progress(t))
+            progress_token(params).and_then(|t| conn.pending.events_for_progress(t))
         }
-        "notifications/message" => conn.sole_listener(),
+        "notifications/message" => conn.pending.sole_listener(),
         _ => None,
     };
     let delivered = sink.is_some_and(|s| {
@@ -854,23 +737,11 @@ fn on_notification(name: &str, conn: &Conn, method: &str, params: Option<&RawVal
     }
 }
 
-/// The numeric progress token the gateway put in a call's `_meta`.
-fn progress_token(params: Option<&RawValue>) -> Option<u64> {
-    #[derive(serde::Deserialize)]
-    struct Progress {
-        #[serde(rename = "progressToken")]
-        token: u64,
-    }
-    serde_json::from_str::<Progress>(params?.get())
-        .ok()
-        .map(|p| p.token)
-}
-
 /// Requests from the child: `ping` is answered here; anything else goes to the client whose
 /// call is the only one in flight, or is refused.
 fn on_request(name: &str, conn: &Arc<Conn>, method: &str, id: &RawValue, line: &[u8]) {
     if method != "ping" {
-        if let Some(sink) = conn.sole_listener() {
+        if let Some(sink) = conn.pending.sole_listener() {
             let responder = Responder {
                 upstream_id: id.get().into(),
                 route: ResponderRoute::Stdio(StdioAnswerPath {

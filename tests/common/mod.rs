@@ -153,6 +153,11 @@ pub fn http_server(url: &str) -> Value {
     json!({ "url": url })
 }
 
+/// A legacy HTTP+SSE server.
+pub fn sse_server(url: &str) -> Value {
+    json!({ "type": "sse", "url": url })
+}
+
 /// A gateway config with the given servers and `"tool_prefix": "always"`.
 pub fn config(servers: &[(&str, Value)]) -> Value {
     let mut map = Map::new();
@@ -320,31 +325,81 @@ impl HttpUpstream {
     }
 
     /// `mcp-server-everything streamableHttp` with `PORT=<free port>`; waits until it logs
-    /// `MCP Streamable HTTP Server listening on port N` on stderr. The port is picked by binding
-    /// port 0 and releasing it; if another process grabs it in between, the server exits with
-    /// EADDRINUSE and we try again with a new port.
+    /// `MCP Streamable HTTP Server listening on port N` on stderr.
     pub async fn everything() -> HttpUpstream {
-        let bin = everything_bin();
-        let mut last_error = String::new();
-        for _attempt in 0..3 {
-            let port = free_port();
-            let mut cmd = std::process::Command::new(&bin);
-            cmd.arg("streamableHttp").env("PORT", port.to_string());
-            let proc = Proc::spawn("server-everything (streamableHttp)", cmd);
-            match wait_ready(proc, Stream::Stderr, |l| l.contains(EVERYTHING_READY)).await {
-                Ok((proc, _)) => {
-                    return HttpUpstream {
-                        proc,
-                        url: format!("http://127.0.0.1:{port}/mcp"),
-                    }
-                }
-                Err(e) if e.contains("EADDRINUSE") || e.contains("already in use") => {
-                    last_error = e;
-                }
-                Err(e) => panic!("{e}"),
-            }
+        let (proc, port) =
+            everything_on_free_port("streamableHttp", |l| l.contains(EVERYTHING_READY)).await;
+        HttpUpstream {
+            proc,
+            url: format!("http://127.0.0.1:{port}/mcp"),
         }
-        panic!("server-everything could not get a free port: {last_error}")
+    }
+}
+
+/// `mcp-server-everything <transport>` with `PORT=<free port>`, once it printed a line matching
+/// `ready` on stderr. The port is picked by binding port 0 and releasing it; if another process
+/// grabs it in between, the server exits with EADDRINUSE and we try again with a new port.
+async fn everything_on_free_port(transport: &str, ready: fn(&str) -> bool) -> (Proc, u16) {
+    let mut last_error = String::new();
+    for _attempt in 0..3 {
+        let port = free_port();
+        match everything_on_port(transport, port, ready).await {
+            Ok(proc) => return (proc, port),
+            Err(e) if e.contains("EADDRINUSE") || e.contains("already in use") => last_error = e,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("server-everything ({transport}) could not get a free port: {last_error}")
+}
+
+/// `mcp-server-everything <transport>` with `PORT=<port>`, once it printed a line matching
+/// `ready` on stderr.
+async fn everything_on_port(
+    transport: &str,
+    port: u16,
+    ready: fn(&str) -> bool,
+) -> Result<Proc, String> {
+    let mut cmd = std::process::Command::new(everything_bin());
+    cmd.arg(transport).env("PORT", port.to_string());
+    let proc = Proc::spawn(&format!("server-everything ({transport})"), cmd);
+    wait_ready(proc, Stream::Stderr, ready)
+        .await
+        .map(|(proc, _)| proc)
+}
+
+/// server-everything on the legacy HTTP+SSE transport (`mcp-server-everything sse`, stream at
+/// `/sse`), killed on drop.
+pub struct SseEverything {
+    pub proc: Proc,
+    pub port: u16,
+    /// `http://127.0.0.1:PORT/sse`
+    pub url: String,
+}
+
+const EVERYTHING_SSE_READY: &str = "Server is running on port";
+
+impl SseEverything {
+    /// On a free port; waits until it logs `Server is running on port N` on stderr.
+    pub async fn start() -> SseEverything {
+        let (proc, port) =
+            everything_on_free_port("sse", |l| l.contains(EVERYTHING_SSE_READY)).await;
+        Self::new(proc, port)
+    }
+
+    /// On `port` (the port of one that was stopped, to come back where the gateway expects it).
+    pub async fn start_on(port: u16) -> SseEverything {
+        let proc = everything_on_port("sse", port, |l| l.contains(EVERYTHING_SSE_READY))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        Self::new(proc, port)
+    }
+
+    fn new(proc: Proc, port: u16) -> SseEverything {
+        SseEverything {
+            proc,
+            port,
+            url: format!("http://127.0.0.1:{port}/sse"),
+        }
     }
 }
 
@@ -414,6 +469,42 @@ pub async fn connect_stdio(program: &str, args: &[&str]) -> Client {
 /// rmcp directly on server-everything over stdio.
 pub async fn connect_everything_stdio() -> Client {
     connect_stdio(&everything_bin(), &["stdio"]).await
+}
+
+/// A client that declares what mcpgate declares to its upstreams (sampling, elicitation,
+/// roots), so a server that offers some tools only to such clients lists to it what it lists
+/// to the gateway.
+#[derive(Clone, Default)]
+pub struct GatewayLikeClient;
+
+impl rmcp::ClientHandler for GatewayLikeClient {
+    fn get_info(&self) -> rmcp::model::ClientConfig {
+        let caps = serde_json::from_value(json!({"sampling": {}, "elicitation": {}, "roots": {}}))
+            .expect("client capabilities");
+        rmcp::model::ClientConfig::new(caps, rmcp::model::Implementation::new("gateway-like", "1"))
+    }
+}
+
+/// server-everything's tools (over stdio) as the gateway sees them.
+pub async fn everything_tools_as_gateway_sees_them() -> Vec<Tool> {
+    let command = tokio::process::Command::new(everything_bin()).configure(|c| {
+        c.arg("stdio").kill_on_drop(true);
+    });
+    let (transport, _stderr) = TokioChildProcess::builder(command)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn server-everything");
+    let client = within(
+        "initialize server-everything",
+        GatewayLikeClient.serve(transport),
+    )
+    .await
+    .expect("initialize server-everything");
+    let tools = within("tools/list", client.list_all_tools())
+        .await
+        .expect("tools/list");
+    let _ = client.cancel().await;
+    tools
 }
 
 /// rmcp directly on `mcpgate mock-upstream --stdio <extra>`.
