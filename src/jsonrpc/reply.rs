@@ -12,6 +12,10 @@ pub enum ErrorCode {
     UpstreamFailed,
     /// An upstream server did not answer in time.
     UpstreamTimeout,
+    /// MCP 2026-07-28: the HTTP headers do not match the body, or a required one is missing.
+    HeaderMismatch,
+    /// MCP 2026-07-28: the request's protocol version is not served.
+    UnsupportedProtocolVersion,
 }
 
 impl ErrorCode {
@@ -24,6 +28,8 @@ impl ErrorCode {
             ErrorCode::InternalError => -32603,
             ErrorCode::UpstreamFailed => -32000,
             ErrorCode::UpstreamTimeout => -32001,
+            ErrorCode::HeaderMismatch => -32020,
+            ErrorCode::UnsupportedProtocolVersion => -32022,
         }
     }
 }
