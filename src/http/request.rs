@@ -40,11 +40,18 @@ pub struct RequestHead<'a> {
     pub authorization: Option<&'a [u8]>,
     pub api_key: Option<&'a [u8]>,
     pub last_event_id: Option<&'a [u8]>,
+    /// `Mcp-Method` and `Mcp-Name`: the body's method and target mirrored for intermediaries
+    /// (MCP 2026-07-28); checked against the body, never trusted instead of it.
+    pub mcp_method: Option<&'a [u8]>,
+    pub mcp_name: Option<&'a [u8]>,
     /// Length of the head in the buffer; the body starts here.
     pub head_len: usize,
 }
 
 /// The result of looking at the start of the read buffer.
+// Returned once per request and matched at once: boxing the head would put an allocation on
+// the hot path to save a few dozen bytes of stack.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum HeadParse<'a> {
     /// More bytes are needed (and the limit is not reached yet).
@@ -125,6 +132,8 @@ pub fn parse_head<'a>(buf: &'a [u8], limits: &HttpLimits) -> HeadParse<'a> {
         authorization: None,
         api_key: None,
         last_event_id: None,
+        mcp_method: None,
+        mcp_name: None,
         head_len,
     };
     let mut content_length: Option<usize> = None;
@@ -141,6 +150,7 @@ pub fn parse_head<'a>(buf: &'a [u8], limits: &HttpLimits) -> HeadParse<'a> {
                 head.expect_continue =
                     version == 1 && eq_ignore_case(value.trim_ascii(), "100-continue")
             }
+            8 if eq_ignore_case(name, "mcp-name") => head.mcp_name = Some(value),
             9 if eq_ignore_case(name, "x-api-key") => head.api_key = Some(value),
             10 if eq_ignore_case(name, "connection") => {
                 if has_token(value, "close") {
@@ -149,6 +159,7 @@ pub fn parse_head<'a>(buf: &'a [u8], limits: &HttpLimits) -> HeadParse<'a> {
                     head.keep_alive = true;
                 }
             }
+            10 if eq_ignore_case(name, "mcp-method") => head.mcp_method = Some(value),
             12 if eq_ignore_case(name, "content-type") => head.content_type = Some(value),
             13 if eq_ignore_case(name, "authorization") => head.authorization = Some(value),
             13 if eq_ignore_case(name, "last-event-id") => head.last_event_id = Some(value),

@@ -14,6 +14,10 @@ pub enum ErrorCode {
     UpstreamTimeout,
     /// The client cancelled the request (answered only because HTTP needs an answer).
     RequestCancelled,
+    /// MCP 2026-07-28: the HTTP headers do not match the body, or a required one is missing.
+    HeaderMismatch,
+    /// MCP 2026-07-28: the request's protocol version is not served.
+    UnsupportedProtocolVersion,
 }
 
 impl ErrorCode {
@@ -27,6 +31,8 @@ impl ErrorCode {
             ErrorCode::UpstreamFailed => -32000,
             ErrorCode::UpstreamTimeout => -32001,
             ErrorCode::RequestCancelled => -32800,
+            ErrorCode::HeaderMismatch => -32020,
+            ErrorCode::UnsupportedProtocolVersion => -32022,
         }
     }
 }

@@ -16,6 +16,7 @@ use futures_util::StreamExt;
 
 use super::in_flight::{CancelSignal, InFlight};
 use super::server_requests::{required_capability, server_requests};
+use super::stateless_reply::StatelessTerms;
 use crate::http::sse::write_event as write_sse_event;
 use crate::http::SseStream;
 use crate::jsonrpc::{Envelope, RawObject};
@@ -36,6 +37,9 @@ pub struct CallClient {
     pub session: [u8; 8],
     /// Bits of the client capabilities the session declared.
     pub capabilities: u8,
+    /// Set for a stateless (2026-07-28) client: no server requests, log messages only at the
+    /// level it asked for, results completed as that revision requires.
+    pub stateless: Option<StatelessTerms>,
 }
 
 /// What became of a call: answered at once, a stream of messages then the answer, or
@@ -172,6 +176,9 @@ impl SseStream for CallStream {
                         &self.server.name,
                         &reply,
                     );
+                    if let Some(terms) = self.client.stateless {
+                        terms.complete_reply(&mut message, 0, &self.client.id);
+                    }
                     write_sse_event(out, &message);
                     self.finished = true;
                     return true;
@@ -209,10 +216,23 @@ impl CallStream {
             if method == "notifications/progress" {
                 return self.relay_progress(env.params, out);
             }
+            if method == "notifications/message"
+                && self
+                    .client
+                    .stateless
+                    .is_some_and(|terms| !terms.wants_log(env.params))
+            {
+                return false;
+            }
             write_sse_event(out, &m.message);
             return true;
         };
         let refusal = match required_capability(method) {
+            // That revision has no way for a server to send a client a request mid-call.
+            _ if self.client.stateless.is_some() => Some(format!(
+                "the client speaks MCP 2026-07-28, which carries {method} only as a \
+                 multi-round-trip input request; mcpgate does not relay those yet"
+            )),
             None => Some(format!("mcpgate does not relay {method} to clients")),
             Some(cap) if self.client.capabilities & cap as u8 == 0 => Some(format!(
                 "the client did not declare the {} capability",

@@ -17,6 +17,7 @@ use super::call_stream::{
     await_call, CallClient, CallFuture, CallOutcome, CallStream, Cancellation,
 };
 use super::in_flight;
+use super::stateless_reply::StatelessTerms;
 
 use crate::admin::metrics::CoreMetrics;
 use crate::jsonrpc::{
@@ -43,6 +44,8 @@ pub struct Forwarding<'a> {
     pub client_capabilities: u8,
     /// Set when the call streams: the reply is then this SSE stream, not `out`.
     pub stream: &'a mut Option<CallStream>,
+    /// Set for a stateless (2026-07-28) request, whose replies follow that revision's rules.
+    pub stateless: Option<StatelessTerms>,
 }
 
 impl Forwarding<'_> {
@@ -95,6 +98,7 @@ impl Forwarding<'_> {
             progress_token: client_token,
             session: self.session,
             capabilities: self.client_capabilities,
+            stateless: self.stateless,
         };
         let (registered, signal) = in_flight::register(self.session, self.id);
         let cancellation = Cancellation {
@@ -103,7 +107,11 @@ impl Forwarding<'_> {
         };
         match await_call(call, events, client, server.clone(), cancellation).await {
             CallOutcome::Answered(reply, timing) => {
+                let start = self.out.len();
                 write_reply(self.out, self.id, &server.name, &reply);
+                if let Some(terms) = self.stateless {
+                    terms.complete_reply(self.out, start, self.id);
+                }
                 if let (Some(sent), Some(received)) = (timing.sent, timing.received) {
                     let now = Instant::now();
                     let inside = sent.saturating_duration_since(self.started)

@@ -49,6 +49,14 @@ impl ClientCapabilities<'_> {
     }
 }
 
+/// The [`ClientCapability`] bits of a client's raw capabilities object (`initialize` params,
+/// or a stateless request's `_meta`); `None` when it is not an object.
+pub fn capability_bits(capabilities: &RawValue) -> Option<u8> {
+    serde_json::from_str::<ClientCapabilities<'_>>(capabilities.get())
+        .ok()
+        .map(|c| c.bits())
+}
+
 /// `initialize`: negotiates the revision and issues the session id.
 pub fn initialize(env: &Envelope<'_>, keys: &SessionKeys, resp: &mut Response) {
     let id = env.id_or_null();

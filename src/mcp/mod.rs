@@ -1,12 +1,15 @@
 //! The MCP protocol as the gateway serves it on `/mcp` (streamable HTTP).
 //!
 //! Owns: the transport rules (Accept, Content-Type, Origin, sessions, protocol version header),
-//! the lifecycle (`initialize`), and the methods: `ping`, the `…/list` pages, and the requests
+//! the lifecycle (`initialize`; none for stateless 2026-07-28 requests), JSON-RPC batches
+//! (2025-03-26 sessions), and the methods: `server/discover`, `ping`, the `…/list` pages, and the requests
 //! routed to one upstream (`tools/call`, `prompts/get`, `resources/read|subscribe|unsubscribe`,
 //! `completion/complete`) or to all (`logging/setLevel`). Must never:
-//! touch a forwarded result's bytes (only the JSON-RPC `id` changes), or let one client's bad
-//! input affect another's requests.
+//! change a forwarded result's bytes (only the JSON-RPC `id` changes, and a stateless client's
+//! results gain the `resultType` its revision requires), or let one client's bad input affect
+//! another's requests.
 
+mod batch;
 mod call_stream;
 pub(crate) mod checks;
 mod completion;
@@ -19,6 +22,8 @@ mod resources;
 pub mod server_requests;
 mod service;
 pub mod session;
+mod stateless;
+mod stateless_reply;
 mod stream;
 pub mod version;
 

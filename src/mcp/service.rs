@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::batch;
 use super::call_stream::CallStream;
 use super::checks::{accepts, is_json, origin_allowed};
 use super::completion::complete;
@@ -14,6 +15,7 @@ use super::methods;
 use super::resources::forward_by_uri;
 use super::server_requests::server_requests;
 use super::session::{SessionClaims, SessionVerifier};
+use super::stateless;
 use super::stream::{HeartbeatStream, McpStream};
 use super::version::ProtocolVersion;
 use crate::admin::metrics::CoreMetrics;
@@ -47,8 +49,31 @@ pub struct McpService {
 
 /// Answers an HTTP-level failure with a JSON-RPC error body (id null), which MCP clients
 /// surface better than bare text.
-fn refuse(resp: &mut Response, status: Status, code: ErrorCode, message: &str) {
+pub(super) fn refuse(resp: &mut Response, status: Status, code: ErrorCode, message: &str) {
     write_error(resp.json(status), "null", code, message);
+}
+
+/// Checks a POST's `Content-Type` and `Accept`; on failure the response is already written.
+pub(super) fn media_types_ok(head: &RequestHead<'_>, resp: &mut Response) -> bool {
+    if !is_json(head.content_type) {
+        refuse(
+            resp,
+            Status::UnsupportedMediaType,
+            ErrorCode::InvalidRequest,
+            "Unsupported Media Type: Content-Type must be application/json",
+        );
+        return false;
+    }
+    if !accepts(head.accept, "application/json") {
+        refuse(
+            resp,
+            Status::NotAcceptable,
+            ErrorCode::InvalidRequest,
+            "Not Acceptable: the Accept header must allow application/json and text/event-stream",
+        );
+        return false;
+    }
+    true
 }
 
 impl McpService {
@@ -67,7 +92,11 @@ impl McpService {
     }
 
     /// Checks `Mcp-Session-Id`; on failure the response is already written.
-    fn session(&self, head: &RequestHead<'_>, resp: &mut Response) -> Option<SessionClaims> {
+    pub(super) fn session(
+        &self,
+        head: &RequestHead<'_>,
+        resp: &mut Response,
+    ) -> Option<SessionClaims> {
         let Some(id) = head.session_id else {
             refuse(
                 resp,
@@ -92,7 +121,7 @@ impl McpService {
     }
 
     /// Checks `MCP-Protocol-Version` when present; absent means the oldest streamable revision.
-    fn version_header_ok(&self, head: &RequestHead<'_>, resp: &mut Response) -> bool {
+    pub(super) fn version_header_ok(&self, head: &RequestHead<'_>, resp: &mut Response) -> bool {
         match head.protocol_version {
             Some(v) if ProtocolVersion::parse(v.trim_ascii()).is_none() => {
                 let shown = String::from_utf8_lossy(&v[..v.len().min(40)]).into_owned();
@@ -114,6 +143,9 @@ impl McpService {
         body: &[u8],
         resp: &mut Response,
     ) -> Outcome<McpStream> {
+        if batch::is_batch(body) && !stateless::selects(head, body) {
+            return batch::post(self, head, body, resp).await;
+        }
         let mut stream = None;
         self.post_message(head, body, resp, &mut stream).await;
         match stream {
@@ -125,7 +157,8 @@ impl McpService {
         }
     }
 
-    async fn post_message(
+    /// Serves one JSON-RPC message (a POST's body, or one message of a batch).
+    pub(super) async fn post_message(
         &self,
         head: &RequestHead<'_>,
         body: &[u8],
@@ -133,21 +166,16 @@ impl McpService {
         stream: &mut Option<CallStream>,
     ) {
         let started = Instant::now();
-        if !is_json(head.content_type) {
-            return refuse(
-                resp,
-                Status::UnsupportedMediaType,
-                ErrorCode::InvalidRequest,
-                "Unsupported Media Type: Content-Type must be application/json",
-            );
+        if !media_types_ok(head, resp) {
+            return;
         }
-        if !accepts(head.accept, "application/json") {
-            return refuse(
-                resp,
-                Status::NotAcceptable,
-                ErrorCode::InvalidRequest,
-                "Not Acceptable: the Accept header must allow application/json and text/event-stream",
-            );
+        if stateless::selects(head, body) {
+            let core = stateless::Core {
+                registry: &self.registry,
+                metrics: &self.metrics,
+                keys: self.sessions.keys(),
+            };
+            return stateless::post(core, head, body, resp, stream).await;
         }
         if body.trim_ascii_start().first() == Some(&b'[') {
             return refuse(
@@ -227,6 +255,7 @@ impl McpService {
                             session: claims.nonce,
                             client_capabilities: claims.client_capabilities,
                             stream,
+                            stateless: None,
                         };
                         let params = env.params;
                         match method {

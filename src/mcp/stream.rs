@@ -1,10 +1,11 @@
 //! The SSE streams `/mcp` answers with: the `GET /mcp` stream, where server-initiated
 //! messages for a session go (heartbeats, SSE comments, keep proxies from closing it; it ends
-//! when the session does), and a POST's reply when its call streams.
+//! when the session does), and a POST's reply when its call (or a call of its batch) streams.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::batch::BatchStream;
 use super::call_stream::CallStream;
 use super::session::SessionKeys;
 use crate::http::SseStream;
@@ -48,6 +49,8 @@ impl SseStream for HeartbeatStream {
 pub enum McpStream {
     Heartbeat(HeartbeatStream),
     Call(Box<CallStream>),
+    /// A 2025-03-26 batch in which some call streams.
+    Batch(Box<BatchStream>),
 }
 
 impl SseStream for McpStream {
@@ -55,6 +58,7 @@ impl SseStream for McpStream {
         match self {
             McpStream::Heartbeat(s) => s.next_event(out).await,
             McpStream::Call(s) => s.next_event(out).await,
+            McpStream::Batch(s) => s.next_event(out).await,
         }
     }
 }

@@ -219,16 +219,23 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 pub struct RawSession {
     pub addr: String,
     pub session_id: String,
+    /// The revision `initialize` negotiated, sent as `MCP-Protocol-Version`.
+    pub version: String,
     next_id: std::sync::atomic::AtomicU64,
 }
 
 impl RawSession {
     /// Performs the streamable-HTTP handshake against `http://addr/mcp`.
     pub async fn open(addr: &str) -> RawSession {
+        RawSession::open_at(addr, PROTOCOL_VERSION).await
+    }
+
+    /// Like [`RawSession::open`], asking `initialize` for `version` (which must be granted).
+    pub async fn open_at(addr: &str, version: &str) -> RawSession {
         let init = json!({
             "jsonrpc": "2.0", "id": 1, "method": "initialize",
             "params": {
-                "protocolVersion": PROTOCOL_VERSION,
+                "protocolVersion": version,
                 "capabilities": {},
                 "clientInfo": { "name": "mcpgate-raw-test", "version": "0.0.0" }
             }
@@ -245,8 +252,8 @@ impl RawSession {
         assert_eq!(response.status, 200, "initialize: {response:?}");
         let reply = response.jsonrpc();
         assert_eq!(reply["id"], 1, "initialize reply {reply}");
-        assert!(
-            reply["result"]["protocolVersion"].is_string(),
+        assert_eq!(
+            reply["result"]["protocolVersion"], version,
             "initialize reply {reply}"
         );
         let session_id = response
@@ -256,6 +263,7 @@ impl RawSession {
         let session = RawSession {
             addr: addr.to_string(),
             session_id,
+            version: version.to_string(),
             next_id: std::sync::atomic::AtomicU64::new(2),
         };
         let initialized = json!({ "jsonrpc": "2.0", "method": "notifications/initialized" });
@@ -273,7 +281,7 @@ impl RawSession {
             ("Content-Type", "application/json".to_string()),
             ("Accept", ACCEPT_BOTH.to_string()),
             ("Mcp-Session-Id", self.session_id.clone()),
-            ("MCP-Protocol-Version", PROTOCOL_VERSION.to_string()),
+            ("MCP-Protocol-Version", self.version.clone()),
         ]
     }
 
