@@ -1,11 +1,13 @@
 //! The SSE streams `/mcp` answers with: the `GET /mcp` stream, where server-initiated
 //! messages for a session go (heartbeats, SSE comments, keep proxies from closing it; it ends
-//! when the session does), and a POST's reply when its call streams.
+//! when the session does), a POST's reply when its call streams, and a legacy session's
+//! `GET /sse` stream.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::call_stream::CallStream;
+use super::legacy_stream::LegacyStream;
 use super::session::SessionKeys;
 use crate::http::SseStream;
 
@@ -48,6 +50,7 @@ impl SseStream for HeartbeatStream {
 pub enum McpStream {
     Heartbeat(HeartbeatStream),
     Call(Box<CallStream>),
+    Legacy(Box<LegacyStream>),
 }
 
 impl SseStream for McpStream {
@@ -55,6 +58,7 @@ impl SseStream for McpStream {
         match self {
             McpStream::Heartbeat(s) => s.next_event(out).await,
             McpStream::Call(s) => s.next_event(out).await,
+            McpStream::Legacy(s) => s.next_event(out).await,
         }
     }
 }
