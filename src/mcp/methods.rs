@@ -57,24 +57,57 @@ pub fn capability_bits(capabilities: &RawValue) -> Option<u8> {
         .map(|c| c.bits())
 }
 
-/// `initialize`: negotiates the revision and issues the session id.
-pub fn initialize(env: &Envelope<'_>, keys: &SessionKeys, resp: &mut Response) {
-    let id = env.id_or_null();
+/// What a client's `initialize` settles: the revision to answer with and the client
+/// capabilities (bits) it declared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handshake {
+    pub version: ProtocolVersion,
+    pub capabilities: u8,
+}
+
+/// Reads an `initialize` request; `None` (with the error reply written to `out`) when it has
+/// no `params.protocolVersion`.
+pub fn handshake(env: &Envelope<'_>, out: &mut Vec<u8>) -> Option<Handshake> {
     let requested = env
         .params
         .and_then(|p| serde_json::from_str::<InitializeParams<'_>>(p.get()).ok());
     let capabilities = requested.as_ref().map_or(0, |p| p.capabilities.bits());
     let Some(requested) = requested.and_then(|p| p.protocol_version) else {
         write_error(
-            resp.json(Status::Ok),
-            id,
+            out,
+            env.id_or_null(),
             ErrorCode::InvalidParams,
             "initialize needs params.protocolVersion",
         );
+        return None;
+    };
+    Some(Handshake {
+        version: ProtocolVersion::negotiate(Some(&requested)),
+        capabilities,
+    })
+}
+
+/// The `initialize` result for a session that speaks `version`.
+pub fn write_initialize_result(out: &mut Vec<u8>, id: &str, version: ProtocolVersion) {
+    let result = format!(
+        concat!(
+            r#"{{"protocolVersion":"{}","capabilities":{{"tools":{{"listChanged":false}},"prompts":{{"listChanged":false}},"#,
+            r#""resources":{{"subscribe":true,"listChanged":false}},"completions":{{}},"logging":{{}}}},"#,
+            r#""serverInfo":{{"name":"mcpgate","version":"{}"}}}}"#
+        ),
+        version.as_str(),
+        env!("CARGO_PKG_VERSION")
+    );
+    write_result(out, id, &result);
+}
+
+/// `initialize` on `/mcp`: negotiates the revision and issues the session id.
+pub fn initialize(env: &Envelope<'_>, keys: &SessionKeys, resp: &mut Response) {
+    let Some(handshake) = handshake(env, resp.json(Status::Ok)) else {
         return;
     };
-    let version = ProtocolVersion::negotiate(Some(&requested));
-    let session = match keys.issue_with(version, capabilities) {
+    let id = env.id_or_null();
+    let session = match keys.issue_with(handshake.version, handshake.capabilities) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "cannot issue a session id");
@@ -88,16 +121,7 @@ pub fn initialize(env: &Envelope<'_>, keys: &SessionKeys, resp: &mut Response) {
         }
     };
     resp.header("Mcp-Session-Id", session);
-    let result = format!(
-        concat!(
-            r#"{{"protocolVersion":"{}","capabilities":{{"tools":{{"listChanged":false}},"prompts":{{"listChanged":false}},"#,
-            r#""resources":{{"subscribe":true,"listChanged":false}},"completions":{{}},"logging":{{}}}},"#,
-            r#""serverInfo":{{"name":"mcpgate","version":"{}"}}}}"#
-        ),
-        version.as_str(),
-        env!("CARGO_PKG_VERSION")
-    );
-    write_result(resp.json(Status::Ok), id, &result);
+    write_initialize_result(resp.json(Status::Ok), id, handshake.version);
 }
 
 pub fn ping(out: &mut Vec<u8>, id: &str) {

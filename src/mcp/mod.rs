@@ -1,4 +1,5 @@
-//! The MCP protocol as the gateway serves it on `/mcp` (streamable HTTP).
+//! The MCP protocol as the gateway serves it on `/mcp` (streamable HTTP), and on `/sse` +
+//! `/messages` (the legacy 2024-11-05 HTTP+SSE transport) for old clients.
 //!
 //! Owns: the transport rules (Accept, Content-Type, Origin, sessions, protocol version header),
 //! the lifecycle (`initialize`; none for stateless 2026-07-28 requests), JSON-RPC batches
@@ -16,6 +17,9 @@ mod completion;
 mod cors;
 mod forward;
 mod in_flight;
+mod legacy_sessions;
+mod legacy_sse;
+mod legacy_stream;
 mod log_level;
 mod methods;
 mod resources;

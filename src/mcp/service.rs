@@ -1,5 +1,8 @@
-//! The per-core `/mcp` handler: transport rules first, then the JSON-RPC method.
+//! The per-core MCP handler: transport rules first, then the JSON-RPC method. `/mcp` is served
+//! here; `/sse` and `/messages` (the legacy transport) pass the same origin checks, then go to
+//! `legacy_sse`, which answers through the same `dispatch`.
 
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +26,7 @@ use crate::http::{Handler, Method, Outcome, RequestHead, Response, Status};
 use crate::jsonrpc::{
     parse_message, write_error, Envelope, ErrorCode, MessageKind, ParseError, RawObject,
 };
-use crate::registry::RegistryReader;
+use crate::registry::{RegistryReader, RegistrySnapshot};
 use crate::runtime::CoreHandle;
 
 /// Settings every core shares.
@@ -41,10 +44,11 @@ pub struct ServiceSettings {
 
 /// One core's MCP endpoint.
 pub struct McpService {
-    registry: RegistryReader,
-    sessions: SessionVerifier,
-    settings: Arc<ServiceSettings>,
-    metrics: CoreMetrics,
+    pub(super) registry: RegistryReader,
+    pub(super) sessions: SessionVerifier,
+    pub(super) settings: Arc<ServiceSettings>,
+    /// Shared with tasks that answer legacy-transport requests after their POST returned.
+    pub(super) metrics: Rc<CoreMetrics>,
 }
 
 /// Answers an HTTP-level failure with a JSON-RPC error body (id null), which MCP clients
@@ -55,13 +59,7 @@ pub(super) fn refuse(resp: &mut Response, status: Status, code: ErrorCode, messa
 
 /// Checks a POST's `Content-Type` and `Accept`; on failure the response is already written.
 pub(super) fn media_types_ok(head: &RequestHead<'_>, resp: &mut Response) -> bool {
-    if !is_json(head.content_type) {
-        refuse(
-            resp,
-            Status::UnsupportedMediaType,
-            ErrorCode::InvalidRequest,
-            "Unsupported Media Type: Content-Type must be application/json",
-        );
+    if !content_type_ok(head, resp) {
         return false;
     }
     if !accepts(head.accept, "application/json") {
@@ -87,7 +85,7 @@ impl McpService {
             registry,
             sessions,
             settings,
-            metrics,
+            metrics: Rc::new(metrics),
         }
     }
 
@@ -177,32 +175,8 @@ impl McpService {
             };
             return stateless::post(core, head, body, resp, stream).await;
         }
-        if body.trim_ascii_start().first() == Some(&b'[') {
-            return refuse(
-                resp,
-                Status::BadRequest,
-                ErrorCode::InvalidRequest,
-                "JSON-RPC batches are not supported",
-            );
-        }
-        let env = match parse_message(body) {
-            Ok(env) => env,
-            Err(ParseError::NotJson(e)) => {
-                return refuse(
-                    resp,
-                    Status::BadRequest,
-                    ErrorCode::ParseError,
-                    &format!("Parse error: {e}"),
-                )
-            }
-            Err(ParseError::Invalid(why)) => {
-                return refuse(
-                    resp,
-                    Status::BadRequest,
-                    ErrorCode::InvalidRequest,
-                    &format!("Invalid Request: {why}"),
-                )
-            }
+        let Some(env) = parse_body(body, resp) else {
+            return;
         };
         if env.kind() == MessageKind::Request && env.method.as_deref() == Some("initialize") {
             return methods::initialize(&env, self.sessions.keys(), resp);
@@ -213,101 +187,18 @@ impl McpService {
         if !self.version_header_ok(head, resp) {
             return;
         }
-        match env.kind() {
-            MessageKind::Notification => {
-                if env.method.as_deref() == Some("notifications/cancelled") {
-                    self.cancel_call(&env, &claims);
-                }
-                resp.empty(Status::Accepted)
-            }
-            MessageKind::Response => {
-                answer_server_request(&env, &claims).await;
-                resp.empty(Status::Accepted)
-            }
-            MessageKind::Request => {
-                let snapshot = self.registry.current();
-                let id = env.id_or_null();
-                let out = resp.json(Status::Ok);
-                match env.method.as_deref().unwrap_or_default() {
-                    "ping" => methods::ping(out, id),
-                    "tools/list" => methods::list_page(&snapshot.tools, env.params, id, out),
-                    "prompts/list" => methods::list_page(&snapshot.prompts, env.params, id, out),
-                    "resources/list" => {
-                        methods::list_page(&snapshot.resources, env.params, id, out)
-                    }
-                    "resources/templates/list" => {
-                        methods::list_page(&snapshot.resource_templates, env.params, id, out)
-                    }
-                    "logging/setLevel" => {
-                        log_level::set_level(&snapshot, env.params, id, out).await
-                    }
-                    method @ ("tools/call"
-                    | "prompts/get"
-                    | "resources/read"
-                    | "resources/subscribe"
-                    | "resources/unsubscribe"
-                    | "completion/complete") => {
-                        let fwd = Forwarding {
-                            id,
-                            out,
-                            metrics: &self.metrics,
-                            started,
-                            session: claims.nonce,
-                            client_capabilities: claims.client_capabilities,
-                            stream,
-                            stateless: None,
-                        };
-                        let params = env.params;
-                        match method {
-                            "tools/call" => forward_named(&snapshot, TOOLS_CALL, params, fwd).await,
-                            "prompts/get" => {
-                                forward_named(&snapshot, PROMPTS_GET, params, fwd).await
-                            }
-                            "completion/complete" => complete(&snapshot, params, fwd).await,
-                            "resources/read" => {
-                                forward_by_uri(&snapshot, "resources/read", params, fwd).await
-                            }
-                            "resources/subscribe" => {
-                                forward_by_uri(&snapshot, "resources/subscribe", params, fwd).await
-                            }
-                            _ => {
-                                forward_by_uri(&snapshot, "resources/unsubscribe", params, fwd)
-                                    .await
-                            }
-                        }
-                    }
-                    other => write_error(
-                        out,
-                        id,
-                        ErrorCode::MethodNotFound,
-                        &format!("Method not found: {other}"),
-                    ),
-                }
-            }
-        }
-    }
-
-    /// A client's `notifications/cancelled`: stops the named call of this session on this
-    /// core, or asks the other cores to.
-    fn cancel_call(&self, env: &Envelope<'_>, claims: &SessionClaims) {
-        let Some(id) = env
-            .params
-            .and_then(|p| RawObject::parse(p.get()).ok())
-            .and_then(|p| p.get("requestId"))
-            .map(|id| id.get().to_owned())
-        else {
-            return;
-        };
-        let session = claims.nonce;
-        if in_flight::cancel_here(session, &id) {
-            return;
-        }
-        for core in &self.settings.cores {
-            let id = id.clone();
-            let _ = core.spawn(move || async move {
-                in_flight::cancel_here(session, &id);
-            });
-        }
+        let snapshot = self.registry.current();
+        dispatch(
+            &snapshot,
+            &self.metrics,
+            &self.settings.cores,
+            &env,
+            &claims,
+            started,
+            resp,
+            stream,
+        )
+        .await
     }
 
     fn get(&self, head: &RequestHead<'_>, resp: &mut Response) -> Outcome<McpStream> {
@@ -340,6 +231,156 @@ impl McpService {
             self.sessions.keys().end(&claims);
             resp.empty(Status::Ok);
         }
+    }
+}
+
+/// Checks that a POST carries JSON; on failure the refusal (415) is already written.
+pub(super) fn content_type_ok(head: &RequestHead<'_>, resp: &mut Response) -> bool {
+    let ok = is_json(head.content_type);
+    if !ok {
+        refuse(
+            resp,
+            Status::UnsupportedMediaType,
+            ErrorCode::InvalidRequest,
+            "Unsupported Media Type: Content-Type must be application/json",
+        );
+    }
+    ok
+}
+
+/// Reads a POSTed body as one JSON-RPC message; on failure the refusal is already written.
+pub(super) fn parse_body<'b>(body: &'b [u8], resp: &mut Response) -> Option<Envelope<'b>> {
+    if body.trim_ascii_start().first() == Some(&b'[') {
+        refuse(
+            resp,
+            Status::BadRequest,
+            ErrorCode::InvalidRequest,
+            "JSON-RPC batches are not supported",
+        );
+        return None;
+    }
+    match parse_message(body) {
+        Ok(env) => Some(env),
+        Err(ParseError::NotJson(e)) => {
+            refuse(
+                resp,
+                Status::BadRequest,
+                ErrorCode::ParseError,
+                &format!("Parse error: {e}"),
+            );
+            None
+        }
+        Err(ParseError::Invalid(why)) => {
+            refuse(
+                resp,
+                Status::BadRequest,
+                ErrorCode::InvalidRequest,
+                &format!("Invalid Request: {why}"),
+            );
+            None
+        }
+    }
+}
+
+/// Answers one parsed message of an established session: a notification or a client's answer
+/// gets 202, a request its reply in `resp` (or a [`CallStream`] in `stream` when its call
+/// streams). Takes owned-or-borrowed parts rather than `&McpService` so a legacy-transport task
+/// can call it after the POST that brought the message has been answered.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn dispatch(
+    snapshot: &RegistrySnapshot,
+    metrics: &CoreMetrics,
+    cores: &[CoreHandle],
+    env: &Envelope<'_>,
+    claims: &SessionClaims,
+    started: Instant,
+    resp: &mut Response,
+    stream: &mut Option<CallStream>,
+) {
+    match env.kind() {
+        MessageKind::Notification => {
+            if env.method.as_deref() == Some("notifications/cancelled") {
+                cancel_call(cores, env, claims);
+            }
+            resp.empty(Status::Accepted)
+        }
+        MessageKind::Response => {
+            answer_server_request(env, claims).await;
+            resp.empty(Status::Accepted)
+        }
+        MessageKind::Request => {
+            let id = env.id_or_null();
+            let out = resp.json(Status::Ok);
+            match env.method.as_deref().unwrap_or_default() {
+                "ping" => methods::ping(out, id),
+                "tools/list" => methods::list_page(&snapshot.tools, env.params, id, out),
+                "prompts/list" => methods::list_page(&snapshot.prompts, env.params, id, out),
+                "resources/list" => methods::list_page(&snapshot.resources, env.params, id, out),
+                "resources/templates/list" => {
+                    methods::list_page(&snapshot.resource_templates, env.params, id, out)
+                }
+                "logging/setLevel" => log_level::set_level(snapshot, env.params, id, out).await,
+                method @ ("tools/call"
+                | "prompts/get"
+                | "resources/read"
+                | "resources/subscribe"
+                | "resources/unsubscribe"
+                | "completion/complete") => {
+                    let fwd = Forwarding {
+                        id,
+                        out,
+                        metrics,
+                        started,
+                        session: claims.nonce,
+                        client_capabilities: claims.client_capabilities,
+                        stream,
+                        stateless: None,
+                    };
+                    let params = env.params;
+                    match method {
+                        "tools/call" => forward_named(snapshot, TOOLS_CALL, params, fwd).await,
+                        "prompts/get" => forward_named(snapshot, PROMPTS_GET, params, fwd).await,
+                        "completion/complete" => complete(snapshot, params, fwd).await,
+                        "resources/read" => {
+                            forward_by_uri(snapshot, "resources/read", params, fwd).await
+                        }
+                        "resources/subscribe" => {
+                            forward_by_uri(snapshot, "resources/subscribe", params, fwd).await
+                        }
+                        _ => forward_by_uri(snapshot, "resources/unsubscribe", params, fwd).await,
+                    }
+                }
+                other => write_error(
+                    out,
+                    id,
+                    ErrorCode::MethodNotFound,
+                    &format!("Method not found: {other}"),
+                ),
+            }
+        }
+    }
+}
+
+/// A client's `notifications/cancelled`: stops the named call of this session on this core, or
+/// asks the other cores to.
+fn cancel_call(cores: &[CoreHandle], env: &Envelope<'_>, claims: &SessionClaims) {
+    let Some(id) = env
+        .params
+        .and_then(|p| RawObject::parse(p.get()).ok())
+        .and_then(|p| p.get("requestId"))
+        .map(|id| id.get().to_owned())
+    else {
+        return;
+    };
+    let session = claims.nonce;
+    if in_flight::cancel_here(session, &id) {
+        return;
+    }
+    for core in cores {
+        let id = id.clone();
+        let _ = core.spawn(move || async move {
+            in_flight::cancel_here(session, &id);
+        });
     }
 }
 
@@ -383,7 +424,7 @@ impl Handler for McpService {
         resp: &mut Response,
     ) -> Outcome<McpStream> {
         match head.path {
-            "/mcp" | "/mcp/" => {}
+            "/mcp" | "/mcp/" | "/sse" | "/messages" => {}
             "/healthz" => {
                 resp.text(Status::Ok, "ok\n");
                 return Outcome::Done;
@@ -414,6 +455,9 @@ impl Handler for McpService {
         }
         if let Some(origin) = head.origin {
             cors::allow(resp, origin);
+        }
+        if matches!(head.path, "/sse" | "/messages") {
+            return self.legacy(head, body, resp).await;
         }
         match head.method {
             Method::Post => self.post(head, body, resp).await,

@@ -1,12 +1,14 @@
 //! The SSE streams `/mcp` answers with: the `GET /mcp` stream, where server-initiated
 //! messages for a session go (heartbeats, SSE comments, keep proxies from closing it; it ends
-//! when the session does), and a POST's reply when its call (or a call of its batch) streams.
+//! when the session does), a POST's reply when its call (or a call of its batch) streams,
+//! and a legacy session's `GET /sse` stream.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::batch::BatchStream;
 use super::call_stream::CallStream;
+use super::legacy_stream::LegacyStream;
 use super::session::SessionKeys;
 use crate::http::SseStream;
 
@@ -51,6 +53,7 @@ pub enum McpStream {
     Call(Box<CallStream>),
     /// A 2025-03-26 batch in which some call streams.
     Batch(Box<BatchStream>),
+    Legacy(Box<LegacyStream>),
 }
 
 impl SseStream for McpStream {
@@ -59,6 +62,7 @@ impl SseStream for McpStream {
             McpStream::Heartbeat(s) => s.next_event(out).await,
             McpStream::Call(s) => s.next_event(out).await,
             McpStream::Batch(s) => s.next_event(out).await,
+            McpStream::Legacy(s) => s.next_event(out).await,
         }
     }
 }

@@ -85,6 +85,11 @@ mod tests {
             ProtocolVersion::negotiate(Some("2025-06-18")),
             ProtocolVersion::V2025_06_18
         );
+        // Legacy HTTP+SSE clients ask for the revision of that transport and get it.
+        assert_eq!(
+            ProtocolVersion::negotiate(Some("2024-11-05")),
+            ProtocolVersion::V2024_11_05
+        );
         assert_eq!(
             ProtocolVersion::negotiate(Some("2099-01-01")),
             ProtocolVersion::LATEST

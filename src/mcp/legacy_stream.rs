@@ -1,0 +1,102 @@
+//! The `GET /sse` stream of a legacy (2024-11-05 HTTP+SSE) session: first the `endpoint`
+//! event that tells the client where to POST, then every message queued for the session by
+//! any core (answers, and what servers send about calls), with heartbeat comments while idle.
+//!
+//! Owns: the stream's framing and its lifetime in the session table (the entry goes when this
+//! is dropped: the client disconnected, or the session expired). Must never: block its core
+//! waiting for messages, or write a message of another session.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use super::legacy_sessions::Registration;
+use super::session::SessionKeys;
+use crate::http::SseStream;
+
+/// Bytes gathered into one write when several messages are already queued.
+const BATCH_BYTES: usize = 256 * 1024;
+
+pub struct LegacyStream {
+    /// The `endpoint` event, until it is sent.
+    endpoint: Option<Vec<u8>>,
+    registration: Registration,
+    keys: Arc<SessionKeys>,
+    token: Box<[u8]>,
+    heartbeat: Duration,
+}
+
+/// The first event of a legacy stream: where the client POSTs its messages.
+pub fn endpoint_event(token: &str) -> Vec<u8> {
+    let mut event = Vec::with_capacity(token.len() + 64);
+    event.extend_from_slice(b"event: endpoint\ndata: /messages?session_id=");
+    // A session id is base64url: nothing in it needs escaping in a query.
+    event.extend_from_slice(token.as_bytes());
+    event.extend_from_slice(b"\n\n");
+    event
+}
+
+impl LegacyStream {
+    pub fn new(
+        registration: Registration,
+        keys: Arc<SessionKeys>,
+        token: &str,
+        heartbeat: Duration,
+    ) -> Self {
+        LegacyStream {
+            endpoint: Some(endpoint_event(token)),
+            registration,
+            keys,
+            token: token.as_bytes().into(),
+            heartbeat,
+        }
+    }
+}
+
+impl SseStream for LegacyStream {
+    async fn next_event(&mut self, out: &mut Vec<u8>) -> bool {
+        if let Some(endpoint) = self.endpoint.take() {
+            out.extend_from_slice(&endpoint);
+            return true;
+        }
+        let rx = &mut self.registration.rx;
+        match monoio::time::timeout(self.heartbeat, rx.next()).await {
+            Ok(Some(events)) => {
+                out.extend_from_slice(&events);
+                // Whatever else is already waiting leaves in the same write.
+                while out.len() < BATCH_BYTES {
+                    match rx.try_recv() {
+                        Ok(more) => out.extend_from_slice(&more),
+                        Err(_) => break,
+                    }
+                }
+                true
+            }
+            // The table holds a sender while the entry lives, so this is not expected; end.
+            Ok(None) => false,
+            Err(_) => {
+                // Idle: end an expired session, else keep proxies from closing the stream (and
+                // notice a client that went away, as the write fails).
+                if self.keys.verify(&self.token).is_err() {
+                    return false;
+                }
+                out.extend_from_slice(b": ping\n\n");
+                true
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_event_shape() {
+        assert_eq!(
+            endpoint_event("abc_-1"),
+            b"event: endpoint\ndata: /messages?session_id=abc_-1\n\n"
+        );
+    }
+}
