@@ -7,6 +7,7 @@
 
 pub mod chunked;
 pub mod client;
+pub mod hang_up;
 pub mod limits;
 pub mod request;
 pub mod response;

@@ -13,6 +13,7 @@ use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 
 use super::chunked::{ChunkedDecoder, ChunkedError};
+use super::hang_up::HangUpWatch;
 use super::limits::HttpLimits;
 use super::request::{parse_head, BodyFraming, HeadParse, Method, RequestHead};
 use super::response::{write_chunk, write_response, write_sse_head, Response, Status, LAST_CHUNK};
@@ -60,6 +61,9 @@ const POOLED_MAX: usize = 64 * 1024;
 const POOL_DEPTH: usize = 1024;
 /// Flush pipelined replies once this much is waiting, even if more requests are buffered.
 const FLUSH_AT: usize = 64 * 1024;
+/// A request still unanswered after this long starts watching for its client hanging up.
+/// Quick requests (nearly all) never arm the watch; they pay one timer.
+const HANG_UP_WATCH_AFTER: std::time::Duration = std::time::Duration::from_millis(50);
 
 thread_local! {
     static BUFFERS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
@@ -155,7 +159,7 @@ enum Scan {
 /// forces a close (a malformed or oversized request).
 pub async fn serve_connection<S, H>(mut stream: S, handler: &H, limits: HttpLimits)
 where
-    S: AsyncReadRent + AsyncWriteRent,
+    S: AsyncReadRent + AsyncWriteRent + HangUpWatch,
     H: Handler,
 {
     let mut bufs = ConnBuffers::new();
@@ -240,7 +244,17 @@ where
             crate::runtime::busy_poll::note_activity();
             // Boxed: the handler's state machine (upstream calls and all) is several KiB and
             // would otherwise sit inline in every connection's task, idle ones included.
-            let outcome = Box::pin(handler.handle(&head, body, &mut resp)).await;
+            let handled = Box::pin(handler.handle(&head, body, &mut resp));
+            let hung_up = async {
+                monoio::time::sleep(HANG_UP_WATCH_AFTER).await;
+                stream.hung_up().await
+            };
+            let outcome = monoio::select! {
+                outcome = handled => outcome,
+                // The client is gone: dropping the handler stops its work (an upstream call is
+                // cancelled upstream); there is nobody to answer.
+                () = hung_up => return,
+            };
             let keep_alive = head.keep_alive;
             consumed += used;
             chunked = None;
@@ -335,7 +349,7 @@ pub async fn serve_listener<H: Handler + 'static>(
 }
 
 /// Writes an SSE stream's events as they come; false when the peer went away.
-async fn stream_events<S: AsyncWriteRent, E: SseStream>(
+async fn stream_events<S: AsyncWriteRent + HangUpWatch, E: SseStream>(
     stream: &mut S,
     write: &mut Vec<u8>,
     events: &mut E,
@@ -347,9 +361,20 @@ async fn stream_events<S: AsyncWriteRent, E: SseStream>(
             return false;
         }
         event.clear();
-        if !events.next_event(&mut event).await {
-            give_buffer(event);
-            return true;
+        let next = monoio::select! {
+            more = events.next_event(&mut event) => Some(more),
+            () = stream.hung_up() => None,
+        };
+        match next {
+            Some(true) => {}
+            Some(false) => {
+                give_buffer(event);
+                return true;
+            }
+            None => {
+                give_buffer(event);
+                return false;
+            }
         }
         write_chunk(write, &event);
     }

@@ -204,6 +204,11 @@ impl MockServer {
             return reply(error_reply(id.unwrap_or(b"null"), INVALID_REQUEST, message));
         };
         let Some(id) = id else {
+            if method.as_ref() == "notifications/cancelled" {
+                // What a cancellation reached: tests read it, operators see it.
+                let params = env.params.map_or("", |p| p.get());
+                eprintln!("mock-upstream: cancelled: {params}");
+            }
             return MockOutcome::NoReply;
         };
         if env.jsonrpc.as_deref() != Some("2.0") {
@@ -282,7 +287,14 @@ impl MockServer {
                 MockOutcome::Fault(MockFault::GarbageThenReply(out))
             }
             tools::Call::Exit => MockOutcome::Fault(MockFault::ExitProcess),
-            tools::Call::Hang => MockOutcome::Fault(MockFault::Hang),
+            tools::Call::Hang => {
+                // Tests watch for this line to know the call is in flight here.
+                eprintln!(
+                    "mock-upstream: request {} hangs (fault_hang)",
+                    String::from_utf8_lossy(id)
+                );
+                MockOutcome::Fault(MockFault::Hang)
+            }
         }
     }
 }
