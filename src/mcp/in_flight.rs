@@ -7,16 +7,30 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
 
 use futures_channel::oneshot;
 
 /// Calls one core holds at once, beyond which new ones are simply not cancellable by id.
 const MAX_TRACKED: usize = 64 * 1024;
 
-type Key = ([u8; 8], Box<str>);
+/// The session and a hash of the client's raw id: no allocation per call. Two calls of one
+/// session whose ids hash alike (odds of 2^-64) would share an entry, and only a cancellation
+/// could then reach the wrong one of them.
+type Key = ([u8; 8], u64);
 
 thread_local! {
     static IN_FLIGHT: RefCell<HashMap<Key, oneshot::Sender<()>>> = RefCell::new(HashMap::new());
+    static ID_HASH: std::collections::hash_map::RandomState = std::collections::hash_map::RandomState::new();
+}
+
+fn key(session: [u8; 8], id: &str) -> Key {
+    let hash = ID_HASH.with(|s| {
+        let mut h = s.build_hasher();
+        id.hash(&mut h);
+        h.finish()
+    });
+    (session, hash)
 }
 
 /// Resolves when the client cancels the call.
@@ -30,14 +44,14 @@ pub struct InFlight {
 /// Registers the call `id` (raw JSON) of `session` on this core.
 pub fn register(session: [u8; 8], id: &str) -> (InFlight, CancelSignal) {
     let (tx, rx) = oneshot::channel();
-    let key = (session, Box::<str>::from(id));
+    let key = key(session, id);
     let tracked = IN_FLIGHT.with(|m| {
         let mut m = m.borrow_mut();
         if m.len() >= MAX_TRACKED {
             return false;
         }
         // A client reusing an id while the first call runs: the newer call is the cancellable one.
-        m.insert(key.clone(), tx);
+        m.insert(key, tx);
         true
     });
     (
@@ -58,8 +72,7 @@ impl Drop for InFlight {
 
 /// Cancels the call `id` of `session` if it runs on this core; whether it did.
 pub fn cancel_here(session: [u8; 8], id: &str) -> bool {
-    let key = (session, Box::<str>::from(id));
-    let found = IN_FLIGHT.with(|m| m.borrow_mut().remove(&key));
+    let found = IN_FLIGHT.with(|m| m.borrow_mut().remove(&key(session, id)));
     found.is_some_and(|tx| tx.send(()).is_ok())
 }
 
