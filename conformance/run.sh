@@ -5,8 +5,9 @@
 #   conformance/run.sh
 #
 # Environment:
-#   CONFORMANCE_TARGET    mock (default): the mock upstream's conformance profile, directly.
-#                         gateway: the gateway in front of that mock (not wired up yet).
+#   CONFORMANCE_TARGET    gateway (default): mcpgate with tool_prefix "never" in front of the
+#                         mock upstream's conformance profile (over streamable HTTP).
+#                         mock: the mock's conformance profile, directly.
 #   CONFORMANCE_SUITE     all (default: every server scenario, pending ones included),
 #                         active (the runner's default), or pending.
 #   CONFORMANCE_SCENARIO  run this one scenario instead of a suite.
@@ -20,16 +21,11 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
 runner="$here/.runner"
-target=${CONFORMANCE_TARGET:-mock}
+target=${CONFORMANCE_TARGET:-gateway}
 suite=${CONFORMANCE_SUITE:-all}
 
 case "$target" in
-    mock) ;;
-    gateway)
-        echo "conformance/run.sh: CONFORMANCE_TARGET=gateway is not wired up yet:" \
-             "start the gateway with tool_prefix \"never\" in front of" \
-             "'mcpgate mock-upstream --profile conformance' and point the suite at it." >&2
-        exit 2 ;;
+    mock | gateway) ;;
     *)
         echo "conformance/run.sh: CONFORMANCE_TARGET must be mock or gateway, not '$target'" >&2
         exit 2 ;;
@@ -62,12 +58,14 @@ bin="${CARGO_TARGET_DIR:-$repo/target}/debug/mcpgate"
 # 3. The mock, on a port the kernel picks; its first stdout line says where it listens.
 work=$(mktemp -d)
 mock_pid=
+gateway_pid=
 cleanup() {
-    if [ -n "$mock_pid" ]; then
-        kill "$mock_pid" 2>/dev/null || true
-        wait "$mock_pid" 2>/dev/null || true
-    fi
+    for pid in $gateway_pid $mock_pid; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
     exec 3<&- 2>/dev/null || true
+    exec 4<&- 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -83,6 +81,25 @@ if ! IFS= read -r -t 60 ready <&3 || [[ "$ready" != *"listening on "* ]]; then
     exit 1
 fi
 url=${ready##*listening on }
+
+# 3b. The gateway in front of it, its names left as the upstream's (tool_prefix "never").
+if [ "$target" = gateway ]; then
+    cat >"$work/gateway.json" <<JSON
+{ "listen": "127.0.0.1:0", "workers": 2, "tool_prefix": "never",
+  "mcpServers": { "conformance": { "url": "$url" } } }
+JSON
+    mkfifo "$work/gateway.out"
+    MCPGATE_LOG=${MCPGATE_LOG:-info} "$bin" serve --config "$work/gateway.json" \
+        >"$work/gateway.out" 2>"$work/gateway.err" &
+    gateway_pid=$!
+    exec 4<"$work/gateway.out"
+    if ! IFS= read -r -t 60 ready <&4 || [[ "$ready" != *"listening on "* ]]; then
+        echo "conformance: the gateway did not report that it listens; its stderr:" >&2
+        cat "$work/gateway.err" >&2
+        exit 1
+    fi
+    url=${ready##*listening on }
+fi
 echo "conformance: target $target at $url" >&2
 
 # 4. The suite.
@@ -113,5 +130,9 @@ failed=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$summary")
 echo "conformance ($target, ${CONFORMANCE_SCENARIO:-suite $suite}): $summary"
 if [ "$status" -ne 0 ] || [ "$failed" != 0 ]; then
     sed -n '/=== Failed Checks ===/,$p' "$work/suite.log" >&2
+    if [ "$target" = gateway ]; then
+        echo "--- gateway log (last 40 lines)" >&2
+        tail -n 40 "$work/gateway.err" >&2
+    fi
     exit 1
 fi
