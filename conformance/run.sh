@@ -12,6 +12,9 @@
 #                         active (the runner's default), or pending.
 #   CONFORMANCE_SCENARIO  run this one scenario instead of a suite.
 #   CARGO_TARGET_DIR      where cargo builds (as for cargo itself).
+#   MCPGATE_BIN           an mcpgate binary to use instead of building one (CI passes the one
+#                         `cargo test` built, which a plain `cargo build` would rebuild: test
+#                         builds unify dependency features differently).
 #
 # The runner and the Node.js it needs (>= 22) are pinned in conformance/package.json and
 # package-lock.json and installed into conformance/.runner on first use (again when the lock
@@ -52,8 +55,11 @@ if [ "$node_major" -lt 22 ]; then
 fi
 
 # 2. The binary.
-(cd "$repo" && cargo build --bin mcpgate >&2)
-bin="${CARGO_TARGET_DIR:-$repo/target}/debug/mcpgate"
+bin=${MCPGATE_BIN:-}
+if [ -z "$bin" ]; then
+    (cd "$repo" && cargo build --bin mcpgate >&2)
+    bin="${CARGO_TARGET_DIR:-$repo/target}/debug/mcpgate"
+fi
 
 # 3. The mock, on a port the kernel picks; its first stdout line says where it listens.
 work=$(mktemp -d)

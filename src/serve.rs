@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::admin::metrics::{CoreMetrics, MetricsHub};
 use crate::config::Config;
-use crate::mcp::{McpService, ServiceSettings, SessionKeys, SessionVerifier};
+use crate::mcp::{announcements, McpService, ServiceSettings, SessionKeys, SessionVerifier};
 use crate::registry::recovery::spawn_recovery;
 use crate::registry::{PublishedRegistry, RegistryReader};
 use crate::runtime::{bind_listeners, core_channel, serve_on_workers_after, IoDriver};
@@ -92,8 +92,15 @@ pub fn serve(config: Config, driver: IoDriver) -> Result<(), String> {
         .map_err(|e| format!("cannot set up session keys: {e}"))?;
     let tool_count = started.snapshot.tools.items.len();
     let registry = PublishedRegistry::new(started.snapshot);
-    spawn_recovery(started.builder, registry.clone())
-        .map_err(|e| format!("cannot start the recovery thread: {e}"))?;
+    // Clients hear of list changes on their GET streams, on whichever core holds them.
+    let announcers = cores.clone();
+    let announce = move |lists: u8| {
+        for core in &announcers {
+            let _ = core.spawn(move || async move { announcements::announce(lists) });
+        }
+    };
+    spawn_recovery(started.builder, registry.clone(), announce)
+        .map_err(|e| format!("cannot start the registry keeper thread: {e}"))?;
     let metrics = MetricsHub::new();
     let start = Arc::new(WorkerStart {
         registry,

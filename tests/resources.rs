@@ -161,7 +161,7 @@ async fn resources_are_aggregated_and_routed(driver: &str) {
         .expect("resources capability");
     assert_eq!(
         (resources.subscribe, resources.list_changed),
-        (Some(true), Some(false))
+        (Some(true), Some(true))
     );
     assert!(capabilities.completions.is_some() && capabilities.logging.is_some());
 

@@ -7,7 +7,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 
 use futures_channel::oneshot;
 
@@ -25,11 +25,7 @@ thread_local! {
 }
 
 fn key(session: [u8; 8], id: &str) -> Key {
-    let hash = ID_HASH.with(|s| {
-        let mut h = s.build_hasher();
-        id.hash(&mut h);
-        h.finish()
-    });
+    let hash = ID_HASH.with(|s| s.hash_one(id));
     (session, hash)
 }
 

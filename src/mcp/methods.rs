@@ -91,8 +91,8 @@ pub fn handshake(env: &Envelope<'_>, out: &mut Vec<u8>) -> Option<Handshake> {
 pub fn write_initialize_result(out: &mut Vec<u8>, id: &str, version: ProtocolVersion) {
     let result = format!(
         concat!(
-            r#"{{"protocolVersion":"{}","capabilities":{{"tools":{{"listChanged":false}},"prompts":{{"listChanged":false}},"#,
-            r#""resources":{{"subscribe":true,"listChanged":false}},"completions":{{}},"logging":{{}}}},"#,
+            r#"{{"protocolVersion":"{}","capabilities":{{"tools":{{"listChanged":true}},"prompts":{{"listChanged":true}},"#,
+            r#""resources":{{"subscribe":true,"listChanged":true}},"completions":{{}},"logging":{{}}}},"#,
             r#""serverInfo":{{"name":"mcpgate","version":"{}"}}}}"#
         ),
         version.as_str(),

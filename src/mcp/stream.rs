@@ -9,14 +9,20 @@ use std::time::Duration;
 use super::batch::BatchStream;
 use super::call_stream::CallStream;
 use super::legacy_stream::LegacyStream;
+use futures_channel::mpsc::UnboundedReceiver;
+use futures_util::StreamExt;
+
+use super::announcements;
 use super::session::SessionKeys;
 use crate::http::SseStream;
 
+/// A session's `GET /mcp` stream: list-change notifications, and heartbeats in between.
 pub struct HeartbeatStream {
     keys: Arc<SessionKeys>,
     token: Box<[u8]>,
     interval: Duration,
     opened: bool,
+    changes: UnboundedReceiver<u8>,
 }
 
 impl HeartbeatStream {
@@ -26,6 +32,7 @@ impl HeartbeatStream {
             token: token.into(),
             interval,
             opened: false,
+            changes: announcements::subscribe(),
         }
     }
 }
@@ -38,11 +45,17 @@ impl SseStream for HeartbeatStream {
             out.extend_from_slice(b": mcpgate stream open\n\n");
             return true;
         }
-        monoio::time::sleep(self.interval).await;
+        let changed = monoio::select! {
+            () = monoio::time::sleep(self.interval) => None,
+            lists = self.changes.next() => lists,
+        };
         if self.keys.verify(&self.token).is_err() {
             return false;
         }
-        out.extend_from_slice(b": ping\n\n");
+        match changed {
+            Some(lists) => announcements::write_notifications(lists, out),
+            None => out.extend_from_slice(b": ping\n\n"),
+        }
         true
     }
 }

@@ -1,7 +1,8 @@
-//! Servers that missed start-up join later: a control-thread task per such server waits for
-//! it to come up (a stdio child or SSE stream finishing its handshake, an HTTP server
-//! answering `initialize`), lists what it publishes, and publishes a new snapshot that
-//! includes it.
+//! Keeping the registry current after start: servers that missed start-up join later (a task
+//! per such server waits for it to come up — a stdio child or SSE stream finishing its
+//! handshake, an HTTP server answering `initialize` — and lists what it publishes), and a
+//! server that reports `…/list_changed` is listed again. Each change publishes a new snapshot
+//! and tells `on_change` which lists changed, so clients can be told.
 //!
 //! Runs on its own thread with its own runtime; never on a worker core.
 
@@ -14,8 +15,10 @@ use futures_util::StreamExt;
 
 use super::builder::RegistryBuilder;
 use super::published::PublishedRegistry;
+use super::snapshot::ServerItems;
 use super::snapshot::{ServerEntry, ServerListing};
 use crate::runtime::{block_on, IoDriver};
+use crate::upstream::list_changes::{self, ListChange, PROMPTS, RESOURCES, TOOLS};
 use crate::upstream::listing::list_server;
 use crate::upstream::sse_legacy::SseState;
 use crate::upstream::stdio::StdioState;
@@ -26,10 +29,18 @@ const READY_POLL: Duration = Duration::from_millis(200);
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(30);
 
-/// Starts the recovery thread if any server is down; returns `None` when all are up.
+/// What the keeper thread learns: a server came up, or a server's lists changed.
+enum Update {
+    Up(usize, ServerListing),
+    Changed(ListChange),
+}
+
+/// Starts the registry keeper thread; `None` when there is nothing to keep (every server is up
+/// and another keeper already listens for list changes).
 pub fn spawn_recovery(
     mut builder: RegistryBuilder,
     published: Arc<PublishedRegistry>,
+    on_change: impl Fn(u8) + Send + 'static,
 ) -> std::io::Result<Option<JoinHandle<()>>> {
     let down: Vec<(usize, Arc<ServerEntry>)> = builder
         .listings()
@@ -38,33 +49,100 @@ pub fn spawn_recovery(
         .filter(|(_, l)| l.server.error.is_some())
         .map(|(i, l)| (i, l.server.clone()))
         .collect();
-    if down.is_empty() {
+    let changes = list_changes::listen();
+    if down.is_empty() && changes.is_none() {
         return Ok(None);
     }
-    let handle = std::thread::Builder::new().name("mcpgate-recovery".into()).spawn(move || {
+    let handle = std::thread::Builder::new().name("mcpgate-registry".into()).spawn(move || {
         let run = block_on(IoDriver::Epoll, || async move {
-            let (tx, mut rx) = mpsc::unbounded::<(usize, ServerListing)>();
+            let (tx, mut rx) = mpsc::unbounded::<Update>();
             for (index, server) in down {
                 let tx = tx.clone();
                 monoio::spawn(async move {
                     let listing = wait_until_up(&server).await;
-                    let _ = tx.unbounded_send((index, listing));
+                    let _ = tx.unbounded_send(Update::Up(index, listing));
+                });
+            }
+            if let Some(mut changes) = changes {
+                let tx = tx.clone();
+                monoio::spawn(async move {
+                    while let Some(change) = changes.next().await {
+                        if tx.unbounded_send(Update::Changed(change)).is_err() {
+                            return;
+                        }
+                    }
                 });
             }
             drop(tx);
-            while let Some((index, listing)) = rx.next().await {
-                let name = listing.server.name.clone();
-                let tools = listing.items.tools.len();
-                builder.set_listing(index, listing);
-                published.publish(builder.build());
-                tracing::info!(server = %name, tools, "upstream came up; its tools are now served");
+            while let Some(update) = rx.next().await {
+                match update {
+                    Update::Up(index, listing) => {
+                        let name = listing.server.name.clone();
+                        let tools = listing.items.tools.len();
+                        builder.set_listing(index, listing);
+                        published.publish(builder.build());
+                        on_change(TOOLS | PROMPTS | RESOURCES);
+                        tracing::info!(server = %name, tools, "upstream came up; its tools are now served");
+                    }
+                    Update::Changed(change) => {
+                        if let Some(lists) = relist(&mut builder, &change).await {
+                            published.publish(builder.build());
+                            on_change(lists);
+                        }
+                    }
+                }
             }
         });
         if let Err(e) = run {
-            tracing::error!(error = %e, "recovery runtime failed; servers that missed start-up stay out");
+            tracing::error!(error = %e, "registry keeper runtime failed; servers that missed start-up stay out and list changes are not followed");
         }
     })?;
     Ok(Some(handle))
+}
+
+/// Lists a server that reported a change again; which lists really changed, if any.
+async fn relist(builder: &mut RegistryBuilder, change: &ListChange) -> Option<u8> {
+    let index = builder
+        .listings()
+        .iter()
+        .position(|l| l.server.name == change.server)?;
+    let listing = &builder.listings()[index];
+    if listing.server.error.is_some() {
+        // Still down: its recovery task lists it when it comes up.
+        return None;
+    }
+    let server = listing.server.clone();
+    let items = match list_server(&server.upstream, &server.name, server.timeout).await {
+        Ok(items) => items,
+        Err(e) => {
+            tracing::warn!(server = %server.name, error = %e, "listing after a list change failed; keeping the old lists");
+            return None;
+        }
+    };
+    let lists = changed_lists(&builder.listings()[index].items, &items);
+    tracing::info!(server = %server.name, tools = items.tools.len(), prompts = items.prompts.len(), lists, "upstream lists changed; listed again");
+    builder.set_listing(index, ServerListing { server, items });
+    (lists != 0).then_some(lists)
+}
+
+/// The lists (bits) whose items differ.
+fn changed_lists(old: &ServerItems, new: &ServerItems) -> u8 {
+    let same = |a: &[Box<serde_json::value::RawValue>], b: &[Box<serde_json::value::RawValue>]| {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.get() == y.get())
+    };
+    let mut lists = 0;
+    if !same(&old.tools, &new.tools) {
+        lists |= TOOLS;
+    }
+    if !same(&old.prompts, &new.prompts) {
+        lists |= PROMPTS;
+    }
+    if !same(&old.resources, &new.resources)
+        || !same(&old.resource_templates, &new.resource_templates)
+    {
+        lists |= RESOURCES;
+    }
+    lists
 }
 
 /// Returns the server's listing once it answers, retrying with backoff.

@@ -13,6 +13,7 @@ use super::call::{EventSink, Responder, ResponderRoute, ServerMessage};
 use super::handshake::{
     initialize_request, parse_initialize_reply, InitializeInfo, INITIALIZED_NOTIFICATION,
 };
+use super::list_changes;
 use super::pool;
 use super::url::UpstreamUrl;
 use super::{CallTiming, Payload, UpstreamError, UpstreamReply};
@@ -357,6 +358,7 @@ impl HttpUpstream {
                     (Some(method), Some(req_id)) => {
                         self.on_server_request(method, req_id.get(), &event.data, events)
                     }
+                    (Some(method), None) if list_changes::report(&self.name, method) => {}
                     (Some(_), None) => {
                         let sent = events.is_some_and(|sink| {
                             sink.send(ServerMessage {

@@ -10,6 +10,7 @@ pub mod call;
 pub mod error;
 pub mod handshake;
 pub mod http;
+pub mod list_changes;
 pub mod listing;
 pub mod pending;
 pub mod pipes;

@@ -24,6 +24,7 @@ use serde_json::value::RawValue;
 use super::backoff::Backoff;
 use super::call::{EventSink, Responder, ResponderRoute, ServerMessage};
 use super::handshake::{initialize_request, parse_initialize_reply, INITIALIZED_NOTIFICATION};
+use super::list_changes;
 use super::pending::progress_token;
 use super::pending::PendingCalls;
 use super::pipes::{self, FrameSender, QueueError};
@@ -719,6 +720,9 @@ fn dispatch(name: &str, conn: &Arc<Conn>, line: &[u8]) {
 /// a log message is passed to the call in flight when there is exactly one (stdio carries no
 /// other tie between a message and a call).
 fn on_notification(name: &str, conn: &Conn, method: &str, params: Option<&RawValue>, line: &[u8]) {
+    if list_changes::report(name, method) {
+        return;
+    }
     let sink = match method {
         "notifications/progress" => {
             progress_token(params).and_then(|t| conn.pending.events_for_progress(t))

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use serde_json::value::RawValue;
 
 use super::super::call::{Responder, ResponderRoute, ServerMessage};
+use super::super::list_changes;
 use super::super::pending::progress_token;
 use super::super::process::{encode_answer_to_server, leading_id, preview};
 use super::super::Payload;
@@ -69,6 +70,9 @@ fn on_notification(
     params: Option<&RawValue>,
     message: &[u8],
 ) {
+    if list_changes::report(name, method) {
+        return;
+    }
     let sink = match method {
         "notifications/progress" => {
             progress_token(params).and_then(|t| session.pending.events_for_progress(t))
