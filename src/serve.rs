@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use crate::admin::metrics::{CoreMetrics, MetricsHub};
 use crate::config::Config;
-use crate::mcp::{announcements, McpService, ServiceSettings, SessionKeys, SessionVerifier};
-use crate::registry::recovery::spawn_recovery;
+use crate::mcp::{
+    announcements, subscriptions, McpService, ServiceSettings, SessionKeys, SessionVerifier,
+};
+use crate::registry::recovery::{spawn_recovery, KeeperListeners};
 use crate::registry::{PublishedRegistry, RegistryReader};
 use crate::runtime::{bind_listeners, core_channel, serve_on_workers_after, IoDriver};
 use crate::upstream::start::{start_upstreams, StartedUpstreams};
@@ -92,14 +94,31 @@ pub fn serve(config: Config, driver: IoDriver) -> Result<(), String> {
         .map_err(|e| format!("cannot set up session keys: {e}"))?;
     let tool_count = started.snapshot.tools.items.len();
     let registry = PublishedRegistry::new(started.snapshot);
-    // Clients hear of list changes on their GET streams, on whichever core holds them.
-    let announcers = cores.clone();
-    let announce = move |lists: u8| {
-        for core in &announcers {
-            let _ = core.spawn(move || async move { announcements::announce(lists) });
-        }
+    // Clients hear of list changes and of their subscriptions' updates on their GET streams,
+    // on whichever core holds them.
+    let (list_cores, update_cores) = (cores.clone(), cores.clone());
+    let listeners = KeeperListeners {
+        lists_changed: Box::new(move |lists: u8| {
+            for core in &list_cores {
+                let _ = core.spawn(move || async move { announcements::announce(lists) });
+            }
+        }),
+        resource_updated: Box::new(move |server: &str, uri: &str| {
+            for (session, client_uri) in subscriptions::subscribers(server, uri) {
+                let params = serde_json::json!({ "uri": client_uri });
+                let message = format!(
+                    r#"{{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{params}}}"#
+                );
+                let message: Arc<[u8]> = message.into_bytes().into();
+                for core in &update_cores {
+                    let message = message.clone();
+                    let _ =
+                        core.spawn(move || async move { announcements::deliver(session, message) });
+                }
+            }
+        }),
     };
-    spawn_recovery(started.builder, registry.clone(), announce)
+    spawn_recovery(started.builder, registry.clone(), listeners)
         .map_err(|e| format!("cannot start the registry keeper thread: {e}"))?;
     let metrics = MetricsHub::new();
     let start = Arc::new(WorkerStart {

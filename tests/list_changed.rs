@@ -1,7 +1,12 @@
-//! A server whose tools change tells the gateway (`notifications/tools/list_changed`); the
-//! gateway lists it again, serves the new tools, and tells every client on its `GET /mcp`
-//! stream. The server is a small one on the official TypeScript SDK whose `grow` tool adds a
-//! tool (the SDK then sends the notification by itself).
+//! What servers announce outside calls reaches clients on their `GET /mcp` streams:
+//! - a server whose tools change tells the gateway (`notifications/tools/list_changed`); the
+//!   gateway lists it again, serves the new tools, and tells every client;
+//! - a server's `notifications/resources/updated` reaches the sessions that subscribed to that
+//!   resource, under the URI they subscribed with, and no other session.
+//!
+//! The server is a small one on the official TypeScript SDK (tests/fixtures/changing-server.mjs):
+//! its `grow` tool adds a tool (the SDK then sends the notification by itself), and its `touch`
+//! tool changes a subscribable resource.
 
 mod common;
 
@@ -10,8 +15,8 @@ use common::*;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-fn growing_server() -> serde_json::Value {
-    let path = repo_root().join("tests/fixtures/growing-tools-server.mjs");
+fn changing_server() -> serde_json::Value {
+    let path = repo_root().join("tests/fixtures/changing-server.mjs");
     stdio_server("node", &[&path.to_string_lossy()])
 }
 
@@ -32,23 +37,18 @@ async fn read_until<R: tokio::io::AsyncBufRead + Unpin>(lines: &mut R, needle: &
 }
 
 fn tool_names(list: &serde_json::Value) -> Vec<String> {
-    list["result"]["tools"]
+    let mut names: Vec<String> = list["result"]["tools"]
         .as_array()
         .expect("tools")
         .iter()
         .filter_map(|t| t["name"].as_str().map(str::to_owned))
-        .collect()
+        .collect();
+    names.sort();
+    names
 }
 
-both_drivers!(a_changed_tool_list_reaches_connected_clients);
-
-async fn a_changed_tool_list_reaches_connected_clients(driver: &str) {
-    let gw = Gateway::start(driver, &config(&[("dyn", growing_server())])).await;
-    let session = RawSession::open(&gw.addr()).await;
-    let before = tool_names(&session.request("tools/list", json!({})).await);
-    assert_eq!(before, ["dyn__grow"]);
-
-    // A client listening on its GET stream (open once its first comment arrives).
+/// `session`'s `GET /mcp` stream, once open (its first comment has arrived).
+async fn open_stream(gw: &Gateway, session: &RawSession) -> BufReader<tokio::net::TcpStream> {
     let mut headers = session.headers();
     headers.retain(|(n, _)| *n != "Content-Type" && *n != "Accept");
     headers.push(("Accept", "text/event-stream".to_string()));
@@ -61,6 +61,83 @@ async fn a_changed_tool_list_reaches_connected_clients(driver: &str) {
         .expect("GET /mcp");
     let mut stream = BufReader::new(conn);
     read_until(&mut stream, "mcpgate stream open").await;
+    stream
+}
+
+/// The next `data:` line of the stream.
+async fn next_data<R: tokio::io::AsyncBufRead + Unpin>(lines: &mut R) -> String {
+    within("the next event", async {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = lines.read_line(&mut line).await.expect("read the stream");
+            assert!(n > 0, "the stream ended");
+            if let Some(data) = line.strip_prefix("data: ") {
+                return data.trim_end().to_owned();
+            }
+        }
+    })
+    .await
+}
+
+both_drivers!(resource_updates_reach_their_subscribers_only);
+
+async fn resource_updates_reach_their_subscribers_only(driver: &str) {
+    let gw = Gateway::start(driver, &config(&[("dyn", changing_server())])).await;
+    let subscriber = RawSession::open(&gw.addr()).await;
+    let bystander = RawSession::open(&gw.addr()).await;
+    let mut subscribed = open_stream(&gw, &subscriber).await;
+    let mut other = open_stream(&gw, &bystander).await;
+
+    let uri = "mcpgate://dyn/note://counter";
+    let listed = subscriber.request("resources/list", json!({})).await;
+    assert_eq!(listed["result"]["resources"][0]["uri"], uri);
+    let ok = subscriber
+        .request("resources/subscribe", json!({ "uri": uri }))
+        .await;
+    assert_eq!(ok["result"], json!({}));
+
+    let touched = bystander
+        .request("tools/call", json!({"name": "dyn__touch", "arguments": {}}))
+        .await;
+    assert_eq!(touched["result"]["content"][0]["text"], "counter is 1");
+    let update: serde_json::Value =
+        serde_json::from_str(&next_data(&mut subscribed).await).expect("JSON");
+    assert_eq!(
+        update,
+        json!({"jsonrpc": "2.0", "method": "notifications/resources/updated", "params": {"uri": uri}})
+    );
+
+    // The bystander's next event is the tool list change that follows, not the update.
+    bystander
+        .request("tools/call", json!({"name": "dyn__grow", "arguments": {}}))
+        .await;
+    let next = next_data(&mut other).await;
+    assert!(next.contains("notifications/tools/list_changed"), "{next}");
+
+    // Unsubscribed: the next touch is not announced; the list change after it is.
+    subscriber
+        .request("resources/unsubscribe", json!({ "uri": uri }))
+        .await;
+    let _ = next_data(&mut subscribed).await; // the list change of `grow`
+    bystander
+        .request("tools/call", json!({"name": "dyn__touch", "arguments": {}}))
+        .await;
+    bystander
+        .request("tools/call", json!({"name": "dyn__grow", "arguments": {}}))
+        .await;
+    let next = next_data(&mut subscribed).await;
+    assert!(next.contains("notifications/tools/list_changed"), "{next}");
+}
+
+both_drivers!(a_changed_tool_list_reaches_connected_clients);
+
+async fn a_changed_tool_list_reaches_connected_clients(driver: &str) {
+    let gw = Gateway::start(driver, &config(&[("dyn", changing_server())])).await;
+    let session = RawSession::open(&gw.addr()).await;
+    let before = tool_names(&session.request("tools/list", json!({})).await);
+    assert_eq!(before, ["dyn__grow", "dyn__touch"]);
+    let mut stream = open_stream(&gw, &session).await;
 
     let grown = session
         .request("tools/call", json!({"name": "dyn__grow", "arguments": {}}))
@@ -70,7 +147,7 @@ async fn a_changed_tool_list_reaches_connected_clients(driver: &str) {
 
     // The gateway listed the server again before telling anyone.
     let after = tool_names(&session.request("tools/list", json!({})).await);
-    assert_eq!(after, ["dyn__grow", "dyn__grown-1"]);
+    assert_eq!(after, ["dyn__grow", "dyn__grown-1", "dyn__touch"]);
     let answer = session
         .request(
             "tools/call",

@@ -30,6 +30,7 @@ pub mod session;
 mod stateless;
 mod stateless_reply;
 mod stream;
+pub mod subscriptions;
 pub mod version;
 
 pub use service::{McpService, ServiceSettings};

@@ -8,6 +8,7 @@
 use serde_json::value::RawValue;
 
 use super::forward::Forwarding;
+use super::subscriptions;
 use crate::registry::{RegistrySnapshot, Unroutable, UriRoute};
 
 /// Routes `params.uri` and forwards `method` to its server with the original URI.
@@ -28,8 +29,18 @@ pub async fn forward_by_uri(
     };
     let mut upstream_params = Vec::with_capacity(params.map_or(0, |p| p.get().len()) + 8);
     obj.write_replacing(&mut upstream_params, "uri", route.original);
-    fwd.send(&snapshot.servers[route.server], method, upstream_params)
-        .await
+    let server = &snapshot.servers[route.server];
+    // Kept before the server answers: its updates may come as soon as it has subscribed.
+    match method {
+        "resources/subscribe" => {
+            subscriptions::subscribe(fwd.session, &server.name, route.original, &uri)
+        }
+        "resources/unsubscribe" => {
+            subscriptions::unsubscribe(fwd.session, &server.name, route.original)
+        }
+        _ => {}
+    }
+    fwd.send(server, method, upstream_params).await
 }
 
 /// The route for `uri`; `None` (with the -32602 reply written) when there is none.

@@ -211,7 +211,7 @@ impl McpService {
             );
             return Outcome::Done;
         }
-        let Some(_claims) = self.session(head, resp) else {
+        let Some(claims) = self.session(head, resp) else {
             return Outcome::Done;
         };
         if !self.version_header_ok(head, resp) {
@@ -222,6 +222,7 @@ impl McpService {
         Outcome::Stream(McpStream::Heartbeat(HeartbeatStream::new(
             self.sessions.keys_arc(),
             token,
+            claims.nonce,
             self.settings.heartbeat,
         )))
     }

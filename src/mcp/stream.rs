@@ -12,8 +12,9 @@ use super::legacy_stream::LegacyStream;
 use futures_channel::mpsc::UnboundedReceiver;
 use futures_util::StreamExt;
 
-use super::announcements;
+use super::announcements::{self, Announcement};
 use super::session::SessionKeys;
+use crate::http::sse::write_event;
 use crate::http::SseStream;
 
 /// A session's `GET /mcp` stream: list-change notifications, and heartbeats in between.
@@ -22,17 +23,18 @@ pub struct HeartbeatStream {
     token: Box<[u8]>,
     interval: Duration,
     opened: bool,
-    changes: UnboundedReceiver<u8>,
+    changes: UnboundedReceiver<Announcement>,
 }
 
 impl HeartbeatStream {
-    pub fn new(keys: Arc<SessionKeys>, token: &[u8], interval: Duration) -> Self {
+    /// The stream of the session `token` (nonce `session`).
+    pub fn new(keys: Arc<SessionKeys>, token: &[u8], session: [u8; 8], interval: Duration) -> Self {
         HeartbeatStream {
             keys,
             token: token.into(),
             interval,
             opened: false,
-            changes: announcements::subscribe(),
+            changes: announcements::subscribe(session),
         }
     }
 }
@@ -53,7 +55,8 @@ impl SseStream for HeartbeatStream {
             return false;
         }
         match changed {
-            Some(lists) => announcements::write_notifications(lists, out),
+            Some(Announcement::Lists(lists)) => announcements::write_notifications(lists, out),
+            Some(Announcement::Message(message)) => write_event(out, &message),
             None => out.extend_from_slice(b": ping\n\n"),
         }
         true

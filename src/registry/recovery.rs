@@ -18,8 +18,8 @@ use super::published::PublishedRegistry;
 use super::snapshot::ServerItems;
 use super::snapshot::{ServerEntry, ServerListing};
 use crate::runtime::{block_on, IoDriver};
-use crate::upstream::list_changes::{self, ListChange, PROMPTS, RESOURCES, TOOLS};
 use crate::upstream::listing::list_server;
+use crate::upstream::server_notices::{self, ServerNotice, PROMPTS, RESOURCES, TOOLS};
 use crate::upstream::sse_legacy::SseState;
 use crate::upstream::stdio::StdioState;
 use crate::upstream::Upstream;
@@ -29,18 +29,30 @@ const READY_POLL: Duration = Duration::from_millis(200);
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(30);
 
-/// What the keeper thread learns: a server came up, or a server's lists changed.
+/// What the keeper thread learns: a server came up, or a server said something.
 enum Update {
     Up(usize, ServerListing),
-    Changed(ListChange),
+    Notice(ServerNotice),
+}
+
+/// Told the server's name and its own URI of a resource that changed.
+pub type ResourceUpdatedListener = Box<dyn Fn(&str, &str) + Send>;
+
+/// Who hears what the keeper learns.
+pub struct KeeperListeners {
+    /// Some lists (bits of `server_notices::{TOOLS, PROMPTS, RESOURCES}`) changed; the new
+    /// snapshot is published already.
+    pub lists_changed: Box<dyn Fn(u8) + Send>,
+    /// A server's resource changed: the server's name and its own URI.
+    pub resource_updated: ResourceUpdatedListener,
 }
 
 /// Starts the registry keeper thread; `None` when there is nothing to keep (every server is up
-/// and another keeper already listens for list changes).
+/// and another keeper already listens for server notices).
 pub fn spawn_recovery(
     mut builder: RegistryBuilder,
     published: Arc<PublishedRegistry>,
-    on_change: impl Fn(u8) + Send + 'static,
+    listeners: KeeperListeners,
 ) -> std::io::Result<Option<JoinHandle<()>>> {
     let down: Vec<(usize, Arc<ServerEntry>)> = builder
         .listings()
@@ -49,7 +61,7 @@ pub fn spawn_recovery(
         .filter(|(_, l)| l.server.error.is_some())
         .map(|(i, l)| (i, l.server.clone()))
         .collect();
-    let changes = list_changes::listen();
+    let changes = server_notices::listen();
     if down.is_empty() && changes.is_none() {
         return Ok(None);
     }
@@ -67,7 +79,7 @@ pub fn spawn_recovery(
                 let tx = tx.clone();
                 monoio::spawn(async move {
                     while let Some(change) = changes.next().await {
-                        if tx.unbounded_send(Update::Changed(change)).is_err() {
+                        if tx.unbounded_send(Update::Notice(change)).is_err() {
                             return;
                         }
                     }
@@ -81,14 +93,17 @@ pub fn spawn_recovery(
                         let tools = listing.items.tools.len();
                         builder.set_listing(index, listing);
                         published.publish(builder.build());
-                        on_change(TOOLS | PROMPTS | RESOURCES);
+                        (listeners.lists_changed)(TOOLS | PROMPTS | RESOURCES);
                         tracing::info!(server = %name, tools, "upstream came up; its tools are now served");
                     }
-                    Update::Changed(change) => {
-                        if let Some(lists) = relist(&mut builder, &change).await {
+                    Update::Notice(ServerNotice::ListsChanged { server, .. }) => {
+                        if let Some(lists) = relist(&mut builder, &server).await {
                             published.publish(builder.build());
-                            on_change(lists);
+                            (listeners.lists_changed)(lists);
                         }
+                    }
+                    Update::Notice(ServerNotice::ResourceUpdated { server, uri }) => {
+                        (listeners.resource_updated)(&server, &uri)
                     }
                 }
             }
@@ -101,11 +116,11 @@ pub fn spawn_recovery(
 }
 
 /// Lists a server that reported a change again; which lists really changed, if any.
-async fn relist(builder: &mut RegistryBuilder, change: &ListChange) -> Option<u8> {
+async fn relist(builder: &mut RegistryBuilder, server: &str) -> Option<u8> {
     let index = builder
         .listings()
         .iter()
-        .position(|l| l.server.name == change.server)?;
+        .position(|l| l.server.name == server)?;
     let listing = &builder.listings()[index];
     if listing.server.error.is_some() {
         // Still down: its recovery task lists it when it comes up.

@@ -13,8 +13,8 @@ use super::call::{EventSink, Responder, ResponderRoute, ServerMessage};
 use super::handshake::{
     initialize_request, parse_initialize_reply, InitializeInfo, INITIALIZED_NOTIFICATION,
 };
-use super::list_changes;
 use super::pool;
+use super::server_notices;
 use super::url::UpstreamUrl;
 use super::{CallTiming, Payload, UpstreamError, UpstreamReply};
 use crate::http::client::{BodyReader, ClientConn, ReplyHead, ReplyKind};
@@ -358,7 +358,8 @@ impl HttpUpstream {
                     (Some(method), Some(req_id)) => {
                         self.on_server_request(method, req_id.get(), &event.data, events)
                     }
-                    (Some(method), None) if list_changes::report(&self.name, method) => {}
+                    (Some(method), None)
+                        if server_notices::report(&self.name, method, env.params) => {}
                     (Some(_), None) => {
                         let sent = events.is_some_and(|sink| {
                             sink.send(ServerMessage {

@@ -24,7 +24,6 @@ use serde_json::value::RawValue;
 use super::backoff::Backoff;
 use super::call::{EventSink, Responder, ResponderRoute, ServerMessage};
 use super::handshake::{initialize_request, parse_initialize_reply, INITIALIZED_NOTIFICATION};
-use super::list_changes;
 use super::pending::progress_token;
 use super::pending::PendingCalls;
 use super::pipes::{self, FrameSender, QueueError};
@@ -32,6 +31,7 @@ use super::process::{
     self, block_on_timeout, deadline_after, encode_message, join_bounded, leading_id, lock,
     preview, push_json_string, thread_name, ChildProcess, Line,
 };
+use super::server_notices;
 use super::{InitializeInfo, Payload, ReplyReceiver, ReplySender, UpstreamError};
 use crate::jsonrpc::Envelope;
 use crate::runtime::CoreHandle;
@@ -720,7 +720,7 @@ fn dispatch(name: &str, conn: &Arc<Conn>, line: &[u8]) {
 /// a log message is passed to the call in flight when there is exactly one (stdio carries no
 /// other tie between a message and a call).
 fn on_notification(name: &str, conn: &Conn, method: &str, params: Option<&RawValue>, line: &[u8]) {
-    if list_changes::report(name, method) {
+    if server_notices::report(name, method, params) {
         return;
     }
     let sink = match method {

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use serde_json::value::RawValue;
 
 use super::super::call::{Responder, ResponderRoute, ServerMessage};
-use super::super::list_changes;
 use super::super::pending::progress_token;
 use super::super::process::{encode_answer_to_server, leading_id, preview};
+use super::super::server_notices;
 use super::super::Payload;
 use super::{Inner, Session, SseAnswerPath};
 use crate::http::sse::SkippedEvent;
@@ -70,7 +70,7 @@ fn on_notification(
     params: Option<&RawValue>,
     message: &[u8],
 ) {
-    if list_changes::report(name, method) {
+    if server_notices::report(name, method, params) {
         return;
     }
     let sink = match method {
