@@ -1,6 +1,7 @@
 //! Prompts through the gateway: `prompts/list` aggregates every server's prompts under
 //! prefixed names (servers without prompts contribute none), and `prompts/get` reaches the
 //! right server with the original name and returns exactly what the server returns directly.
+//! Two servers publish prompts: server-everything over stdio and over streamable HTTP.
 
 mod common;
 
@@ -11,11 +12,13 @@ use serde_json::json;
 both_drivers!(prompts_are_aggregated_and_routed);
 
 async fn prompts_are_aggregated_and_routed(driver: &str) {
+    let remote = HttpUpstream::everything().await;
     let gw = Gateway::start(
         driver,
         &config(&[
             ("everything", everything_stdio()),
             ("mock", mock_stdio(&[])),
+            ("remote", http_server(&remote.url)),
         ]),
     )
     .await;
@@ -30,7 +33,12 @@ async fn prompts_are_aggregated_and_routed(driver: &str) {
         .expect("gateway list");
     let mut expected: Vec<String> = direct_prompts
         .iter()
-        .map(|p| format!("everything__{}", p.name))
+        .flat_map(|p| {
+            [
+                format!("everything__{}", p.name),
+                format!("remote__{}", p.name),
+            ]
+        })
         .collect();
     let mut got: Vec<String> = listed.iter().map(|p| p.name.clone()).collect();
     expected.sort();
@@ -42,7 +50,11 @@ async fn prompts_are_aggregated_and_routed(driver: &str) {
     );
     // Everything but the name is passed through as the server published it.
     for p in &listed {
-        let original = p.name.trim_start_matches("everything__");
+        let original = p
+            .name
+            .strip_prefix("everything__")
+            .or_else(|| p.name.strip_prefix("remote__"))
+            .expect("a prefixed name");
         let mut d = direct_prompts
             .iter()
             .find(|q| q.name == original)
@@ -83,6 +95,21 @@ async fn prompts_are_aggregated_and_routed(driver: &str) {
     .await
     .expect("args-prompt direct");
     assert_eq!(with_args, with_args_direct);
+    // The same prompt of the other server: routed there, same answer.
+    let remote_args = within(
+        "prompts/get args on the HTTP server",
+        through.get_prompt(
+            GetPromptRequestParams::new("remote__args-prompt").with_arguments(
+                json!({ "city": "Lisbon", "state": "Lisboa" })
+                    .as_object()
+                    .cloned()
+                    .expect("object"),
+            ),
+        ),
+    )
+    .await
+    .expect("args-prompt through the gateway from the HTTP server");
+    assert_eq!(remote_args, with_args_direct);
 
     match within(
         "unknown prompt",
