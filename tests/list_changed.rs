@@ -6,7 +6,8 @@
 //!
 //! The server is a small one on the official TypeScript SDK (tests/fixtures/changing-server.mjs):
 //! its `grow` tool adds a tool (the SDK then sends the notification by itself), and its `touch`
-//! tool changes a subscribable resource.
+//! tool changes a subscribable resource. It runs over stdio, and over streamable HTTP, where it
+//! announces the change on its own `GET` stream, which the gateway follows.
 
 mod common;
 
@@ -155,4 +156,28 @@ async fn a_changed_tool_list_reaches_connected_clients(driver: &str) {
         )
         .await;
     assert_eq!(answer["result"]["content"][0]["text"], "grown-1 answers");
+}
+
+both_drivers!(an_http_servers_list_change_on_its_own_stream_reaches_clients);
+
+async fn an_http_servers_list_change_on_its_own_stream_reaches_clients(driver: &str) {
+    let server = HttpUpstream::node_fixture("changing-server.mjs").await;
+    let mut gw = Gateway::start(driver, &config(&[("dyn", http_server(&server.url))])).await;
+    // The gateway follows the server's GET stream once its session is up.
+    tokio::task::block_in_place(|| {
+        gw.proc.wait_stderr_line(
+            |l| l.contains("following the server's GET stream"),
+            std::time::Duration::from_secs(20),
+        )
+    });
+    let session = RawSession::open(&gw.addr()).await;
+    let mut stream = open_stream(&gw, &session).await;
+
+    let grown = session
+        .request("tools/call", json!({"name": "dyn__grow", "arguments": {}}))
+        .await;
+    assert_eq!(grown["result"]["content"][0]["text"], "added grown-1");
+    read_until(&mut stream, "notifications/tools/list_changed").await;
+    let after = tool_names(&session.request("tools/list", json!({})).await);
+    assert_eq!(after, ["dyn__grow", "dyn__grown-1", "dyn__touch"]);
 }

@@ -20,6 +20,7 @@ use super::{CallTiming, Payload, UpstreamError, UpstreamReply};
 use crate::http::client::{BodyReader, ClientConn, ReplyHead, ReplyKind};
 use crate::http::sse::SseParser;
 use crate::jsonrpc::Envelope;
+use crate::runtime::CoreHandle;
 
 /// How long a finished SSE reply may take to end its stream before its connection is dropped.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -32,9 +33,13 @@ struct Session {
     info: InitializeInfo,
 }
 
+mod server_stream;
+
 pub struct HttpUpstream {
     /// Unique per process; keys the per-core pools.
     pool_key: u64,
+    /// Where each session's own `GET` stream is followed, when set.
+    stream_core: std::sync::OnceLock<CoreHandle>,
     name: String,
     url: UpstreamUrl,
     /// Configured headers (may hold credentials: never logged).
@@ -54,6 +59,7 @@ impl HttpUpstream {
     ) -> Result<Self, String> {
         Ok(HttpUpstream {
             pool_key: pool::new_pool_key(),
+            stream_core: std::sync::OnceLock::new(),
             name: name.to_owned(),
             url: UpstreamUrl::resolve(url)?,
             headers,
@@ -125,8 +131,23 @@ impl HttpUpstream {
         )
         .await
         .map_err(|e| e.into_error(self))?;
-        self.set_session(Some(session));
+        self.set_session(Some(session.clone()));
+        if let Some(core) = self.stream_core.get() {
+            let up = self.clone();
+            if core
+                .spawn(move || server_stream::follow(up, session))
+                .is_err()
+            {
+                tracing::debug!(server = %self.name, "no core to follow the server's GET stream on");
+            }
+        }
         Ok(info)
+    }
+
+    /// Follows each session's own `GET` stream (list changes, resource updates outside calls)
+    /// on `core`, from the next `initialize` on.
+    pub fn follow_server_stream_on(&self, core: CoreHandle) {
+        let _ = self.stream_core.set(core);
     }
 
     /// Sends a request and returns the upstream's response message. Messages the server

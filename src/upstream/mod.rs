@@ -16,6 +16,7 @@ pub mod pipes;
 pub mod pool;
 pub mod process;
 pub mod server_notices;
+pub mod sse_events;
 pub mod sse_legacy;
 pub mod start;
 pub mod stdio;

@@ -78,8 +78,10 @@ fn create(server: &ServerConfig, max_reply: usize, owner: &CoreHandle) -> Result
             owner.clone(),
         ))),
         Transport::Http { url, headers } => {
-            HttpUpstream::new(&server.name, url, headers.clone(), max_reply)
-                .map(|h| Upstream::Http(Arc::new(h)))
+            HttpUpstream::new(&server.name, url, headers.clone(), max_reply).map(|h| {
+                h.follow_server_stream_on(owner.clone());
+                Upstream::Http(Arc::new(h))
+            })
         }
         Transport::Sse { url, headers } => SseUpstream::start(
             SseSpec {

@@ -324,6 +324,20 @@ impl HttpUpstream {
         HttpUpstream { proc, url }
     }
 
+    /// A Node.js fixture server run with `node <script> --http`, which prints
+    /// `listening on http://127.0.0.1:PORT/mcp` when ready.
+    pub async fn node_fixture(script: &str) -> HttpUpstream {
+        let mut cmd = std::process::Command::new("node");
+        cmd.arg(repo_root().join("tests/fixtures").join(script))
+            .arg("--http");
+        let proc = Proc::spawn(script, cmd);
+        let (proc, line) = wait_ready(proc, Stream::Stdout, |l| l.starts_with("listening on "))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let url = line["listening on ".len()..].trim().to_string();
+        HttpUpstream { proc, url }
+    }
+
     /// `mcp-server-everything streamableHttp` with `PORT=<free port>`; waits until it logs
     /// `MCP Streamable HTTP Server listening on port N` on stderr.
     pub async fn everything() -> HttpUpstream {

@@ -19,16 +19,15 @@ use super::super::handshake::{
     initialize_request, parse_initialize_reply, InitializeInfo, INITIALIZED_NOTIFICATION,
 };
 use super::super::pool;
+use super::super::sse_events::SseEvents as Events;
 use super::dispatch::{dispatch, on_oversized, Answers};
 use super::endpoint::resolve_endpoint;
 use super::{Inner, Session, SseState};
-use crate::http::client::{write_sse_get, BodyReader, ClientConn, ReplyKind};
-use crate::http::sse::{SseItem, SseParser};
+use crate::http::client::{write_sse_get, ReplyKind};
+use crate::http::sse::SseItem;
 
 /// How long a fresh stream has to announce its endpoint and answer `initialize`.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Bytes asked of the stream per read.
-const READ_CHUNK: usize = 16 * 1024;
 
 /// The task's body: one stream after another, until `stop` closes.
 pub(super) async fn run(inner: Arc<Inner>, mut stop: mpsc::UnboundedReceiver<()>) {
@@ -137,13 +136,7 @@ async fn open(inner: &Inner) -> Result<(Events, super::UpstreamUrl), String> {
     if head.kind != ReplyKind::EventStream {
         return Err("the GET's reply is not text/event-stream".into());
     }
-    let mut events = Events {
-        conn,
-        body: BodyReader::new(head.framing, usize::MAX),
-        parser: SseParser::new(inner.spec.max_event_bytes),
-        chunk: Vec::with_capacity(READ_CHUNK),
-        ended: false,
-    };
+    let mut events = Events::new(conn, &head, inner.spec.max_event_bytes);
     loop {
         match events.next().await? {
             Some(SseItem::Event(e)) if e.event.as_deref() == Some("endpoint") => {
@@ -207,37 +200,6 @@ async fn read_messages(
             Ok(Some(SseItem::TooLarge(skipped))) => on_oversized(inner, session, &skipped),
             Ok(None) => return "the server closed the stream".into(),
             Err(reason) => return reason,
-        }
-    }
-}
-
-/// The GET stream's body as events.
-struct Events {
-    conn: ClientConn,
-    body: BodyReader,
-    parser: SseParser,
-    chunk: Vec<u8>,
-    ended: bool,
-}
-
-impl Events {
-    /// The next event (or report of an oversized one); `None` once the stream ended.
-    async fn next(&mut self) -> Result<Option<SseItem>, String> {
-        loop {
-            if let Some(item) = self.parser.next_item() {
-                return Ok(Some(item));
-            }
-            if self.ended {
-                return Ok(None);
-            }
-            self.chunk.clear();
-            let more = self
-                .body
-                .read(&mut self.conn, &mut self.chunk, usize::MAX)
-                .await
-                .map_err(|e| format!("reading the stream failed: {e}"))?;
-            self.parser.push(&self.chunk);
-            self.ended = !more;
         }
     }
 }
