@@ -181,3 +181,28 @@ async fn an_http_servers_list_change_on_its_own_stream_reaches_clients(driver: &
     let after = tool_names(&session.request("tools/list", json!({})).await);
     assert_eq!(after, ["dyn__grow", "dyn__grown-1", "dyn__touch"]);
 }
+
+both_drivers!(legacy_sse_clients_hear_of_list_changes_too);
+
+async fn legacy_sse_clients_hear_of_list_changes_too(driver: &str) {
+    let gw = Gateway::start(driver, &config(&[("dyn", changing_server())])).await;
+    let mut conn = tokio::net::TcpStream::connect(gw.addr())
+        .await
+        .expect("connect");
+    let get = build_request(
+        "GET",
+        "/sse",
+        &gw.addr(),
+        &[("Accept", "text/event-stream")],
+        b"",
+    );
+    conn.write_all(&get).await.expect("GET /sse");
+    let mut legacy = BufReader::new(conn);
+    read_until(&mut legacy, "/messages?session_id=").await;
+
+    let session = RawSession::open(&gw.addr()).await;
+    session
+        .request("tools/call", json!({"name": "dyn__grow", "arguments": {}}))
+        .await;
+    read_until(&mut legacy, "notifications/tools/list_changed").await;
+}

@@ -55,16 +55,40 @@ pub fn deliver(session: [u8; 8], message: std::sync::Arc<[u8]>) {
     });
 }
 
-/// The notifications for `lists`, as SSE events.
-pub fn write_notifications(lists: u8, out: &mut Vec<u8>) {
-    for (bit, method) in [
-        (TOOLS, "notifications/tools/list_changed"),
-        (PROMPTS, "notifications/prompts/list_changed"),
-        (RESOURCES, "notifications/resources/list_changed"),
-    ] {
-        if lists & bit != 0 {
-            let message = format!(r#"{{"jsonrpc":"2.0","method":"{method}"}}"#);
-            write_event(out, message.as_bytes());
+/// The notifications that say `lists` changed.
+pub fn notifications(lists: u8) -> impl Iterator<Item = &'static str> {
+    [
+        (
+            TOOLS,
+            r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#,
+        ),
+        (
+            PROMPTS,
+            r#"{"jsonrpc":"2.0","method":"notifications/prompts/list_changed"}"#,
+        ),
+        (
+            RESOURCES,
+            r#"{"jsonrpc":"2.0","method":"notifications/resources/list_changed"}"#,
+        ),
+    ]
+    .into_iter()
+    .filter(move |(bit, _)| lists & bit != 0)
+    .map(|(_, message)| message)
+}
+
+/// `announcement` as SSE events, each after `event_line` (empty, or `event: message\n` for
+/// legacy clients).
+pub fn write_announcement(announcement: &Announcement, event_line: &[u8], out: &mut Vec<u8>) {
+    match announcement {
+        Announcement::Lists(lists) => {
+            for message in notifications(*lists) {
+                out.extend_from_slice(event_line);
+                write_event(out, message.as_bytes());
+            }
+        }
+        Announcement::Message(message) => {
+            out.extend_from_slice(event_line);
+            write_event(out, message);
         }
     }
 }
@@ -94,7 +118,7 @@ mod tests {
         assert_eq!(other.try_recv().ok(), Some(Announcement::Message(message)));
         assert!(open.try_recv().is_err(), "not for session 1");
         let mut out = Vec::new();
-        write_notifications(TOOLS | RESOURCES, &mut out);
+        write_announcement(&Announcement::Lists(TOOLS | RESOURCES), b"", &mut out);
         let text = String::from_utf8(out).expect("utf-8");
         assert_eq!(
             text,

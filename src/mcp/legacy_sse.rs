@@ -133,6 +133,7 @@ impl McpService {
             registration,
             keys,
             &token,
+            claims.nonce,
             self.settings.heartbeat,
         ))))
     }

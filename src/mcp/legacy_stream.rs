@@ -9,8 +9,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_channel::mpsc::UnboundedReceiver;
 use futures_util::StreamExt;
 
+use super::announcements::{self, Announcement};
 use super::legacy_sessions::Registration;
 use super::session::SessionKeys;
 use crate::http::SseStream;
@@ -25,6 +27,8 @@ pub struct LegacyStream {
     keys: Arc<SessionKeys>,
     token: Box<[u8]>,
     heartbeat: Duration,
+    /// List changes and this session's resource updates.
+    changes: UnboundedReceiver<Announcement>,
 }
 
 /// The first event of a legacy stream: where the client POSTs its messages.
@@ -42,6 +46,7 @@ impl LegacyStream {
         registration: Registration,
         keys: Arc<SessionKeys>,
         token: &str,
+        session: [u8; 8],
         heartbeat: Duration,
     ) -> Self {
         LegacyStream {
@@ -50,6 +55,7 @@ impl LegacyStream {
             keys,
             token: token.as_bytes().into(),
             heartbeat,
+            changes: announcements::subscribe(session),
         }
     }
 }
@@ -61,7 +67,21 @@ impl SseStream for LegacyStream {
             return true;
         }
         let rx = &mut self.registration.rx;
-        match monoio::time::timeout(self.heartbeat, rx.next()).await {
+        let queued = monoio::select! {
+            queued = monoio::time::timeout(self.heartbeat, rx.next()) => queued,
+            change = self.changes.next() => {
+                match change {
+                    Some(change) => {
+                        announcements::write_announcement(&change, b"event: message\n", out)
+                    }
+                    // Not expected (this core keeps the sender while the stream lives); an
+                    // event must still be written, an empty one would end the reply.
+                    None => out.extend_from_slice(b": ping\n\n"),
+                }
+                return true;
+            }
+        };
+        match queued {
             Ok(Some(events)) => {
                 out.extend_from_slice(&events);
                 // Whatever else is already waiting leaves in the same write.

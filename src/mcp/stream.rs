@@ -14,7 +14,6 @@ use futures_util::StreamExt;
 
 use super::announcements::{self, Announcement};
 use super::session::SessionKeys;
-use crate::http::sse::write_event;
 use crate::http::SseStream;
 
 /// A session's `GET /mcp` stream: list-change notifications, and heartbeats in between.
@@ -55,8 +54,7 @@ impl SseStream for HeartbeatStream {
             return false;
         }
         match changed {
-            Some(Announcement::Lists(lists)) => announcements::write_notifications(lists, out),
-            Some(Announcement::Message(message)) => write_event(out, &message),
+            Some(announcement) => announcements::write_announcement(&announcement, b"", out),
             None => out.extend_from_slice(b": ping\n\n"),
         }
         true
