@@ -2,7 +2,7 @@
 //! JSON-RPC on stdin/stdout.
 //!
 //! Owns: supervising one child per upstream (spawn, MCP handshake, restart with backoff, graceful
-//! shutdown) and matching replies to calls by gateway-assigned id.
+//! shutdown) and the calls made to it; what each line of its stdout means is in [`dispatch`].
 //! Must never: block a worker core — [`StdioUpstream::call`], [`StdioUpstream::notify`] and
 //! [`StdioUpstream::cancel`] only take short locks and queue a frame; spawning and reaping
 //! happen on this module's own threads ([`super::process`]).
@@ -19,21 +19,16 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use serde_json::value::RawValue;
-
 use super::backoff::Backoff;
-use super::call::{EventSink, Responder, ResponderRoute, ServerMessage};
+use super::call::EventSink;
 use super::handshake::{initialize_request, parse_initialize_reply, INITIALIZED_NOTIFICATION};
-use super::pending::progress_token;
 use super::pending::PendingCalls;
 use super::pipes::{self, FrameSender, QueueError};
 use super::process::{
-    self, block_on_timeout, deadline_after, encode_message, join_bounded, leading_id, lock,
-    preview, push_json_string, thread_name, ChildProcess, Line,
+    self, block_on_timeout, deadline_after, encode_message, join_bounded, lock, push_json_string,
+    thread_name, ChildProcess,
 };
-use super::server_notices;
-use super::{InitializeInfo, Payload, ReplyReceiver, ReplySender, UpstreamError};
-use crate::jsonrpc::Envelope;
+use super::{InitializeInfo, ReplyReceiver, ReplySender, UpstreamError};
 use crate::runtime::CoreHandle;
 
 /// How long a freshly started child has to answer `initialize`.
@@ -143,26 +138,6 @@ struct Conn {
     tx: FrameSender,
     pending: PendingCalls,
     process: Arc<ChildProcess>,
-}
-
-/// The way back to the child that sent a request, for the client's answer.
-pub struct StdioAnswerPath {
-    server: String,
-    conn: Arc<Conn>,
-}
-
-impl StdioAnswerPath {
-    /// Queues one message (without its newline) to the child's stdin.
-    pub fn send(&self, mut frame: Vec<u8>) -> Result<(), UpstreamError> {
-        // Raw line breaks can only be whitespace in valid JSON; they would break the framing.
-        for b in &mut frame {
-            if *b == b'\n' || *b == b'\r' {
-                *b = b' ';
-            }
-        }
-        frame.push(b'\n');
-        self.conn.send(&self.server, frame)
-    }
 }
 
 impl Conn {
@@ -679,107 +654,10 @@ fn handshake(inner: &Inner, conn: &Conn) -> Result<InitializeInfo, String> {
     Ok(info)
 }
 
-/// One line of the child's stdout: a message to dispatch, or an over-long one whose call (when
-/// its id can be read from the start) fails at once instead of timing out.
-fn on_stdout_line(name: &str, conn: &Arc<Conn>, max: usize, line: Line<'_>) {
-    match line {
-        Line::Full(line) => dispatch(name, conn, line),
-        Line::TooLong { head, len } => {
-            tracing::error!(server = %name, "discarded a stdout line of {len} bytes (max_line_bytes {max}): {}", preview(head));
-            if let Some(id) = leading_id(head) {
-                let reason = format!("reply of {len} bytes exceeds max_line_bytes ({max})");
-                conn.pending.fail(name, id, reason);
-            }
-        }
-    }
-}
+mod dispatch;
 
-fn dispatch(name: &str, conn: &Arc<Conn>, line: &[u8]) {
-    if line.trim_ascii().is_empty() {
-        return;
-    }
-    let env: Envelope<'_> = match serde_json::from_slice(line) {
-        Ok(env) => env,
-        Err(e) => {
-            tracing::warn!(server = %name, "skipping a stdout line that is not JSON-RPC ({e}): {}", preview(line));
-            return;
-        }
-    };
-    let payload = Payload::locate(line, &env);
-    match (env.method.as_deref(), env.id) {
-        (None, Some(id)) => conn.pending.deliver(name, id.get(), line, payload),
-        (Some(method), Some(id)) => on_request(name, conn, method, id, line),
-        (Some(method), None) => on_notification(name, conn, method, env.params, line),
-        (None, None) => {
-            tracing::warn!(server = %name, "skipping a message with neither id nor method: {}", preview(line))
-        }
-    }
-}
-
-/// Notifications from the child. Progress names its call by the token the gateway gave it;
-/// a log message is passed to the call in flight when there is exactly one (stdio carries no
-/// other tie between a message and a call).
-fn on_notification(name: &str, conn: &Conn, method: &str, params: Option<&RawValue>, line: &[u8]) {
-    if server_notices::report(name, method, params) {
-        return;
-    }
-    let sink = match method {
-        "notifications/progress" => {
-            progress_token(params).and_then(|t| conn.pending.events_for_progress(t))
-        }
-        "notifications/message" => conn.pending.sole_listener(),
-        _ => None,
-    };
-    let delivered = sink.is_some_and(|s| {
-        s.send(ServerMessage {
-            message: line.to_vec(),
-            responder: None,
-        })
-    });
-    if !delivered {
-        tracing::debug!(server = %name, method, "notification from the server not tied to a call: {}", preview(line));
-    }
-}
-
-/// Requests from the child: `ping` is answered here; anything else goes to the client whose
-/// call is the only one in flight, or is refused.
-fn on_request(name: &str, conn: &Arc<Conn>, method: &str, id: &RawValue, line: &[u8]) {
-    if method != "ping" {
-        if let Some(sink) = conn.pending.sole_listener() {
-            let responder = Responder {
-                upstream_id: id.get().into(),
-                route: ResponderRoute::Stdio(StdioAnswerPath {
-                    server: name.to_owned(),
-                    conn: conn.clone(),
-                }),
-            };
-            if sink.send(ServerMessage {
-                message: line.to_vec(),
-                responder: Some(responder),
-            }) {
-                return;
-            }
-        }
-    }
-    let mut f = Vec::with_capacity(96);
-    f.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
-    f.extend_from_slice(id.get().as_bytes());
-    if method == "ping" {
-        f.extend_from_slice(br#","result":{}}"#);
-    } else {
-        tracing::debug!(server = %name, method, "a server request with no single call in flight to relay it to");
-        f.extend_from_slice(br#","error":{"code":-32603,"message":"#);
-        push_json_string(
-            &mut f,
-            &format!("mcpgate cannot relay {method}: it can be tied to a client only while exactly one call is in flight"),
-        );
-        f.extend_from_slice(b"}}");
-    }
-    f.push(b'\n');
-    if let Err(e) = conn.send(name, f) {
-        tracing::warn!(server = %name, method, "could not answer the server's request: {e}");
-    }
-}
+use dispatch::on_stdout_line;
+pub use dispatch::StdioAnswerPath;
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,140 @@
+//! A stdio child's stdout, message by message: replies to their calls, notifications to the
+//! call they concern (or to the registry keeper), requests to the client of the one call in
+//! flight, and the way back to the child for that client's answer.
+//!
+//! Owns: what each line of the child means. Must never: tie a message that names no call to a
+//! call unless exactly one is in flight, or block (it runs on the core that owns the pipes).
+
+use std::sync::Arc;
+
+use serde_json::value::RawValue;
+
+use super::super::call::{Responder, ResponderRoute, ServerMessage};
+use super::super::pending::progress_token;
+use super::super::process::{leading_id, preview, push_json_string, Line};
+use super::super::server_notices;
+use super::super::{Payload, UpstreamError};
+use super::Conn;
+use crate::jsonrpc::Envelope;
+
+/// The way back to the child that sent a request, for the client's answer.
+pub struct StdioAnswerPath {
+    server: String,
+    conn: Arc<Conn>,
+}
+
+impl StdioAnswerPath {
+    /// Queues one message (without its newline) to the child's stdin.
+    pub fn send(&self, mut frame: Vec<u8>) -> Result<(), UpstreamError> {
+        // Raw line breaks can only be whitespace in valid JSON; they would break the framing.
+        for b in &mut frame {
+            if *b == b'\n' || *b == b'\r' {
+                *b = b' ';
+            }
+        }
+        frame.push(b'\n');
+        self.conn.send(&self.server, frame)
+    }
+}
+
+/// One line of the child's stdout: a message to dispatch, or an over-long one whose call (when
+/// its id can be read from the start) fails at once instead of timing out.
+pub(super) fn on_stdout_line(name: &str, conn: &Arc<Conn>, max: usize, line: Line<'_>) {
+    match line {
+        Line::Full(line) => dispatch(name, conn, line),
+        Line::TooLong { head, len } => {
+            tracing::error!(server = %name, "discarded a stdout line of {len} bytes (max_line_bytes {max}): {}", preview(head));
+            if let Some(id) = leading_id(head) {
+                let reason = format!("reply of {len} bytes exceeds max_line_bytes ({max})");
+                conn.pending.fail(name, id, reason);
+            }
+        }
+    }
+}
+
+fn dispatch(name: &str, conn: &Arc<Conn>, line: &[u8]) {
+    if line.trim_ascii().is_empty() {
+        return;
+    }
+    let env: Envelope<'_> = match serde_json::from_slice(line) {
+        Ok(env) => env,
+        Err(e) => {
+            tracing::warn!(server = %name, "skipping a stdout line that is not JSON-RPC ({e}): {}", preview(line));
+            return;
+        }
+    };
+    let payload = Payload::locate(line, &env);
+    match (env.method.as_deref(), env.id) {
+        (None, Some(id)) => conn.pending.deliver(name, id.get(), line, payload),
+        (Some(method), Some(id)) => on_request(name, conn, method, id, line),
+        (Some(method), None) => on_notification(name, conn, method, env.params, line),
+        (None, None) => {
+            tracing::warn!(server = %name, "skipping a message with neither id nor method: {}", preview(line))
+        }
+    }
+}
+
+/// Notifications from the child. Progress names its call by the token the gateway gave it;
+/// a log message is passed to the call in flight when there is exactly one (stdio carries no
+/// other tie between a message and a call).
+fn on_notification(name: &str, conn: &Conn, method: &str, params: Option<&RawValue>, line: &[u8]) {
+    if server_notices::report(name, method, params) {
+        return;
+    }
+    let sink = match method {
+        "notifications/progress" => {
+            progress_token(params).and_then(|t| conn.pending.events_for_progress(t))
+        }
+        "notifications/message" => conn.pending.sole_listener(),
+        _ => None,
+    };
+    let delivered = sink.is_some_and(|s| {
+        s.send(ServerMessage {
+            message: line.to_vec(),
+            responder: None,
+        })
+    });
+    if !delivered {
+        tracing::debug!(server = %name, method, "notification from the server not tied to a call: {}", preview(line));
+    }
+}
+
+/// Requests from the child: `ping` is answered here; anything else goes to the client whose
+/// call is the only one in flight, or is refused.
+fn on_request(name: &str, conn: &Arc<Conn>, method: &str, id: &RawValue, line: &[u8]) {
+    if method != "ping" {
+        if let Some(sink) = conn.pending.sole_listener() {
+            let responder = Responder {
+                upstream_id: id.get().into(),
+                route: ResponderRoute::Stdio(StdioAnswerPath {
+                    server: name.to_owned(),
+                    conn: conn.clone(),
+                }),
+            };
+            if sink.send(ServerMessage {
+                message: line.to_vec(),
+                responder: Some(responder),
+            }) {
+                return;
+            }
+        }
+    }
+    let mut f = Vec::with_capacity(96);
+    f.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+    f.extend_from_slice(id.get().as_bytes());
+    if method == "ping" {
+        f.extend_from_slice(br#","result":{}}"#);
+    } else {
+        tracing::debug!(server = %name, method, "a server request with no single call in flight to relay it to");
+        f.extend_from_slice(br#","error":{"code":-32603,"message":"#);
+        push_json_string(
+            &mut f,
+            &format!("mcpgate cannot relay {method}: it can be tied to a client only while exactly one call is in flight"),
+        );
+        f.extend_from_slice(b"}}");
+    }
+    f.push(b'\n');
+    if let Err(e) = conn.send(name, f) {
+        tracing::warn!(server = %name, method, "could not answer the server's request: {e}");
+    }
+}
