@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use serde_json::value::RawValue;
 
-use super::call::EventSink;
+use super::call::{EventSink, Responder, ServerMessage};
 use super::process::lock;
 use super::{Payload, ReplyReceiver, ReplySender, UpstreamError, UpstreamReply};
 
@@ -102,6 +102,41 @@ impl PendingCalls {
         p.calls.get(id)?.events.clone()
     }
 
+    /// Passes a server's notification to the call it concerns: progress by the token the
+    /// gateway gave the call, a log message to the one call in flight (nothing else ties it to
+    /// a call). Whether a call took it.
+    pub fn pass_notification(
+        &self,
+        method: &str,
+        params: Option<&RawValue>,
+        message: &[u8],
+    ) -> bool {
+        let sink = match method {
+            "notifications/progress" => {
+                progress_token(params).and_then(|t| self.events_for_progress(t))
+            }
+            "notifications/message" => self.sole_listener(),
+            _ => None,
+        };
+        sink.is_some_and(|s| {
+            s.send(ServerMessage {
+                message: message.to_vec(),
+                responder: None,
+            })
+        })
+    }
+
+    /// Passes a server's request to the client of the one call in flight, with the way back
+    /// for its answer (`responder`, made only when needed); false when no call can take it.
+    pub fn pass_request(&self, message: &[u8], responder: impl FnOnce() -> Responder) -> bool {
+        self.sole_listener().is_some_and(|sink| {
+            sink.send(ServerMessage {
+                message: message.to_vec(),
+                responder: Some(responder()),
+            })
+        })
+    }
+
     /// The events of the one call in flight that takes them. A message that names no call (a
     /// log line, a request to the client) can only be attributed when exactly one does: stdio
     /// and legacy SSE carry no other tie between a server's message and a call.
@@ -157,6 +192,13 @@ impl PendingCalls {
             }));
         }
     }
+}
+
+/// Why a server's request was not relayed to a client.
+pub fn unrelayable(method: &str) -> String {
+    format!(
+        "mcpgate cannot relay {method}: it can be tied to a client only while exactly one call is in flight"
+    )
 }
 
 /// The numeric progress token the gateway put in a call's `_meta`, from a progress

@@ -456,17 +456,30 @@ pub(crate) fn encode_message(id: Option<u64>, method: &str, params: Option<&[u8]
 /// The gateway's answer to a request a server sent it, and `\n`: `ping` gets `{}`, any other
 /// method -32601 (the gateway serves no other server→client request yet).
 pub(crate) fn encode_answer_to_server(method: &str, id: &serde_json::value::RawValue) -> Vec<u8> {
-    let mut f = Vec::with_capacity(96);
+    if method == "ping" {
+        let mut f = Vec::with_capacity(48);
+        f.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+        f.extend_from_slice(id.get().as_bytes());
+        f.extend_from_slice(b",\"result\":{}}\n");
+        return f;
+    }
+    encode_error_to_server(id, -32601, &format!("Method not found: {method}"))
+}
+
+/// A JSON-RPC error answer to the server's request `id`, newline-terminated.
+pub(crate) fn encode_error_to_server(
+    id: &serde_json::value::RawValue,
+    code: i32,
+    message: &str,
+) -> Vec<u8> {
+    let mut f = Vec::with_capacity(64 + message.len());
     f.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
     f.extend_from_slice(id.get().as_bytes());
-    if method == "ping" {
-        f.extend_from_slice(br#","result":{}}"#);
-    } else {
-        f.extend_from_slice(br#","error":{"code":-32601,"message":"#);
-        push_json_string(&mut f, &format!("Method not found: {method}"));
-        f.extend_from_slice(b"}}");
-    }
-    f.push(b'\n');
+    f.extend_from_slice(br#","error":{"code":"#);
+    f.extend_from_slice(itoa::Buffer::new().format(code).as_bytes());
+    f.extend_from_slice(br#","message":"#);
+    push_json_string(&mut f, message);
+    f.extend_from_slice(b"}}\n");
     f
 }
 

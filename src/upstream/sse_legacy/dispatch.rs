@@ -12,8 +12,7 @@ use std::sync::Arc;
 
 use serde_json::value::RawValue;
 
-use super::super::call::{Responder, ResponderRoute, ServerMessage};
-use super::super::pending::progress_token;
+use super::super::call::{Responder, ResponderRoute};
 use super::super::process::{encode_answer_to_server, leading_id, preview};
 use super::super::server_notices;
 use super::super::Payload;
@@ -60,9 +59,8 @@ pub(super) fn dispatch(
     }
 }
 
-/// Notifications from the server. Progress names its call by the token the gateway gave it;
-/// a log message goes to the call in flight when there is exactly one (the stream carries no
-/// other tie between a message and a call).
+/// Notifications from the server: notices to the registry keeper, the rest to the call they
+/// concern (see [`super::super::pending::PendingCalls::pass_notification`]).
 fn on_notification(
     name: &str,
     session: &Session,
@@ -70,23 +68,9 @@ fn on_notification(
     params: Option<&RawValue>,
     message: &[u8],
 ) {
-    if server_notices::report(name, method, params) {
-        return;
-    }
-    let sink = match method {
-        "notifications/progress" => {
-            progress_token(params).and_then(|t| session.pending.events_for_progress(t))
-        }
-        "notifications/message" => session.pending.sole_listener(),
-        _ => None,
-    };
-    let delivered = sink.is_some_and(|s| {
-        s.send(ServerMessage {
-            message: message.to_vec(),
-            responder: None,
-        })
-    });
-    if !delivered {
+    if !server_notices::report(name, method, params)
+        && !session.pending.pass_notification(method, params, message)
+    {
         tracing::debug!(server = %name, method, "notification from the server not tied to a call: {}", preview(message));
     }
 }
@@ -99,19 +83,12 @@ fn relay_request(
     id: &RawValue,
     message: &[u8],
 ) -> bool {
-    let Some(sink) = session.pending.sole_listener() else {
-        return false;
-    };
-    let responder = Responder {
+    session.pending.pass_request(message, || Responder {
         upstream_id: id.get().into(),
         route: ResponderRoute::Sse(SseAnswerPath {
             inner: inner.clone(),
             session: session.clone(),
         }),
-    };
-    sink.send(ServerMessage {
-        message: message.to_vec(),
-        responder: Some(responder),
     })
 }
 

@@ -9,9 +9,11 @@ use std::sync::Arc;
 
 use serde_json::value::RawValue;
 
-use super::super::call::{Responder, ResponderRoute, ServerMessage};
-use super::super::pending::progress_token;
-use super::super::process::{leading_id, preview, push_json_string, Line};
+use super::super::call::{Responder, ResponderRoute};
+use super::super::pending::unrelayable;
+use super::super::process::{
+    encode_answer_to_server, encode_error_to_server, leading_id, preview, Line,
+};
 use super::super::server_notices;
 use super::super::{Payload, UpstreamError};
 use super::Conn;
@@ -74,27 +76,12 @@ fn dispatch(name: &str, conn: &Arc<Conn>, line: &[u8]) {
     }
 }
 
-/// Notifications from the child. Progress names its call by the token the gateway gave it;
-/// a log message is passed to the call in flight when there is exactly one (stdio carries no
-/// other tie between a message and a call).
+/// Notifications from the child: notices to the registry keeper, the rest to the call they
+/// concern (see [`super::super::pending::PendingCalls::pass_notification`]).
 fn on_notification(name: &str, conn: &Conn, method: &str, params: Option<&RawValue>, line: &[u8]) {
-    if server_notices::report(name, method, params) {
-        return;
-    }
-    let sink = match method {
-        "notifications/progress" => {
-            progress_token(params).and_then(|t| conn.pending.events_for_progress(t))
-        }
-        "notifications/message" => conn.pending.sole_listener(),
-        _ => None,
-    };
-    let delivered = sink.is_some_and(|s| {
-        s.send(ServerMessage {
-            message: line.to_vec(),
-            responder: None,
-        })
-    });
-    if !delivered {
+    if !server_notices::report(name, method, params)
+        && !conn.pending.pass_notification(method, params, line)
+    {
         tracing::debug!(server = %name, method, "notification from the server not tied to a call: {}", preview(line));
     }
 }
@@ -102,39 +89,23 @@ fn on_notification(name: &str, conn: &Conn, method: &str, params: Option<&RawVal
 /// Requests from the child: `ping` is answered here; anything else goes to the client whose
 /// call is the only one in flight, or is refused.
 fn on_request(name: &str, conn: &Arc<Conn>, method: &str, id: &RawValue, line: &[u8]) {
-    if method != "ping" {
-        if let Some(sink) = conn.pending.sole_listener() {
-            let responder = Responder {
-                upstream_id: id.get().into(),
-                route: ResponderRoute::Stdio(StdioAnswerPath {
-                    server: name.to_owned(),
-                    conn: conn.clone(),
-                }),
-            };
-            if sink.send(ServerMessage {
-                message: line.to_vec(),
-                responder: Some(responder),
-            }) {
-                return;
-            }
-        }
+    let responder = || Responder {
+        upstream_id: id.get().into(),
+        route: ResponderRoute::Stdio(StdioAnswerPath {
+            server: name.to_owned(),
+            conn: conn.clone(),
+        }),
+    };
+    if method != "ping" && conn.pending.pass_request(line, responder) {
+        return;
     }
-    let mut f = Vec::with_capacity(96);
-    f.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
-    f.extend_from_slice(id.get().as_bytes());
-    if method == "ping" {
-        f.extend_from_slice(br#","result":{}}"#);
+    let answer = if method == "ping" {
+        encode_answer_to_server(method, id)
     } else {
         tracing::debug!(server = %name, method, "a server request with no single call in flight to relay it to");
-        f.extend_from_slice(br#","error":{"code":-32603,"message":"#);
-        push_json_string(
-            &mut f,
-            &format!("mcpgate cannot relay {method}: it can be tied to a client only while exactly one call is in flight"),
-        );
-        f.extend_from_slice(b"}}");
-    }
-    f.push(b'\n');
-    if let Err(e) = conn.send(name, f) {
+        encode_error_to_server(id, -32603, &unrelayable(method))
+    };
+    if let Err(e) = conn.send(name, answer) {
         tracing::warn!(server = %name, method, "could not answer the server's request: {e}");
     }
 }
