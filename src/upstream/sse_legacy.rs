@@ -204,7 +204,8 @@ impl SseUpstream {
                 .pending
                 .register(name, id, self.inner.spec.max_in_flight, events)?;
         let _forget = ForgetOnDrop {
-            pending: &session.pending,
+            inner: &self.inner,
+            session: &session,
             id,
         };
         timing.sent = Some(Instant::now());
@@ -318,15 +319,31 @@ impl Inner {
     }
 }
 
-/// Forgets a call when its caller stops waiting (timeout, client gone) or is done.
+/// Forgets a call when its caller stops waiting (timeout, client gone) or is done; when it was
+/// still waiting, tells the server with `notifications/cancelled` (POSTed by a task on this
+/// core) so it can stop the work.
 struct ForgetOnDrop<'a> {
-    pending: &'a PendingCalls,
+    inner: &'a Arc<Inner>,
+    session: &'a Arc<Session>,
     id: u64,
 }
 
 impl Drop for ForgetOnDrop<'_> {
     fn drop(&mut self) {
-        self.pending.take(self.id);
+        if self.session.pending.take(self.id).is_none() {
+            return;
+        }
+        let mut params = Vec::with_capacity(96);
+        params.extend_from_slice(br#"{"requestId":"#);
+        params.extend_from_slice(itoa::Buffer::new().format(self.id).as_bytes());
+        params.extend_from_slice(br#","reason":"the gateway's caller went away or timed out"}"#);
+        let note = encode_message(None, "notifications/cancelled", Some(&params));
+        let (inner, session) = (self.inner.clone(), self.session.clone());
+        monoio::spawn(async move {
+            if let Err(e) = inner.post(&session.endpoint, &note).await {
+                tracing::debug!(server = %inner.spec.name, "could not send a cancellation: {e}");
+            }
+        });
     }
 }
 
