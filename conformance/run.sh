@@ -75,18 +75,26 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+
+# Reads the first stdout line of the process just started with its stdout on fifo `$1`, kept
+# open on descriptor `$2` to the end (so the process never blocks on, or dies from, a closed
+# stdout), and sets `url` from its "listening on URL" line; `$3` names it in errors.
+wait_listening() {
+    local fifo=$1 fd=$2 what=$3 ready
+    eval "exec $fd<\"$fifo\""
+    if ! IFS= read -r -t 60 ready <&"$fd" || [[ "$ready" != *"listening on "* ]]; then
+        echo "conformance: the $what did not report that it listens; its stderr:" >&2
+        cat "$work/$what.err" >&2
+        exit 1
+    fi
+    url=${ready##*listening on }
+}
+
 mkfifo "$work/mock.out"
 "$bin" mock-upstream --profile conformance --listen 127.0.0.1:0 \
     >"$work/mock.out" 2>"$work/mock.err" &
 mock_pid=$!
-# Kept open to the end, so the mock never blocks on (or dies from) a closed stdout.
-exec 3<"$work/mock.out"
-if ! IFS= read -r -t 60 ready <&3 || [[ "$ready" != *"listening on "* ]]; then
-    echo "conformance: the mock did not report that it listens; its stderr:" >&2
-    cat "$work/mock.err" >&2
-    exit 1
-fi
-url=${ready##*listening on }
+wait_listening "$work/mock.out" 3 mock
 
 # 3b. The gateway in front of it, its names left as the upstream's (tool_prefix "never").
 if [ "$target" = gateway ]; then
@@ -98,13 +106,7 @@ JSON
     MCPGATE_LOG=${MCPGATE_LOG:-info} "$bin" serve --config "$work/gateway.json" \
         >"$work/gateway.out" 2>"$work/gateway.err" &
     gateway_pid=$!
-    exec 4<"$work/gateway.out"
-    if ! IFS= read -r -t 60 ready <&4 || [[ "$ready" != *"listening on "* ]]; then
-        echo "conformance: the gateway did not report that it listens; its stderr:" >&2
-        cat "$work/gateway.err" >&2
-        exit 1
-    fi
-    url=${ready##*listening on }
+    wait_listening "$work/gateway.out" 4 gateway
 fi
 echo "conformance: target $target at $url" >&2
 
