@@ -21,20 +21,45 @@ fn changing_server() -> serde_json::Value {
     stdio_server("node", &[&path.to_string_lossy()])
 }
 
-/// Reads the stream's lines until one contains `needle`.
-async fn read_until<R: tokio::io::AsyncBufRead + Unpin>(lines: &mut R, needle: &str) {
-    within(&format!("a stream line with {needle:?}"), async {
+/// Reads the stream's lines until `pick` takes one, and returns what it took.
+async fn read_line_where<R: tokio::io::AsyncBufRead + Unpin, T>(
+    lines: &mut R,
+    what: &str,
+    pick: impl Fn(&str) -> Option<T>,
+) -> T {
+    within(what, async {
         let mut line = String::new();
         loop {
             line.clear();
             let n = lines.read_line(&mut line).await.expect("read the stream");
-            assert!(n > 0, "the stream ended before {needle:?}");
-            if line.contains(needle) {
-                return;
+            assert!(n > 0, "the stream ended before {what}");
+            if let Some(picked) = pick(&line) {
+                return picked;
             }
         }
     })
     .await
+}
+
+/// Reads the stream's lines until one contains `needle`.
+async fn read_until<R: tokio::io::AsyncBufRead + Unpin>(lines: &mut R, needle: &str) {
+    let what = format!("a stream line with {needle:?}");
+    read_line_where(lines, &what, |l| l.contains(needle).then_some(())).await
+}
+
+/// `grow` through `session`; its stream hears of the list change, and the new tool is listed.
+async fn grow_and_see_it_announced<R: tokio::io::AsyncBufRead + Unpin>(
+    session: &RawSession,
+    stream: &mut R,
+) {
+    let grown = session
+        .request("tools/call", json!({"name": "dyn__grow", "arguments": {}}))
+        .await;
+    assert_eq!(grown["result"]["content"][0]["text"], "added grown-1");
+    read_until(stream, "notifications/tools/list_changed").await;
+    // The gateway listed the server again before telling anyone.
+    let after = tool_names(&session.request("tools/list", json!({})).await);
+    assert_eq!(after, ["dyn__grow", "dyn__grown-1", "dyn__touch"]);
 }
 
 fn tool_names(list: &serde_json::Value) -> Vec<String> {
@@ -67,16 +92,8 @@ async fn open_stream(gw: &Gateway, session: &RawSession) -> BufReader<tokio::net
 
 /// The next `data:` line of the stream.
 async fn next_data<R: tokio::io::AsyncBufRead + Unpin>(lines: &mut R) -> String {
-    within("the next event", async {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let n = lines.read_line(&mut line).await.expect("read the stream");
-            assert!(n > 0, "the stream ended");
-            if let Some(data) = line.strip_prefix("data: ") {
-                return data.trim_end().to_owned();
-            }
-        }
+    read_line_where(lines, "the next event", |l| {
+        l.strip_prefix("data: ").map(|d| d.trim_end().to_owned())
     })
     .await
 }
@@ -139,16 +156,7 @@ async fn a_changed_tool_list_reaches_connected_clients(driver: &str) {
     let before = tool_names(&session.request("tools/list", json!({})).await);
     assert_eq!(before, ["dyn__grow", "dyn__touch"]);
     let mut stream = open_stream(&gw, &session).await;
-
-    let grown = session
-        .request("tools/call", json!({"name": "dyn__grow", "arguments": {}}))
-        .await;
-    assert_eq!(grown["result"]["content"][0]["text"], "added grown-1");
-    read_until(&mut stream, "notifications/tools/list_changed").await;
-
-    // The gateway listed the server again before telling anyone.
-    let after = tool_names(&session.request("tools/list", json!({})).await);
-    assert_eq!(after, ["dyn__grow", "dyn__grown-1", "dyn__touch"]);
+    grow_and_see_it_announced(&session, &mut stream).await;
     let answer = session
         .request(
             "tools/call",
@@ -172,14 +180,7 @@ async fn an_http_servers_list_change_on_its_own_stream_reaches_clients(driver: &
     });
     let session = RawSession::open(&gw.addr()).await;
     let mut stream = open_stream(&gw, &session).await;
-
-    let grown = session
-        .request("tools/call", json!({"name": "dyn__grow", "arguments": {}}))
-        .await;
-    assert_eq!(grown["result"]["content"][0]["text"], "added grown-1");
-    read_until(&mut stream, "notifications/tools/list_changed").await;
-    let after = tool_names(&session.request("tools/list", json!({})).await);
-    assert_eq!(after, ["dyn__grow", "dyn__grown-1", "dyn__touch"]);
+    grow_and_see_it_announced(&session, &mut stream).await;
 }
 
 both_drivers!(legacy_sse_clients_hear_of_list_changes_too);

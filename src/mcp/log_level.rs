@@ -14,6 +14,19 @@ use crate::upstream::CallTiming;
 
 const METHOD: &str = "logging/setLevel";
 
+/// The severity names of `notifications/message` and `logging/setLevel`, least severe first
+/// (RFC 5424 order).
+pub const LOG_LEVELS: [&str; 8] = [
+    "debug",
+    "info",
+    "notice",
+    "warning",
+    "error",
+    "critical",
+    "alert",
+    "emergency",
+];
+
 /// Sends the level to every server with the `logging` capability and answers `{}`.
 pub async fn set_level(
     snapshot: &RegistrySnapshot,

@@ -33,6 +33,7 @@ mod stream;
 pub mod subscriptions;
 pub mod version;
 
+pub use log_level::LOG_LEVELS;
 pub use service::{McpService, ServiceSettings};
 pub use session::{SessionKeys, SessionVerifier};
 pub use version::ProtocolVersion;

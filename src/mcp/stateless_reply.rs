@@ -9,24 +9,13 @@
 
 use serde_json::value::RawValue;
 
+use super::log_level::LOG_LEVELS;
 use crate::jsonrpc::RawObject;
-
-/// Severity names of `notifications/message`, least severe first (RFC 5424 order).
-const LEVELS: [&str; 8] = [
-    "debug",
-    "info",
-    "notice",
-    "warning",
-    "error",
-    "critical",
-    "alert",
-    "emergency",
-];
 
 /// What a stateless request asked of the messages about it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StatelessTerms {
-    /// Rank in [`LEVELS`] of `_meta["io.modelcontextprotocol/logLevel"]`; without it the
+    /// Rank in [`LOG_LEVELS`] of `_meta["io.modelcontextprotocol/logLevel"]`; without it the
     /// client gets no log messages (the revision forbids them).
     pub log_level: Option<u8>,
     /// The result is one the revision makes cacheable (`…/list`, `resources/read`): it must
@@ -36,7 +25,7 @@ pub struct StatelessTerms {
 
 /// The rank of a log level name, if it is one.
 pub fn level_rank(name: &str) -> Option<u8> {
-    LEVELS
+    LOG_LEVELS
         .iter()
         .position(|l| *l == name)
         .and_then(|i| u8::try_from(i).ok())

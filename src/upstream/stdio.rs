@@ -28,7 +28,7 @@ use super::process::{
     self, block_on_timeout, deadline_after, encode_message, join_bounded, lock, push_json_string,
     thread_name, ChildProcess,
 };
-use super::{InitializeInfo, ReplyReceiver, ReplySender, UpstreamError};
+use super::{InitializeInfo, ReplyReceiver, UpstreamError};
 use crate::runtime::CoreHandle;
 
 /// How long a freshly started child has to answer `initialize`.
@@ -141,20 +141,6 @@ struct Conn {
 }
 
 impl Conn {
-    fn register(
-        &self,
-        server: &str,
-        id: u64,
-        max: usize,
-        events: Option<EventSink>,
-    ) -> Result<ReplyReceiver, UpstreamError> {
-        self.pending.register(server, id, max, events)
-    }
-
-    fn take(&self, id: u64) -> Option<ReplySender> {
-        self.pending.take(id)
-    }
-
     fn send(&self, server: &str, frame: Vec<u8>) -> Result<(), UpstreamError> {
         self.tx.send(frame).map_err(|e| match e {
             QueueError::Full => UpstreamError::Overloaded {
@@ -165,11 +151,6 @@ impl Conn {
                 reason: "the server's stdin is closed".to_owned(),
             },
         })
-    }
-
-    /// Marks the child gone and fails every pending call with `reason`.
-    fn close(&self, server: &str, reason: &str) {
-        self.pending.close(server, reason);
     }
 }
 
@@ -270,9 +251,11 @@ impl StdioUpstream {
         let conn = self.ready_conn()?;
         let name = &self.inner.spec.name;
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let reply = conn.register(name, id, self.inner.spec.max_in_flight, events)?;
+        let reply = conn
+            .pending
+            .register(name, id, self.inner.spec.max_in_flight, events)?;
         if let Err(e) = conn.send(name, encode_message(Some(id), method, params)) {
-            conn.take(id);
+            conn.pending.take(id);
             return Err(e);
         }
         Ok(PendingCall { id, reply })
@@ -290,7 +273,7 @@ impl StdioUpstream {
     pub fn cancel(&self, id: u64, reason: &str) {
         let conn = lock(&self.inner.current).clone();
         let Some(conn) = conn else { return };
-        if conn.take(id).is_none() {
+        if conn.pending.take(id).is_none() {
             return;
         }
         let mut params = Vec::with_capacity(48 + reason.len());
@@ -535,7 +518,7 @@ fn start_child(inner: &Inner) -> Result<(Arc<Conn>, Vec<JoinHandle<()>>), String
     let (c, n) = (conn.clone(), name.clone());
     let waiter = named("wait").spawn(move || {
         let reason = |exit: &str| format!("process exited ({exit}) during the call");
-        process::reap(&c.process, |exit| c.close(&n, &reason(exit)));
+        process::reap(&c.process, |exit| c.pending.close(&n, &reason(exit)));
         c.tx.close();
     });
     let waiter = match waiter {
@@ -625,6 +608,7 @@ fn handshake(inner: &Inner, conn: &Conn) -> Result<InitializeInfo, String> {
     let name = &inner.spec.name;
     let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
     let rx = conn
+        .pending
         .register(name, id, usize::MAX, None)
         .map_err(|e| e.to_string())?;
     let mut frame = initialize_request(id);
@@ -632,7 +616,7 @@ fn handshake(inner: &Inner, conn: &Conn) -> Result<InitializeInfo, String> {
     conn.send(name, frame).map_err(|e| e.to_string())?;
     let reply = match block_on_timeout(rx, inner.handshake_timeout) {
         None => {
-            conn.take(id);
+            conn.pending.take(id);
             return Err(format!(
                 "no answer to initialize within {} ms",
                 inner.handshake_timeout.as_millis()

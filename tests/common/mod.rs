@@ -193,39 +193,31 @@ impl Gateway {
             serde_json::to_vec_pretty(config).expect("serialize config"),
         )
         .expect("write config");
-        let args = vec![
-            "serve".to_string(),
-            "--config".to_string(),
-            config_path.to_string_lossy().into_owned(),
-            "--listen".to_string(),
-            "127.0.0.1:0".to_string(),
-            "--workers".to_string(),
-            "2".to_string(),
-            "--io-driver".to_string(),
-            driver.to_string(),
-        ];
-        Self::spawn(driver, args, dir).await
+        let config_arg = config_path.to_string_lossy().into_owned();
+        Self::spawn(driver, &["--config", &config_arg], dir).await
     }
 
     /// Starts `mcpgate serve` with no `--config`, in an empty temp working directory: the
     /// README's "start the gateway" command, on the built-in default config.
     pub async fn start_default_config(driver: &str) -> Gateway {
         let dir = TempDir::new("gw-default");
-        let args = vec![
-            "serve".to_string(),
-            "--listen".to_string(),
-            "127.0.0.1:0".to_string(),
-            "--workers".to_string(),
-            "2".to_string(),
-            "--io-driver".to_string(),
-            driver.to_string(),
-        ];
-        Self::spawn(driver, args, dir).await
+        Self::spawn(driver, &[], dir).await
     }
 
-    async fn spawn(driver: &str, args: Vec<String>, dir: TempDir) -> Gateway {
+    /// `mcpgate serve <extra> --listen 127.0.0.1:0 --workers 2 --io-driver <driver>` in `dir`.
+    async fn spawn(driver: &str, extra: &[&str], dir: TempDir) -> Gateway {
         let mut cmd = std::process::Command::new(mcpgate_bin());
-        cmd.args(&args).current_dir(dir.path());
+        cmd.arg("serve")
+            .args(extra)
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--workers",
+                "2",
+                "--io-driver",
+                driver,
+            ])
+            .current_dir(dir.path());
         let proc = Proc::spawn(&format!("mcpgate serve ({driver})"), cmd);
         let (proc, line) = wait_ready(proc, Stream::Stdout, |l| {
             l.starts_with(GATEWAY_READY_PREFIX)

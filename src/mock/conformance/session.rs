@@ -17,17 +17,7 @@ use std::collections::{BTreeSet, HashMap};
 use futures_channel::oneshot;
 use serde_json::{json, Value};
 
-/// Log levels in increasing severity, as `logging/setLevel` names them.
-pub const LOG_LEVELS: [&str; 8] = [
-    "debug",
-    "info",
-    "notice",
-    "warning",
-    "error",
-    "critical",
-    "alert",
-    "emergency",
-];
+use crate::mcp::LOG_LEVELS;
 
 /// Requests to the client that may wait for an answer at once; beyond this the oldest
 /// waiters are failed, so a client that never answers cannot grow the map without bound.
