@@ -248,6 +248,23 @@ fn rpc(id: Value, method: &str, params: Value) -> Vec<u8> {
         .into_bytes()
 }
 
+/// `POST /mcp` of an `initialize` (id `id`, asking for `version`) outside any session, with
+/// `extra` headers beside the JSON ones.
+fn initialize_request(addr: &str, id: Value, version: &str, extra: &[(&str, &str)]) -> Vec<u8> {
+    let body = rpc(
+        id,
+        "initialize",
+        json!({ "protocolVersion": version, "capabilities": {},
+                "clientInfo": { "name": "http1-test", "version": "0" } }),
+    );
+    let mut headers = vec![
+        ("Content-Type", "application/json"),
+        ("Accept", ACCEPT_BOTH),
+    ];
+    headers.extend_from_slice(extra);
+    build_request("POST", "/mcp", addr, &headers, &body)
+}
+
 fn echo_params(message: &str) -> Value {
     json!({ "name": "mock__echo", "arguments": { "message": message } })
 }
@@ -1323,27 +1340,9 @@ async fn initialize_negotiates_the_revision(driver: &str) {
         ("not a date", "2025-11-25"),
     ] {
         let what = format!("initialize with {requested:?}");
-        let body = rpc(
-            json!("init"),
-            "initialize",
-            json!({
-                "protocolVersion": requested,
-                "capabilities": {},
-                "clientInfo": { "name": "http1-test", "version": "0" }
-            }),
-        );
         let mut conn = Conn::open(&addr).await;
-        conn.send(&build_request(
-            "POST",
-            "/mcp",
-            &addr,
-            &[
-                ("Content-Type", "application/json"),
-                ("Accept", ACCEPT_BOTH),
-            ],
-            &body,
-        ))
-        .await;
+        conn.send(&initialize_request(&addr, json!("init"), requested, &[]))
+            .await;
         let response = conn.response().await;
         let result = assert_result(&response, &json!("init"), &what);
         assert_eq!(result["protocolVersion"], expected, "{what}: {result}");
@@ -1396,22 +1395,11 @@ async fn origin_is_checked(driver: &str) {
         let response = conn.response().await;
         assert_refused(&response, 403, -32600, &format!("Origin {evil}"));
         // A foreign page cannot start a session either.
-        let init = rpc(
-            json!(2),
-            "initialize",
-            json!({ "protocolVersion": PROTOCOL_VERSION, "capabilities": {},
-                    "clientInfo": { "name": "t", "version": "0" } }),
-        );
-        conn.send(&build_request(
-            "POST",
-            "/mcp",
+        conn.send(&initialize_request(
             &addr,
-            &[
-                ("Content-Type", "application/json"),
-                ("Accept", ACCEPT_BOTH),
-                ("Origin", evil),
-            ],
-            &init,
+            json!(2),
+            PROTOCOL_VERSION,
+            &[("Origin", evil)],
         ))
         .await;
         let response = conn.response().await;
@@ -1627,22 +1615,11 @@ async fn browser_clients_get_cors(driver: &str) {
         );
     }
 
-    let init = rpc(
-        json!(1),
-        "initialize",
-        json!({ "protocolVersion": PROTOCOL_VERSION, "capabilities": {},
-                "clientInfo": { "name": "browser", "version": "0" } }),
-    );
-    conn.send(&build_request(
-        "POST",
-        "/mcp",
+    conn.send(&initialize_request(
         &addr,
-        &[
-            ("Content-Type", "application/json"),
-            ("Accept", ACCEPT_BOTH),
-            ("Origin", origin),
-        ],
-        &init,
+        json!(1),
+        PROTOCOL_VERSION,
+        &[("Origin", origin)],
     ))
     .await;
     let reply = conn.response().await;
