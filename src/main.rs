@@ -212,6 +212,42 @@ fn describe(cfg: &Config) {
             ),
         }
     }
+    describe_governance(&cfg.governance);
+}
+
+/// Keys by name (never their values), what they reach, and the tool groups.
+fn describe_governance(g: &config::GovernanceConfig) {
+    let grants = |lists: &config::governance::GrantLists| {
+        let shown: Vec<String> = lists
+            .iter()
+            .map(|(server, names)| format!("{server}: [{}]", names.join(", ")))
+            .collect();
+        if shown.is_empty() {
+            "nothing".to_owned()
+        } else {
+            shown.join("; ")
+        }
+    };
+    if g.keys.is_empty() {
+        println!("virtual_keys: none (anonymous access, loopback only)");
+    } else {
+        println!("virtual_keys:");
+        for k in &g.keys {
+            let team = k.team.as_deref().map(|t| format!(", team {t}")).unwrap_or_default();
+            let groups = if k.groups.is_empty() {
+                String::new()
+            } else {
+                format!(", groups [{}]", k.groups.join(", "))
+            };
+            println!("  {}: grants {}{groups}{team}", k.name, grants(&k.grants));
+        }
+    }
+    if !g.groups.is_empty() {
+        println!("groups:");
+        for (name, lists) in &g.groups {
+            println!("  {name} (/mcp/{name}): {}", grants(lists));
+        }
+    }
 }
 
 fn run(cli: Cli) -> Result<(), String> {

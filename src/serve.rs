@@ -21,10 +21,11 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 /// Serves until SIGINT or SIGTERM, then stops the upstreams. An error says why serving could
 /// not start.
 pub fn serve(config: Config, driver: IoDriver) -> Result<(), String> {
-    if !config.listen.ip().is_loopback() {
+    if !config.listen.ip().is_loopback() && config.governance.keys.is_empty() {
         return Err(format!(
             "listen: {} is not a loopback address and no virtual_keys are configured; \
-             anonymous access is only served on loopback (127.0.0.1 or [::1])",
+             anonymous access is only served on loopback (127.0.0.1 or [::1]): add \
+             virtual_keys, or listen on a loopback address",
             config.listen
         ));
     }
@@ -126,7 +127,7 @@ pub fn serve(config: Config, driver: IoDriver) -> Result<(), String> {
         sessions,
         settings: Arc::new(ServiceSettings {
             allowed_origins: config.allowed_origins.clone(),
-            loopback_listener: true,
+            loopback_listener: local.ip().is_loopback(),
             heartbeat: HEARTBEAT,
             cores,
         }),

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::expand::expand_vars;
+use super::governance::{self, RawGovernance};
 use super::model::{Config, IoDriverChoice, PrefixMode, ServerConfig, ToolFilter, Transport};
 use super::ConfigError;
 use crate::http::HttpLimits;
@@ -39,11 +40,16 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "startup_timeout_ms",
     "allowed_origins",
     "busy_poll_us",
+    "virtual_keys",
+    "groups",
+    "teams",
+    "customers",
+    "max_concurrent_calls_per_key",
 ];
 
 /// Keys of the product that this build does not enforce yet. Refusing them beats silently
 /// serving without the access control or audit the operator asked for.
-const NOT_YET_SUPPORTED: &[&str] = &["virtual_keys", "groups", "admin", "audit"];
+const NOT_YET_SUPPORTED: &[&str] = &["admin", "audit"];
 
 #[derive(Deserialize)]
 struct RawConfig {
@@ -64,6 +70,11 @@ struct RawConfig {
     startup_timeout_ms: Option<u64>,
     allowed_origins: Option<Vec<String>>,
     busy_poll_us: Option<u64>,
+    virtual_keys: Option<Vec<governance::RawKey>>,
+    groups: Option<BTreeMap<String, governance::GrantLists>>,
+    teams: Option<BTreeMap<String, governance::RawTeam>>,
+    customers: Option<BTreeMap<String, governance::RawLimits>>,
+    max_concurrent_calls_per_key: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -103,6 +114,9 @@ struct RawServer {
     timeout_ms: Option<u64>,
     #[serde(default)]
     disabled: bool,
+    /// Cost of a call per original tool name (`"*"`: every other tool); 1 when not listed.
+    #[serde(default)]
+    tool_pricing: BTreeMap<String, f64>,
 }
 
 /// Reads and checks a config file.
@@ -243,6 +257,7 @@ fn build(raw: RawConfig) -> Result<Config, ConfigError> {
         }
     };
     let (block, entries) = servers_raw;
+    let server_names = entries.keys().cloned().collect();
     let mut servers = Vec::new();
     for (name, s) in entries {
         let path = format!("{block}.{name}");
@@ -274,7 +289,28 @@ fn build(raw: RawConfig) -> Result<Config, ConfigError> {
         Some(s) => Some(s.into_bytes()),
         None => None,
     };
+    let governance = governance::build(
+        RawGovernance {
+            virtual_keys: raw.virtual_keys,
+            groups: raw.groups,
+            teams: raw.teams,
+            customers: raw.customers,
+        },
+        &server_names,
+    )?;
+    let max_concurrent_calls_per_key = match raw.max_concurrent_calls_per_key {
+        Some(0) => {
+            return Err(ConfigError::at(
+                "max_concurrent_calls_per_key",
+                "expected at least 1",
+            ))
+        }
+        Some(n) => n,
+        None => 1024,
+    };
     Ok(Config {
+        governance,
+        max_concurrent_calls_per_key,
         listen,
         workers,
         io_driver: match raw.io_driver {
@@ -397,7 +433,20 @@ fn build_server(path: &str, name: String, s: RawServer) -> Result<ServerConfig, 
             disabled: s.disabled_tools,
         },
         timeout: Duration::from_millis(timeout_ms),
+        tool_pricing: pricing(path, s.tool_pricing)?,
     })
+}
+
+fn pricing(path: &str, raw: BTreeMap<String, f64>) -> Result<Vec<(String, f64)>, ConfigError> {
+    for (tool, &cost) in &raw {
+        if !(cost.is_finite() && cost >= 0.0) {
+            return Err(ConfigError::at(
+                format!("{path}.tool_pricing.{tool}"),
+                "expected a cost ≥ 0",
+            ));
+        }
+    }
+    Ok(raw.into_iter().collect())
 }
 
 #[cfg(test)]
@@ -482,8 +531,8 @@ mod tests {
                 "tool_prefix",
             ),
             (
-                r#"{"virtual_keys": [], "mcpServers": {"a": {"command": "x"}}}"#,
-                "virtual_keys",
+                r#"{"audit": {}, "mcpServers": {"a": {"command": "x"}}}"#,
+                "audit",
             ),
             (r#"{}"#, "mcpServers"),
         ];

@@ -5,11 +5,16 @@
 //! echo a secret (an expanded value) in an error or log.
 
 mod expand;
+pub mod governance;
 mod load;
 mod model;
 
 pub use expand::expand_vars;
 pub use load::{load_file, parse_config, BUILTIN_DEFAULT};
+pub use governance::{
+    BudgetConfig, BudgetPeriod, GovernanceConfig, KeyConfig, LimitConfig, RateLimitConfig,
+    TeamConfig,
+};
 pub use model::{Config, IoDriverChoice, PrefixMode, ServerConfig, ToolFilter, Transport};
 
 use std::fmt;

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::governance::GovernanceConfig;
 use crate::http::HttpLimits;
 
 /// Which I/O driver the worker cores run.
@@ -61,13 +62,28 @@ pub enum Transport {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     pub name: String,
     pub transport: Transport,
     pub tools: ToolFilter,
     /// Per-call timeout.
     pub timeout: Duration,
+    /// Cost of a call by original tool name (`"*"`: any other); 1 when not listed.
+    pub tool_pricing: Vec<(String, f64)>,
+}
+
+impl ServerConfig {
+    /// What one call of `tool` costs against budgets.
+    pub fn cost_of(&self, tool: &str) -> f64 {
+        let find = |name: &str| {
+            self.tool_pricing
+                .iter()
+                .find(|(t, _)| t == name)
+                .map(|&(_, c)| c)
+        };
+        find(tool).or_else(|| find("*")).unwrap_or(1.0)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -92,4 +108,8 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// Keep polling for this long after traffic instead of sleeping (off when `None`).
     pub busy_poll: Option<Duration>,
+    /// Virtual keys, groups, teams and customers. No keys: anonymous, loopback only.
+    pub governance: GovernanceConfig,
+    /// Calls one key may have in flight when its own `max_concurrent_calls` is not set.
+    pub max_concurrent_calls_per_key: u32,
 }

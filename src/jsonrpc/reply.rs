@@ -18,6 +18,10 @@ pub enum ErrorCode {
     HeaderMismatch,
     /// MCP 2026-07-28: the request's protocol version is not served.
     UnsupportedProtocolVersion,
+    /// The caller's key (or the URL's tool group) does not grant what the request names.
+    Denied,
+    /// A limit of the caller's key, team or customer refuses the request.
+    LimitExceeded,
 }
 
 impl ErrorCode {
@@ -33,6 +37,8 @@ impl ErrorCode {
             ErrorCode::RequestCancelled => -32800,
             ErrorCode::HeaderMismatch => -32020,
             ErrorCode::UnsupportedProtocolVersion => -32022,
+            ErrorCode::Denied => -32003,
+            ErrorCode::LimitExceeded => -32029,
         }
     }
 }

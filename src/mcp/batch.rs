@@ -17,11 +17,13 @@ use futures_util::future::join_all;
 use serde_json::value::RawValue;
 
 use super::call_stream::CallStream;
+use super::admission::Admission;
 use super::service::{media_types_ok, refuse, McpService};
 use super::stream::McpStream;
 use super::version::ProtocolVersion;
 use crate::http::sse::write_event as write_sse_event;
 use crate::http::{Outcome, RequestHead, Response, SseStream, Status};
+use crate::registry::Access;
 use crate::jsonrpc::{parse_message, write_error, ErrorCode, MessageKind};
 
 /// The most messages one batch may hold: each is a request the core serves at once.
@@ -47,12 +49,14 @@ pub async fn post(
     service: &McpService,
     head: &RequestHead<'_>,
     body: &[u8],
+    access: Access<'_>,
+    admission: Admission,
     resp: &mut Response,
 ) -> Outcome<McpStream> {
     if !media_types_ok(head, resp) {
         return Outcome::Done;
     }
-    let Some(claims) = service.session(head, resp) else {
+    let Some(claims) = service.session(head, admission, resp) else {
         return Outcome::Done;
     };
     if !service.version_header_ok(head, resp) {
@@ -88,7 +92,12 @@ pub async fn post(
         );
         return invalid(resp, ErrorCode::InvalidRequest, &message);
     }
-    let replies = join_all(messages.iter().map(|m| serve_one(service, head, m))).await;
+    let replies = join_all(
+        messages
+            .iter()
+            .map(|m| serve_one(service, head, access, admission, m)),
+    )
+    .await;
     if replies.iter().any(|r| matches!(r, Reply::Streaming(_))) {
         resp.status = Status::Ok;
         let mut items: VecDeque<Reply> = replies.into_iter().collect();
@@ -118,7 +127,13 @@ pub async fn post(
 }
 
 /// One message of a batch, served as if it came alone.
-async fn serve_one(service: &McpService, head: &RequestHead<'_>, message: &RawValue) -> Reply {
+async fn serve_one(
+    service: &McpService,
+    head: &RequestHead<'_>,
+    access: Access<'_>,
+    admission: Admission,
+    message: &RawValue,
+) -> Reply {
     let text = message.get().as_bytes();
     let refused = |id: &str, message: &str| {
         let mut reply = Vec::with_capacity(128);
@@ -139,7 +154,7 @@ async fn serve_one(service: &McpService, head: &RequestHead<'_>, message: &RawVa
     let mut alone = Response::new();
     let mut stream = None;
     service
-        .post_message(head, text, &mut alone, &mut stream)
+        .post_message(head, text, access, admission, &mut alone, &mut stream)
         .await;
     match stream {
         Some(call) => Reply::Streaming(Box::new(call)),

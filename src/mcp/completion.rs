@@ -10,19 +10,20 @@ use serde_json::value::RawValue;
 use super::forward::Forwarding;
 use super::resources::route_uri;
 use crate::jsonrpc::RawObject;
-use crate::registry::RegistrySnapshot;
+use crate::registry::{Access, CatalogKind};
 
 const METHOD: &str = "completion/complete";
 
 /// Forwards a completion request to the server of the prompt or resource it refers to.
 pub async fn complete(
-    snapshot: &RegistrySnapshot,
+    access: Access<'_>,
     params: Option<&RawValue>,
     mut fwd: Forwarding<'_>,
 ) {
     let Some(obj) = fwd.params_object(METHOD, params) else {
         return;
     };
+    let snapshot = access.snapshot();
     let Some(reference) = obj.get("ref").and_then(|r| RawObject::parse(r.get()).ok()) else {
         return fwd.invalid_params("Invalid params: params.ref must be an object");
     };
@@ -32,9 +33,12 @@ pub async fn complete(
             let Some(name) = reference.get_str("name") else {
                 return fwd.invalid_params("Invalid params: params.ref.name must be a string");
             };
-            let Some(prompt) = snapshot.prompts.get(&name) else {
+            let Some((index, prompt)) = snapshot.prompts.find(&name) else {
                 return fwd.unknown_name(snapshot, "prompt", &name);
             };
+            if !access.allows_item(CatalogKind::Prompts, index) {
+                return fwd.denied(access, "prompt", &name);
+            }
             reference.write_replacing(&mut upstream_ref, "name", &prompt.original);
             prompt.server
         }
@@ -42,7 +46,7 @@ pub async fn complete(
             let Some(uri) = reference.get_str("uri") else {
                 return fwd.invalid_params("Invalid params: params.ref.uri must be a string");
             };
-            let Some(route) = route_uri(snapshot, &uri, &mut fwd) else {
+            let Some(route) = route_uri(access, &uri, &mut fwd) else {
                 return;
             };
             reference.write_replacing(&mut upstream_ref, "uri", route.original);

@@ -23,7 +23,7 @@ use crate::admin::metrics::CoreMetrics;
 use crate::jsonrpc::{
     write_error, write_error_with_data, write_result, Envelope, ErrorCode, RawObject,
 };
-use crate::registry::{CatalogKind, RegistrySnapshot, ServerEntry};
+use crate::registry::{Access, CatalogKind, RegistrySnapshot, ServerEntry};
 use crate::upstream::{CallTiming, EventSink, UpstreamError, UpstreamReply};
 
 /// Progress tokens the gateway gives calls upstream, unique in the process, so calls from
@@ -130,6 +130,17 @@ impl Forwarding<'_> {
         }
     }
 
+    /// Answers a request for something the caller may not reach (JSON-RPC -32003); the
+    /// upstream never sees it.
+    pub fn denied(&mut self, access: Access<'_>, noun: &str, name: &str) {
+        write_error(
+            self.out,
+            self.id,
+            ErrorCode::Denied,
+            &access.denial(noun, name),
+        );
+    }
+
     /// Answers a name no catalog holds: a prefixed name of a server that is down gets that
     /// server's error (it is not "unknown", it is unavailable); anything else -32602.
     pub fn unknown_name(&mut self, snapshot: &RegistrySnapshot, noun: &str, name: &str) {
@@ -168,7 +179,7 @@ pub const PROMPTS_GET: NamedRequest = NamedRequest {
 
 /// Finds the named item and forwards the request to its server with the original name.
 pub async fn forward_named(
-    snapshot: &RegistrySnapshot,
+    access: Access<'_>,
     request: NamedRequest,
     params: Option<&RawValue>,
     mut fwd: Forwarding<'_>,
@@ -179,9 +190,13 @@ pub async fn forward_named(
     let Some(name) = obj.get_str("name") else {
         return fwd.invalid_params("Invalid params: params.name must be a string");
     };
-    let Some(item) = snapshot.catalog(request.kind).get(&name) else {
+    let snapshot = access.snapshot();
+    let Some((index, item)) = snapshot.catalog(request.kind).find(&name) else {
         return fwd.unknown_name(snapshot, request.noun, &name);
     };
+    if !access.allows_item(request.kind, index) {
+        return fwd.denied(access, request.noun, &name);
+    }
     let mut upstream_params = Vec::with_capacity(params.map_or(0, |p| p.get().len()) + 8);
     obj.write_replacing(&mut upstream_params, "name", &item.original);
     let server = &snapshot.servers[item.server];

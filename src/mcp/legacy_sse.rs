@@ -22,6 +22,7 @@ use super::legacy_sessions::{self, OpenError, Refusal, Ticket, MAX_MESSAGE};
 use super::legacy_stream::LegacyStream;
 use super::methods;
 use super::service::{content_type_ok, dispatch, parse_body, refuse, McpService};
+use super::admission::Admission;
 use super::session::SessionClaims;
 use super::stream::McpStream;
 use super::version::ProtocolVersion;
@@ -44,11 +45,16 @@ impl McpService {
         &self,
         head: &RequestHead<'_>,
         body: &[u8],
+        snapshot: &Rc<Arc<RegistrySnapshot>>,
+        admission: Admission,
         resp: &mut Response,
     ) -> Outcome<McpStream> {
         match (head.path, head.method) {
-            ("/sse", Method::Get) => return self.open_legacy_stream(head, resp),
-            ("/messages", Method::Post) => self.legacy_post(head, body, resp).await,
+            ("/sse", Method::Get) => return self.open_legacy_stream(head, admission, resp),
+            ("/messages", Method::Post) => {
+                self.legacy_post(head, body, snapshot, admission, resp)
+                    .await
+            }
             (path, _) => {
                 resp.header(
                     "Allow",
@@ -73,6 +79,7 @@ impl McpService {
     fn open_legacy_stream(
         &self,
         head: &RequestHead<'_>,
+        admission: Admission,
         resp: &mut Response,
     ) -> Outcome<McpStream> {
         if !accepts(head.accept, "text/event-stream") {
@@ -85,7 +92,9 @@ impl McpService {
             return Outcome::Done;
         }
         let keys = self.sessions.keys_arc();
-        let issued = keys.issue(ProtocolVersion::V2024_11_05).and_then(|token| {
+        let issued = keys
+            .issue_with(ProtocolVersion::V2024_11_05, 0, admission.key)
+            .and_then(|token| {
             match keys.verify(token.as_bytes()) {
                 Ok(claims) => Ok((token, claims)),
                 Err(e) => Err(std::io::Error::other(format!("{e:?}"))),
@@ -140,7 +149,14 @@ impl McpService {
 
     /// `POST /messages?session_id=…`: checks the message and its session, answers 202, and
     /// leaves the answer to a task that queues it on the session's stream.
-    async fn legacy_post(&self, head: &RequestHead<'_>, body: &[u8], resp: &mut Response) {
+    async fn legacy_post(
+        &self,
+        head: &RequestHead<'_>,
+        body: &[u8],
+        snapshot: &Rc<Arc<RegistrySnapshot>>,
+        admission: Admission,
+        resp: &mut Response,
+    ) {
         let started = Instant::now();
         if !content_type_ok(head, resp) {
             return;
@@ -161,7 +177,7 @@ impl McpService {
                 "Session not found: the session_id is unknown, forged or expired; open GET /sse again",
             );
         };
-        if !self.version_header_ok(head, resp) {
+        if !admission.owns(&claims, resp) || !self.version_header_ok(head, resp) {
             return;
         }
         let Some(env) = parse_body(body, resp) else {
@@ -194,11 +210,10 @@ impl McpService {
             client_capabilities: ticket.capabilities,
             ..claims
         };
-        let snapshot = self.registry.current();
         if env.kind() != MessageKind::Request {
             // A notification, or the client's answer to a server's request: nothing goes back.
             return dispatch(
-                &snapshot,
+                admission.access(snapshot),
                 &self.metrics,
                 &self.settings.cores,
                 &env,
@@ -210,7 +225,8 @@ impl McpService {
             .await;
         }
         let task = Answer {
-            snapshot: Arc::clone(&snapshot),
+            snapshot: Arc::clone(snapshot),
+            admission,
             metrics: self.metrics.clone(),
             claims,
             started,
@@ -226,6 +242,7 @@ impl McpService {
 struct Answer {
     /// The snapshot the request arrived under (an `Arc`: legacy requests are not the hot path).
     snapshot: Arc<RegistrySnapshot>,
+    admission: Admission,
     metrics: Rc<CoreMetrics>,
     claims: SessionClaims,
     started: Instant,
@@ -251,7 +268,7 @@ impl Answer {
         } else {
             // Only requests come here, so no cancellation needs the other cores.
             dispatch(
-                &self.snapshot,
+                self.admission.access(&self.snapshot),
                 &self.metrics,
                 &[],
                 &env,

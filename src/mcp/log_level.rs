@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 
 use super::forward::reply_payload;
 use crate::jsonrpc::{write_error, write_result, ErrorCode, RawObject};
-use crate::registry::RegistrySnapshot;
+use crate::registry::Access;
 use crate::upstream::CallTiming;
 
 const METHOD: &str = "logging/setLevel";
@@ -29,7 +29,7 @@ pub const LOG_LEVELS: [&str; 8] = [
 
 /// Sends the level to every server with the `logging` capability and answers `{}`.
 pub async fn set_level(
-    snapshot: &RegistrySnapshot,
+    access: Access<'_>,
     params: Option<&RawValue>,
     id: &str,
     out: &mut Vec<u8>,
@@ -47,14 +47,19 @@ pub async fn set_level(
     let Some(level) = level else {
         return invalid(out, "Invalid params: params.level must be a string");
     };
-    let calls = snapshot
+    // Only servers the caller reaches: a key must not change what other keys' servers log.
+    let calls = access
+        .snapshot()
         .servers
         .iter()
-        .filter(|s| {
-            s.upstream
-                .initialize_info()
-                .is_some_and(|i| i.has_capability("logging"))
+        .enumerate()
+        .filter(|&(i, s)| {
+            access.touches_server(i)
+                && s.upstream
+                    .initialize_info()
+                    .is_some_and(|info| info.has_capability("logging"))
         })
+        .map(|(_, s)| s)
         .map(|server| async move {
             let reply = server
                 .upstream

@@ -11,7 +11,7 @@ use super::session::SessionKeys;
 use super::version::ProtocolVersion;
 use crate::http::{Response, Status};
 use crate::jsonrpc::{write_error, write_result, Envelope, ErrorCode, RawObject};
-use crate::registry::Catalog;
+use crate::registry::{Access, CatalogKind};
 
 #[derive(Deserialize)]
 struct InitializeParams<'a> {
@@ -102,12 +102,12 @@ pub fn write_initialize_result(out: &mut Vec<u8>, id: &str, version: ProtocolVer
 }
 
 /// `initialize` on `/mcp`: negotiates the revision and issues the session id.
-pub fn initialize(env: &Envelope<'_>, keys: &SessionKeys, resp: &mut Response) {
+pub fn initialize(env: &Envelope<'_>, keys: &SessionKeys, key: [u8; 8], resp: &mut Response) {
     let Some(handshake) = handshake(env, resp.json(Status::Ok)) else {
         return;
     };
     let id = env.id_or_null();
-    let session = match keys.issue_with(handshake.version, handshake.capabilities) {
+    let session = match keys.issue_with(handshake.version, handshake.capabilities, key) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "cannot issue a session id");
@@ -130,7 +130,13 @@ pub fn ping(out: &mut Vec<u8>, id: &str) {
 
 /// `tools/list`, `prompts/list`, `resources/list`, `resources/templates/list`: a precomputed
 /// page of the catalog.
-pub fn list_page(catalog: &Catalog, params: Option<&RawValue>, id: &str, out: &mut Vec<u8>) {
+pub fn list_page(
+    access: Access<'_>,
+    kind: CatalogKind,
+    params: Option<&RawValue>,
+    id: &str,
+    out: &mut Vec<u8>,
+) {
     let cursor = match params.map(|p| RawObject::parse(p.get())) {
         None => None,
         Some(Ok(obj)) => match obj.get("cursor") {
@@ -157,8 +163,8 @@ pub fn list_page(catalog: &Catalog, params: Option<&RawValue>, id: &str, out: &m
             )
         }
     };
-    match catalog.page(cursor.as_deref()) {
-        Some(page) => write_result(out, id, page),
+    match access.page(kind, cursor.as_deref()) {
+        Some(page) => write_result(out, id, page.as_str()),
         None => write_error(
             out,
             id,

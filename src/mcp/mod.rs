@@ -11,6 +11,7 @@
 //! another's requests.
 
 pub mod announcements;
+mod admission;
 mod batch;
 mod call_stream;
 pub(crate) mod checks;

@@ -9,11 +9,11 @@ use serde_json::value::RawValue;
 
 use super::forward::Forwarding;
 use super::subscriptions;
-use crate::registry::{RegistrySnapshot, Unroutable, UriRoute};
+use crate::registry::{Access, Unroutable, UriRoute};
 
 /// Routes `params.uri` and forwards `method` to its server with the original URI.
 pub async fn forward_by_uri(
-    snapshot: &RegistrySnapshot,
+    access: Access<'_>,
     method: &'static str,
     params: Option<&RawValue>,
     mut fwd: Forwarding<'_>,
@@ -24,9 +24,10 @@ pub async fn forward_by_uri(
     let Some(uri) = obj.get_str("uri") else {
         return fwd.invalid_params("Invalid params: params.uri must be a string");
     };
-    let Some(route) = route_uri(snapshot, &uri, &mut fwd) else {
+    let Some(route) = route_uri(access, &uri, &mut fwd) else {
         return;
     };
+    let snapshot = access.snapshot();
     let mut upstream_params = Vec::with_capacity(params.map_or(0, |p| p.get().len()) + 8);
     obj.write_replacing(&mut upstream_params, "uri", route.original);
     let server = &snapshot.servers[route.server];
@@ -43,14 +44,20 @@ pub async fn forward_by_uri(
     fwd.send(server, method, upstream_params).await
 }
 
-/// The route for `uri`; `None` (with the -32602 reply written) when there is none.
+/// The route for `uri`; `None` (with the -32602 or -32003 reply written) when there is none
+/// or the caller may not reach it.
 pub fn route_uri<'u>(
-    snapshot: &RegistrySnapshot,
+    access: Access<'_>,
     uri: &'u str,
     fwd: &mut Forwarding<'_>,
 ) -> Option<UriRoute<'u>> {
+    let snapshot = access.snapshot();
     match snapshot.uri_routes.resolve(uri) {
-        Ok(route) => Some(route),
+        Ok(route) if access.allows_uri(route.server, route.original) => Some(route),
+        Ok(_) => {
+            fwd.denied(access, "resource", uri);
+            None
+        }
         Err(Unroutable::Unknown) => {
             fwd.invalid_params(&format!(
                 "Unknown resource: no server lists {uri} or has a template matching it"

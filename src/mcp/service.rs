@@ -6,6 +6,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::admission::{admit, group_in_path, Admission};
 use super::batch;
 use super::call_stream::CallStream;
 use super::checks::{accepts, is_json, origin_allowed};
@@ -26,7 +27,7 @@ use crate::http::{Handler, Method, Outcome, RequestHead, Response, Status};
 use crate::jsonrpc::{
     parse_message, write_error, Envelope, ErrorCode, MessageKind, ParseError, RawObject,
 };
-use crate::registry::{RegistryReader, RegistrySnapshot};
+use crate::registry::{Access, CatalogKind, RegistryReader};
 use crate::runtime::CoreHandle;
 
 /// Settings every core shares.
@@ -89,10 +90,12 @@ impl McpService {
         }
     }
 
-    /// Checks `Mcp-Session-Id`; on failure the response is already written.
+    /// Checks `Mcp-Session-Id` and that `admission`'s key opened it; on failure the response is
+    /// already written.
     pub(super) fn session(
         &self,
         head: &RequestHead<'_>,
+        admission: Admission,
         resp: &mut Response,
     ) -> Option<SessionClaims> {
         let Some(id) = head.session_id else {
@@ -105,7 +108,7 @@ impl McpService {
             return None;
         };
         match self.sessions.verify(id) {
-            Ok(claims) => Some(claims),
+            Ok(claims) => admission.owns(&claims, resp).then_some(claims),
             Err(_) => {
                 refuse(
                     resp,
@@ -139,13 +142,16 @@ impl McpService {
         &self,
         head: &RequestHead<'_>,
         body: &[u8],
+        access: Access<'_>,
+        admission: Admission,
         resp: &mut Response,
     ) -> Outcome<McpStream> {
         if batch::is_batch(body) && !stateless::selects(head, body) {
-            return batch::post(self, head, body, resp).await;
+            return batch::post(self, head, body, access, admission, resp).await;
         }
         let mut stream = None;
-        self.post_message(head, body, resp, &mut stream).await;
+        self.post_message(head, body, access, admission, resp, &mut stream)
+            .await;
         match stream {
             Some(call) => {
                 resp.status = Status::Ok;
@@ -160,6 +166,8 @@ impl McpService {
         &self,
         head: &RequestHead<'_>,
         body: &[u8],
+        access: Access<'_>,
+        admission: Admission,
         resp: &mut Response,
         stream: &mut Option<CallStream>,
     ) {
@@ -169,7 +177,8 @@ impl McpService {
         }
         if stateless::selects(head, body) {
             let core = stateless::Core {
-                registry: &self.registry,
+                access,
+                key: admission.key,
                 metrics: &self.metrics,
                 keys: self.sessions.keys(),
             };
@@ -179,17 +188,16 @@ impl McpService {
             return;
         };
         if env.kind() == MessageKind::Request && env.method.as_deref() == Some("initialize") {
-            return methods::initialize(&env, self.sessions.keys(), resp);
+            return methods::initialize(&env, self.sessions.keys(), admission.key, resp);
         }
-        let Some(claims) = self.session(head, resp) else {
+        let Some(claims) = self.session(head, admission, resp) else {
             return;
         };
         if !self.version_header_ok(head, resp) {
             return;
         }
-        let snapshot = self.registry.current();
         dispatch(
-            &snapshot,
+            access,
             &self.metrics,
             &self.settings.cores,
             &env,
@@ -201,7 +209,12 @@ impl McpService {
         .await
     }
 
-    fn get(&self, head: &RequestHead<'_>, resp: &mut Response) -> Outcome<McpStream> {
+    fn get(
+        &self,
+        head: &RequestHead<'_>,
+        admission: Admission,
+        resp: &mut Response,
+    ) -> Outcome<McpStream> {
         if !accepts(head.accept, "text/event-stream") {
             refuse(
                 resp,
@@ -211,7 +224,7 @@ impl McpService {
             );
             return Outcome::Done;
         }
-        let Some(claims) = self.session(head, resp) else {
+        let Some(claims) = self.session(head, admission, resp) else {
             return Outcome::Done;
         };
         if !self.version_header_ok(head, resp) {
@@ -227,8 +240,8 @@ impl McpService {
         )))
     }
 
-    fn delete(&self, head: &RequestHead<'_>, resp: &mut Response) {
-        if let Some(claims) = self.session(head, resp) {
+    fn delete(&self, head: &RequestHead<'_>, admission: Admission, resp: &mut Response) {
+        if let Some(claims) = self.session(head, admission, resp) {
             self.sessions.keys().end(&claims);
             resp.empty(Status::Ok);
         }
@@ -289,7 +302,7 @@ pub(super) fn parse_body<'b>(body: &'b [u8], resp: &mut Response) -> Option<Enve
 /// can call it after the POST that brought the message has been answered.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn dispatch(
-    snapshot: &RegistrySnapshot,
+    access: Access<'_>,
     metrics: &CoreMetrics,
     cores: &[CoreHandle],
     env: &Envelope<'_>,
@@ -312,15 +325,14 @@ pub(super) async fn dispatch(
         MessageKind::Request => {
             let id = env.id_or_null();
             let out = resp.json(Status::Ok);
+            let list = |kind, out: &mut Vec<u8>| methods::list_page(access, kind, env.params, id, out);
             match env.method.as_deref().unwrap_or_default() {
                 "ping" => methods::ping(out, id),
-                "tools/list" => methods::list_page(&snapshot.tools, env.params, id, out),
-                "prompts/list" => methods::list_page(&snapshot.prompts, env.params, id, out),
-                "resources/list" => methods::list_page(&snapshot.resources, env.params, id, out),
-                "resources/templates/list" => {
-                    methods::list_page(&snapshot.resource_templates, env.params, id, out)
-                }
-                "logging/setLevel" => log_level::set_level(snapshot, env.params, id, out).await,
+                "tools/list" => list(CatalogKind::Tools, out),
+                "prompts/list" => list(CatalogKind::Prompts, out),
+                "resources/list" => list(CatalogKind::Resources, out),
+                "resources/templates/list" => list(CatalogKind::ResourceTemplates, out),
+                "logging/setLevel" => log_level::set_level(access, env.params, id, out).await,
                 method @ ("tools/call"
                 | "prompts/get"
                 | "resources/read"
@@ -339,16 +351,16 @@ pub(super) async fn dispatch(
                     };
                     let params = env.params;
                     match method {
-                        "tools/call" => forward_named(snapshot, TOOLS_CALL, params, fwd).await,
-                        "prompts/get" => forward_named(snapshot, PROMPTS_GET, params, fwd).await,
-                        "completion/complete" => complete(snapshot, params, fwd).await,
+                        "tools/call" => forward_named(access, TOOLS_CALL, params, fwd).await,
+                        "prompts/get" => forward_named(access, PROMPTS_GET, params, fwd).await,
+                        "completion/complete" => complete(access, params, fwd).await,
                         "resources/read" => {
-                            forward_by_uri(snapshot, "resources/read", params, fwd).await
+                            forward_by_uri(access, "resources/read", params, fwd).await
                         }
                         "resources/subscribe" => {
-                            forward_by_uri(snapshot, "resources/subscribe", params, fwd).await
+                            forward_by_uri(access, "resources/subscribe", params, fwd).await
                         }
-                        _ => forward_by_uri(snapshot, "resources/unsubscribe", params, fwd).await,
+                        _ => forward_by_uri(access, "resources/unsubscribe", params, fwd).await,
                     }
                 }
                 other => write_error(
@@ -424,17 +436,14 @@ impl Handler for McpService {
         body: &[u8],
         resp: &mut Response,
     ) -> Outcome<McpStream> {
-        match head.path {
-            "/mcp" | "/mcp/" | "/sse" | "/messages" => {}
-            "/healthz" => {
-                resp.text(Status::Ok, "ok\n");
-                return Outcome::Done;
-            }
-            _ => {
-                resp.text(Status::NotFound, "Not Found: mcpgate serves MCP at /mcp\n");
-                return Outcome::Done;
-            }
+        if head.path == "/healthz" {
+            resp.text(Status::Ok, "ok\n");
+            return Outcome::Done;
         }
+        let Ok(group) = group_in_path(head.path) else {
+            resp.text(Status::NotFound, "Not Found: mcpgate serves MCP at /mcp\n");
+            return Outcome::Done;
+        };
         if let Some(origin) = head.origin {
             if !origin_allowed(
                 origin,
@@ -457,14 +466,21 @@ impl Handler for McpService {
         if let Some(origin) = head.origin {
             cors::allow(resp, origin);
         }
+        let snapshot = self.registry.current();
+        let Some(admission) = admit(&snapshot, head, group, resp) else {
+            return Outcome::Done;
+        };
         if matches!(head.path, "/sse" | "/messages") {
-            return self.legacy(head, body, resp).await;
+            return self.legacy(head, body, &snapshot, admission, resp).await;
         }
         match head.method {
-            Method::Post => self.post(head, body, resp).await,
-            Method::Get => self.get(head, resp),
+            Method::Post => {
+                let access = admission.access(&snapshot);
+                self.post(head, body, access, admission, resp).await
+            }
+            Method::Get => self.get(head, admission, resp),
             Method::Delete => {
-                self.delete(head, resp);
+                self.delete(head, admission, resp);
                 Outcome::Done
             }
             _ => {

@@ -2,8 +2,9 @@
 //! so any core (and any gateway instance sharing the secret) can serve any request without a
 //! session store.
 //!
-//! Token = base64url(format ‖ issued-at ‖ protocol version ‖ client capabilities ‖ nonce ‖
-//! HMAC-SHA256 tag). Ended
+//! Token = base64url(format ‖ issued-at ‖ protocol version ‖ client capabilities ‖ key
+//! fingerprint ‖ nonce ‖ HMAC-SHA256 tag). The key fingerprint binds the session to the
+//! virtual key that opened it: another key cannot use it. Ended
 //! sessions (`DELETE /mcp`) are remembered until they would have expired anyway; that list is
 //! per instance. Verified tokens are cached per core, so the MAC is computed once per session
 //! and core rather than once per request.
@@ -20,10 +21,13 @@ use sha2::Sha256;
 
 use super::version::ProtocolVersion;
 
-const FORMAT: u8 = 2;
+const FORMAT: u8 = 3;
 const NONCE: usize = 8;
+const KEY: usize = 8;
 const TAG: usize = 16;
-const PAYLOAD: usize = 1 + 8 + 1 + 1 + NONCE;
+/// Where the key fingerprint starts.
+const KEY_AT: usize = 1 + 8 + 1 + 1;
+const PAYLOAD: usize = KEY_AT + KEY + NONCE;
 /// Where the nonce starts.
 const NONCE_AT: usize = PAYLOAD - NONCE;
 const TOKEN: usize = PAYLOAD + TAG;
@@ -39,6 +43,8 @@ pub struct SessionClaims {
     pub nonce: [u8; NONCE],
     /// Bits of [`crate::mcp::server_requests::ClientCapability`] the client declared.
     pub client_capabilities: u8,
+    /// Fingerprint of the virtual key that opened the session (zeros: anonymous).
+    pub key: [u8; KEY],
 }
 
 /// Why a session id was not accepted; every case answers 404.
@@ -95,22 +101,25 @@ impl SessionKeys {
         tag
     }
 
-    /// A new session id for a client that negotiated `version`.
+    /// A new anonymous session id for a client that negotiated `version`.
     pub fn issue(&self, version: ProtocolVersion) -> std::io::Result<String> {
-        self.issue_with(version, 0)
+        self.issue_with(version, 0, [0; KEY])
     }
 
-    /// A session id that also records which client capabilities (bits) the client declared.
+    /// A session id that also records which client capabilities (bits) the client declared
+    /// and the fingerprint of the key that opened it.
     pub fn issue_with(
         &self,
         version: ProtocolVersion,
         client_capabilities: u8,
+        key: [u8; KEY],
     ) -> std::io::Result<String> {
         let mut token = [0u8; TOKEN];
         token[0] = FORMAT;
         token[1..9].copy_from_slice(&now_secs().to_be_bytes());
         token[9] = version.index();
         token[10] = client_capabilities;
+        token[KEY_AT..KEY_AT + KEY].copy_from_slice(&key);
         getrandom::getrandom(&mut token[NONCE_AT..PAYLOAD]).map_err(std::io::Error::other)?;
         let tag = self.tag(&token[..PAYLOAD]);
         token[PAYLOAD..].copy_from_slice(&tag);
@@ -139,11 +148,14 @@ impl SessionKeys {
         let version = ProtocolVersion::from_index(token[9]).ok_or(SessionError::Malformed)?;
         let mut nonce = [0u8; NONCE];
         nonce.copy_from_slice(&token[NONCE_AT..PAYLOAD]);
+        let mut key = [0u8; KEY];
+        key.copy_from_slice(&token[KEY_AT..KEY_AT + KEY]);
         let claims = SessionClaims {
             version,
             issued,
             nonce,
             client_capabilities: token[10],
+            key,
         };
         if self.expires_at(&claims) <= now_secs() {
             return Err(SessionError::Expired);
@@ -280,6 +292,19 @@ mod tests {
         let claims = v.verify(id.as_bytes()).unwrap();
         k.end(&claims);
         assert_eq!(v.verify(id.as_bytes()), Err(SessionError::Ended));
+    }
+
+    #[test]
+    fn sessions_carry_the_key_that_opened_them() {
+        let k = keys();
+        let id = k
+            .issue_with(ProtocolVersion::V2025_06_18, 3, *b"keyprint")
+            .unwrap();
+        let claims = k.verify(id.as_bytes()).unwrap();
+        assert_eq!(claims.key, *b"keyprint");
+        assert_eq!(claims.client_capabilities, 3);
+        let anonymous = k.issue(ProtocolVersion::V2025_06_18).unwrap();
+        assert_eq!(k.verify(anonymous.as_bytes()).unwrap().key, [0; 8]);
     }
 
     #[test]

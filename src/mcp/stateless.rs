@@ -26,7 +26,7 @@ use crate::jsonrpc::{
     parse_message, write_error, write_error_with_data, write_result, Envelope, ErrorCode,
     MessageKind, ParseError, RawObject,
 };
-use crate::registry::RegistryReader;
+use crate::registry::{Access, CatalogKind};
 
 /// The `_meta` keys a stateless request carries.
 const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
@@ -42,7 +42,10 @@ const CAPABILITIES: &str = concat!(
 
 /// What the handler needs of its core.
 pub struct Core<'a> {
-    pub registry: &'a RegistryReader,
+    /// The caller's reach in the snapshot the request arrived under.
+    pub access: Access<'a>,
+    /// What a session opened here would record of the caller's key.
+    pub key: [u8; 8],
     pub metrics: &'a CoreMetrics,
     pub keys: &'a SessionKeys,
 }
@@ -122,7 +125,7 @@ pub async fn post(
     // `initialize` is the handshake-era opening whatever header came with it; it never
     // negotiates 2026-07-28 (see `ProtocolVersion::negotiate`).
     if env.method.as_deref() == Some("initialize") {
-        return methods::initialize(&env, core.keys, resp);
+        return methods::initialize(&env, core.keys, core.key, resp);
     }
     let Some(terms) = checked(head, &env, resp) else {
         return;
@@ -277,7 +280,7 @@ async fn dispatch(
     stream: &mut Option<CallStream>,
     started: Instant,
 ) {
-    let snapshot = core.registry.current();
+    let access = core.access;
     let id = env.id_or_null();
     let params = env.params;
     let method = env.method.as_deref().unwrap_or_default();
@@ -286,16 +289,16 @@ async fn dispatch(
         ..request.terms
     };
     let out = resp.json(Status::Ok);
-    let catalog = match method {
+    let kind = match method {
         "server/discover" => return discover(out, id),
-        "tools/list" => Some(&snapshot.tools),
-        "prompts/list" => Some(&snapshot.prompts),
-        "resources/list" => Some(&snapshot.resources),
-        "resources/templates/list" => Some(&snapshot.resource_templates),
+        "tools/list" => Some(CatalogKind::Tools),
+        "prompts/list" => Some(CatalogKind::Prompts),
+        "resources/list" => Some(CatalogKind::Resources),
+        "resources/templates/list" => Some(CatalogKind::ResourceTemplates),
         _ => None,
     };
-    if let Some(catalog) = catalog {
-        methods::list_page(catalog, params, id, out);
+    if let Some(kind) = kind {
+        methods::list_page(access, kind, params, id, out);
         return cached.complete_reply(out, 0, id);
     }
     match method {
@@ -316,10 +319,10 @@ async fn dispatch(
                 }),
             };
             match method {
-                "tools/call" => forward_named(&snapshot, TOOLS_CALL, params, fwd).await,
-                "prompts/get" => forward_named(&snapshot, PROMPTS_GET, params, fwd).await,
-                "resources/read" => forward_by_uri(&snapshot, "resources/read", params, fwd).await,
-                _ => complete(&snapshot, params, fwd).await,
+                "tools/call" => forward_named(access, TOOLS_CALL, params, fwd).await,
+                "prompts/get" => forward_named(access, PROMPTS_GET, params, fwd).await,
+                "resources/read" => forward_by_uri(access, "resources/read", params, fwd).await,
+                _ => complete(access, params, fwd).await,
             }
         }
         other => {

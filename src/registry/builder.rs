@@ -1,10 +1,14 @@
 //! Keeps every server's latest listing so a new snapshot can be built when one changes
 //! (a server that missed start-up comes up; later: reloads and `list_changed`).
 
+use std::sync::Arc;
+
 use super::snapshot::{RegistrySnapshot, ServerListing};
+use crate::auth::Governance;
 use crate::config::PrefixMode;
 
 pub struct RegistryBuilder {
+    governance: Arc<Governance>,
     mode: PrefixMode,
     page_size: usize,
     generation: u64,
@@ -12,8 +16,14 @@ pub struct RegistryBuilder {
 }
 
 impl RegistryBuilder {
-    pub fn new(mode: PrefixMode, page_size: usize, listings: Vec<ServerListing>) -> Self {
+    pub fn new(
+        governance: Arc<Governance>,
+        mode: PrefixMode,
+        page_size: usize,
+        listings: Vec<ServerListing>,
+    ) -> Self {
         RegistryBuilder {
+            governance,
             mode,
             page_size,
             generation: 0,
@@ -33,6 +43,7 @@ impl RegistryBuilder {
             })
             .collect();
         RegistrySnapshot::build(self.generation, self.mode, self.page_size, listings)
+            .govern(self.governance.clone())
     }
 
     pub fn listings(&self) -> &[ServerListing] {

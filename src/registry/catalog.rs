@@ -11,7 +11,7 @@ use crate::config::{PrefixMode, ToolFilter};
 use crate::jsonrpc::RawObject;
 
 /// What a catalog holds; names the list member and keeps cursors of one kind from another.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CatalogKind {
     Tools,
     Prompts,
@@ -107,6 +107,7 @@ pub struct Catalog {
     pub skipped: Vec<(String, String)>,
     /// `…/list` results, one per page, ready to splice into a reply.
     pages: Vec<String>,
+    page_size: usize,
 }
 
 impl Catalog {
@@ -188,7 +189,8 @@ impl Catalog {
             .map(|(name, items)| Collision { name, items })
             .collect();
         collisions.sort_by(|a, b| a.name.cmp(&b.name));
-        let pages = build_pages(kind, &items, page_size.max(1));
+        let page_size = page_size.max(1);
+        let pages = build_pages(kind, &items.iter().collect::<Vec<_>>(), page_size);
         Catalog {
             kind,
             items,
@@ -196,21 +198,49 @@ impl Catalog {
             collisions,
             skipped,
             pages,
+            page_size,
         }
     }
 
+    pub fn kind(&self) -> CatalogKind {
+        self.kind
+    }
+
     pub fn get(&self, exposed: &str) -> Option<&ExposedItem> {
-        self.by_name.get(exposed).map(|&i| &self.items[i])
+        self.find(exposed).map(|(_, item)| item)
+    }
+
+    /// The item and its index in `items`.
+    pub fn find(&self, exposed: &str) -> Option<(usize, &ExposedItem)> {
+        self.by_name.get(exposed).map(|&i| (i, &self.items[i]))
     }
 
     /// The `…/list` result for `cursor` (`None` = first page); `None` when the cursor is not
     /// one this gateway issued for this kind.
     pub fn page(&self, cursor: Option<&str>) -> Option<&str> {
+        self.page_in(&self.pages, cursor)
+    }
+
+    /// The page for `cursor` among `pages` (the whole catalog's or a caller's view).
+    pub fn page_in<'p>(&self, pages: &'p [String], cursor: Option<&str>) -> Option<&'p str> {
         let index = match cursor {
             None => 0,
             Some(c) => decode_cursor(self.kind, c)?,
         };
-        self.pages.get(index).map(String::as_str)
+        pages.get(index).map(String::as_str)
+    }
+
+    /// The `…/list` pages of just the items `keep` admits (by index): what a caller who may
+    /// see part of the catalog is shown.
+    pub fn pages_where(&self, keep: impl Fn(usize, &ExposedItem) -> bool) -> Vec<String> {
+        let items: Vec<&ExposedItem> = self
+            .items
+            .iter()
+            .enumerate()
+            .filter(|&(i, item)| keep(i, item))
+            .map(|(_, item)| item)
+            .collect();
+        build_pages(self.kind, &items, self.page_size)
     }
 }
 
@@ -227,8 +257,8 @@ fn decode_cursor(kind: CatalogKind, cursor: &str) -> Option<usize> {
     text.strip_prefix(kind.cursor_prefix())?.parse().ok()
 }
 
-fn build_pages(kind: CatalogKind, items: &[ExposedItem], page_size: usize) -> Vec<String> {
-    let chunks: Vec<&[ExposedItem]> = if items.is_empty() {
+fn build_pages(kind: CatalogKind, items: &[&ExposedItem], page_size: usize) -> Vec<String> {
+    let chunks: Vec<&[&ExposedItem]> = if items.is_empty() {
         vec![&[][..]]
     } else {
         items.chunks(page_size).collect()

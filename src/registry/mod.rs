@@ -6,6 +6,7 @@
 //! current one to each core without locks on the hot path. Must never: mutate a published snapshot; in-flight
 //! calls finish on the snapshot they started with.
 
+pub mod access;
 mod builder;
 pub mod catalog;
 pub mod naming;
@@ -15,6 +16,7 @@ mod snapshot;
 pub mod uri_routes;
 pub mod uri_template;
 
+pub use access::{Access, AccessTable, Page};
 pub use builder::RegistryBuilder;
 pub use catalog::{Catalog, CatalogKind, Collision, ExposedItem};
 pub use published::{PublishedRegistry, RegistryReader};

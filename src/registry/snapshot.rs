@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use serde_json::value::RawValue;
 
+use super::access::AccessTable;
 use super::catalog::{Catalog, CatalogInput, CatalogKind, ExposedItem};
 use super::uri_routes::UriRoutes;
+use crate::auth::Governance;
 use crate::config::{PrefixMode, ToolFilter};
 use crate::upstream::Upstream;
 
@@ -44,6 +46,8 @@ pub struct RegistrySnapshot {
     pub resource_templates: Catalog,
     /// Where `resources/read` and friends send a URI.
     pub uri_routes: UriRoutes,
+    /// Who may reach what of it.
+    pub access: AccessTable,
 }
 
 impl RegistrySnapshot {
@@ -75,15 +79,24 @@ impl RegistrySnapshot {
             &resources,
             &resource_templates,
         );
+        let servers: Vec<Arc<ServerEntry>> = listings.into_iter().map(|l| l.server).collect();
+        let access = AccessTable::build(Arc::new(Governance::open()), &servers, &tools);
         RegistrySnapshot {
             generation,
-            servers: listings.into_iter().map(|l| l.server).collect(),
+            servers,
+            access,
             tools,
             prompts,
             resources,
             resource_templates,
             uri_routes,
         }
+    }
+
+    /// Applies `governance` (the snapshot is built open: anonymous, everything reachable).
+    pub fn govern(mut self, governance: Arc<Governance>) -> Self {
+        self.access = AccessTable::build(governance, &self.servers, &self.tools);
+        self
     }
 
     pub fn catalog(&self, kind: CatalogKind) -> &Catalog {

@@ -33,8 +33,8 @@ pub struct UriRoutes {
     by_authority: HashMap<String, usize>,
     /// Listed resource URI or template text → servers that listed it (ascending, no repeats).
     listed: HashMap<String, Vec<usize>>,
-    /// Every template that parsed, with its server.
-    templates: Vec<(usize, UriTemplate)>,
+    /// Every template that parsed, with its server and text.
+    templates: Vec<(usize, String, UriTemplate)>,
 }
 
 impl UriRoutes {
@@ -60,7 +60,7 @@ impl UriRoutes {
             .items
             .iter()
             .filter_map(|t| match UriTemplate::parse(&t.original) {
-                Some(parsed) => Some((t.server, parsed)),
+                Some(parsed) => Some((t.server, t.original.clone(), parsed)),
                 None => {
                     tracing::debug!(template = %t.original, "not a URI template the gateway can match; reachable by its prefixed form only");
                     None
@@ -72,6 +72,18 @@ impl UriRoutes {
             listed,
             templates,
         }
+    }
+
+    /// The texts of `server`'s templates that match `uri` (a URI that server knows).
+    pub fn templates_matching<'s>(
+        &'s self,
+        server: usize,
+        uri: &'s str,
+    ) -> impl Iterator<Item = &'s str> + 's {
+        self.templates
+            .iter()
+            .filter(move |(s, _, t)| *s == server && t.matches(uri))
+            .map(|(_, text, _)| text.as_str())
     }
 
     /// The server `uri` goes to, and the URI to send it.
@@ -92,8 +104,8 @@ impl UriRoutes {
                 let mut matched: Vec<usize> = self
                     .templates
                     .iter()
-                    .filter(|(_, t)| t.matches(uri))
-                    .map(|(server, _)| *server)
+                    .filter(|(_, _, t)| t.matches(uri))
+                    .map(|(server, _, _)| *server)
                     .collect();
                 matched.sort_unstable();
                 matched.dedup();

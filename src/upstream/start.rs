@@ -10,6 +10,7 @@ use super::listing::{list_server, ServerItems};
 use super::sse_legacy::{SseSpec, SseUpstream};
 use super::stdio::{StdioSpec, StdioUpstream};
 use super::{InitializeInfo, Upstream, UpstreamError};
+use crate::auth::Governance;
 use crate::config::{Config, ServerConfig, Transport};
 use crate::registry::{RegistryBuilder, RegistrySnapshot, ServerEntry, ServerListing};
 use crate::runtime::{block_on, CoreHandle, IoDriver};
@@ -227,7 +228,13 @@ pub fn start_upstreams(
             items,
         });
     }
-    let mut builder = RegistryBuilder::new(config.tool_prefix, config.tools_page_size, entries);
+    let governance = Arc::new(Governance::new(&config.governance));
+    let mut builder = RegistryBuilder::new(
+        governance,
+        config.tool_prefix,
+        config.tools_page_size,
+        entries,
+    );
     let snapshot = builder.build();
     Ok(Started {
         snapshot,

@@ -1,0 +1,10 @@
+//! Access control: virtual keys, what each key and tool group may reach.
+//!
+//! Owns: the policy side of governance, built from the config off the hot path and read by
+//! the workers through the registry snapshot. Must never: hold or print a key's value.
+
+pub mod governance;
+pub mod grants;
+pub mod keys;
+
+pub use governance::{AuthError, Caller, Governance};

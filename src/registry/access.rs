@@ -1,0 +1,258 @@
+//! What one caller reaches in one snapshot: the governance's grants laid over the catalogs.
+//!
+//! Owns: the per-snapshot tables that make the `tools/call` check a bit test (a bit per
+//! exposed tool, per key and per group), the check for every other kind, and the `…/list`
+//! pages a restricted caller sees, built on first use and kept for the snapshot's life. Must
+//! never: show a caller an item it may not call, or let a call through that its listing would
+//! not show.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use super::catalog::{Catalog, CatalogKind};
+use super::snapshot::{RegistrySnapshot, ServerEntry};
+use crate::auth::grants::Grants;
+use crate::auth::{Caller, Governance};
+
+/// A bit per item of a catalog.
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn from_fn(len: usize, f: impl Fn(usize) -> bool) -> Bits {
+        let mut words = vec![0u64; len.div_ceil(64)];
+        for i in (0..len).filter(|&i| f(i)) {
+            words[i / 64] |= 1 << (i % 64);
+        }
+        Bits(words)
+    }
+
+    fn get(&self, i: usize) -> bool {
+        self.0.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+}
+
+/// A restricted caller's list pages, by (caller, group, kind).
+type Views = HashMap<(Caller, Option<usize>, CatalogKind), Arc<Vec<String>>>;
+
+/// The governance as it applies to one snapshot.
+pub struct AccessTable {
+    governance: Arc<Governance>,
+    key_tools: Vec<Bits>,
+    group_tools: Vec<Bits>,
+    views: Mutex<Views>,
+}
+
+fn tool_bits(grants: &Grants, servers: &[Arc<ServerEntry>], tools: &Catalog) -> Bits {
+    Bits::from_fn(tools.items.len(), |i| {
+        let item = &tools.items[i];
+        servers
+            .get(item.server)
+            .is_some_and(|s| grants.allows(&s.name, &item.original))
+    })
+}
+
+impl AccessTable {
+    pub fn build(
+        governance: Arc<Governance>,
+        servers: &[Arc<ServerEntry>],
+        tools: &Catalog,
+    ) -> AccessTable {
+        let key_tools = governance
+            .keys()
+            .iter()
+            .map(|k| tool_bits(&k.grants, servers, tools))
+            .collect();
+        let group_tools = governance
+            .groups()
+            .iter()
+            .map(|g| tool_bits(&g.grants, servers, tools))
+            .collect();
+        AccessTable {
+            governance,
+            key_tools,
+            group_tools,
+            views: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn governance(&self) -> &Governance {
+        &self.governance
+    }
+
+    pub fn governance_arc(&self) -> Arc<Governance> {
+        self.governance.clone()
+    }
+}
+
+/// A page of a `…/list` result: the whole catalog's, or one from a caller's view.
+pub enum Page<'s> {
+    Shared(&'s str),
+    View(Arc<Vec<String>>, usize),
+}
+
+impl Page<'_> {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Page::Shared(s) => s,
+            Page::View(pages, i) => pages.get(*i).map_or("", String::as_str),
+        }
+    }
+}
+
+/// One request's reach: its caller, narrowed to a tool group when the URL names one.
+#[derive(Clone, Copy)]
+pub struct Access<'s> {
+    snapshot: &'s RegistrySnapshot,
+    caller: Caller,
+    group: Option<usize>,
+}
+
+impl<'s> Access<'s> {
+    pub fn new(snapshot: &'s RegistrySnapshot, caller: Caller, group: Option<usize>) -> Self {
+        Access {
+            snapshot,
+            caller,
+            group,
+        }
+    }
+
+    pub fn caller(&self) -> Caller {
+        self.caller
+    }
+
+    pub fn snapshot(&self) -> &'s RegistrySnapshot {
+        self.snapshot
+    }
+
+    /// Nothing is withheld: anonymous on `/mcp`.
+    fn is_open(&self) -> bool {
+        self.caller == Caller::Anonymous && self.group.is_none()
+    }
+
+    fn table(&self) -> &'s AccessTable {
+        &self.snapshot.access
+    }
+
+    /// The grants that restrict this request: the key's, the group's (each `None` when it does
+    /// not restrict).
+    fn restrictions(&self) -> [Option<&'s Grants>; 2] {
+        let g = self.table().governance.as_ref();
+        [
+            g.grants(self.caller),
+            self.group.and_then(|i| g.groups().get(i)).map(|p| &p.grants),
+        ]
+    }
+
+    /// Whether item `index` of the `kind` catalog may be listed and called.
+    pub fn allows_item(&self, kind: CatalogKind, index: usize) -> bool {
+        if self.is_open() {
+            return true;
+        }
+        if kind == CatalogKind::Tools {
+            let table = self.table();
+            let key_ok = match self.caller {
+                Caller::Anonymous => true,
+                Caller::Key(k) => table.key_tools.get(k).is_some_and(|b| b.get(index)),
+            };
+            let group_ok = self
+                .group
+                .is_none_or(|g| table.group_tools.get(g).is_some_and(|b| b.get(index)));
+            return key_ok && group_ok;
+        }
+        let Some(item) = self.snapshot.catalog(kind).items.get(index) else {
+            return false;
+        };
+        let Some(server) = self.snapshot.servers.get(item.server) else {
+            return false;
+        };
+        self.restrictions()
+            .iter()
+            .flatten()
+            .all(|g| g.allows(&server.name, &item.original))
+    }
+
+    /// Whether the resource `original` of server `server` (index) may be read or subscribed:
+    /// the whole server is granted, or the URI itself, or a template of that server matching it.
+    pub fn allows_uri(&self, server: usize, original: &str) -> bool {
+        if self.is_open() {
+            return true;
+        }
+        let Some(entry) = self.snapshot.servers.get(server) else {
+            return false;
+        };
+        let name = entry.name.as_str();
+        self.restrictions().iter().flatten().all(|g| {
+            g.whole_server(name)
+                || g.allows(name, original)
+                || self
+                    .snapshot
+                    .uri_routes
+                    .templates_matching(server, original)
+                    .any(|t| g.allows(name, t))
+        })
+    }
+
+    /// Whether anything of server `server` (index) is reachable (for server-wide requests such
+    /// as `logging/setLevel`).
+    pub fn touches_server(&self, server: usize) -> bool {
+        if self.is_open() {
+            return true;
+        }
+        let Some(entry) = self.snapshot.servers.get(server) else {
+            return false;
+        };
+        self.restrictions()
+            .iter()
+            .flatten()
+            .all(|g| g.touches(&entry.name))
+    }
+
+    /// Why a request for `noun` `name` (its exposed name) is refused, for the error message.
+    pub fn denial(&self, noun: &str, name: &str) -> String {
+        let g = self.table().governance.as_ref();
+        let key = g.key(self.caller).map(|k| k.name.as_str());
+        let group = self
+            .group
+            .and_then(|i| g.groups().get(i))
+            .map(|p| p.name.as_str());
+        match (key, group) {
+            (Some(key), None) => format!("Forbidden: key {key:?} has no grant for {noun} {name}"),
+            (None, Some(group)) => {
+                format!("Forbidden: tool group {group:?} does not include {noun} {name}")
+            }
+            (Some(key), Some(group)) => format!(
+                "Forbidden: {noun} {name} is not granted to key {key:?} in tool group {group:?}"
+            ),
+            (None, None) => format!("Forbidden: {noun} {name} is not reachable"),
+        }
+    }
+
+    /// The `…/list` page for `cursor` as this caller sees it; `None` for a cursor the gateway
+    /// did not issue.
+    pub fn page(&self, kind: CatalogKind, cursor: Option<&str>) -> Option<Page<'s>> {
+        let catalog = self.snapshot.catalog(kind);
+        if self.is_open() {
+            return catalog.page(cursor).map(Page::Shared);
+        }
+        let pages = {
+            let mut views = self
+                .table()
+                .views
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            views
+                .entry((self.caller, self.group, kind))
+                .or_insert_with(|| Arc::new(catalog.pages_where(|i, _| self.allows_item(kind, i))))
+                .clone()
+        };
+        let index = match cursor {
+            None => 0,
+            Some(_) => {
+                // The cursor names a page index; look it up against the view's own pages.
+                let first = catalog.page_in(&pages, cursor)?;
+                pages.iter().position(|p| std::ptr::eq(p.as_str(), first))?
+            }
+        };
+        Some(Page::View(pages, index))
+    }
+}
