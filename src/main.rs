@@ -233,7 +233,11 @@ fn describe_governance(g: &config::GovernanceConfig) {
     } else {
         println!("virtual_keys:");
         for k in &g.keys {
-            let team = k.team.as_deref().map(|t| format!(", team {t}")).unwrap_or_default();
+            let team = k
+                .team
+                .as_deref()
+                .map(|t| format!(", team {t}"))
+                .unwrap_or_default();
             let groups = if k.groups.is_empty() {
                 String::new()
             } else {

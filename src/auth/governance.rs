@@ -130,7 +130,10 @@ impl Governance {
             return Ok(Caller::Anonymous);
         }
         let key = key.ok_or(AuthError::Missing)?;
-        self.table.find(key).map(Caller::Key).ok_or(AuthError::Unknown)
+        self.table
+            .find(key)
+            .map(Caller::Key)
+            .ok_or(AuthError::Unknown)
     }
 
     pub fn keys(&self) -> &[KeyPolicy] {
@@ -162,4 +165,3 @@ impl Governance {
         self.key(caller).map(|k| &k.grants)
     }
 }
-

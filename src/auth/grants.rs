@@ -132,7 +132,10 @@ mod tests {
     #[test]
     fn extending_unions() {
         let mut g = Grants::from_lists(&lists(&[("a", &["echo"])]));
-        g.extend(&Grants::from_lists(&lists(&[("a", &["add"]), ("b", &["x"])])));
+        g.extend(&Grants::from_lists(&lists(&[
+            ("a", &["add"]),
+            ("b", &["x"]),
+        ])));
         assert!(g.allows("a", "echo") && g.allows("a", "add") && g.allows("b", "x"));
         g.extend(&Grants::from_lists(&lists(&[("a", &["*"])])));
         assert!(g.whole_server("a"));

@@ -49,7 +49,10 @@ pub const ANONYMOUS: [u8; 8] = [0; 8];
 
 /// The key a request presents: `Authorization: Bearer <key>` first, else `x-api-key`.
 /// `None` when neither is there (or `Authorization` uses another scheme).
-pub fn presented<'a>(authorization: Option<&'a [u8]>, api_key: Option<&'a [u8]>) -> Option<&'a [u8]> {
+pub fn presented<'a>(
+    authorization: Option<&'a [u8]>,
+    api_key: Option<&'a [u8]>,
+) -> Option<&'a [u8]> {
     if let Some(value) = authorization {
         let value = value.trim_ascii();
         if value.len() > 7 && value[..7].eq_ignore_ascii_case(b"bearer ") {

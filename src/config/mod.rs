@@ -10,11 +10,11 @@ mod load;
 mod model;
 
 pub use expand::expand_vars;
-pub use load::{load_file, parse_config, BUILTIN_DEFAULT};
 pub use governance::{
     BudgetConfig, BudgetPeriod, GovernanceConfig, KeyConfig, LimitConfig, RateLimitConfig,
     TeamConfig,
 };
+pub use load::{load_file, parse_config, BUILTIN_DEFAULT};
 pub use model::{Config, IoDriverChoice, PrefixMode, ServerConfig, ToolFilter, Transport};
 
 use std::fmt;

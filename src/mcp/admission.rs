@@ -52,7 +52,11 @@ pub fn group_in_path(path: &str) -> Result<Option<&str>, ()> {
         "/mcp" | "/mcp/" | "/sse" | "/messages" => Ok(None),
         _ => match path.strip_prefix("/mcp/") {
             Some(name) if !name.is_empty() && !name.contains('/') => Ok(Some(name)),
-            Some(name) => name.strip_suffix('/').filter(|n| !n.contains('/') && !n.is_empty()).map(Some).ok_or(()),
+            Some(name) => name
+                .strip_suffix('/')
+                .filter(|n| !n.contains('/') && !n.is_empty())
+                .map(Some)
+                .ok_or(()),
             None => Err(()),
         },
     }
@@ -70,7 +74,12 @@ pub fn admit(
         Ok(caller) => caller,
         Err(e) => {
             resp.header("WWW-Authenticate", e.challenge());
-            refuse(resp, Status::Unauthorized, ErrorCode::InvalidRequest, e.message());
+            refuse(
+                resp,
+                Status::Unauthorized,
+                ErrorCode::InvalidRequest,
+                e.message(),
+            );
             return None;
         }
     };

@@ -16,15 +16,15 @@ use std::collections::VecDeque;
 use futures_util::future::join_all;
 use serde_json::value::RawValue;
 
-use super::call_stream::CallStream;
 use super::admission::Admission;
+use super::call_stream::CallStream;
 use super::service::{media_types_ok, refuse, McpService};
 use super::stream::McpStream;
 use super::version::ProtocolVersion;
 use crate::http::sse::write_event as write_sse_event;
 use crate::http::{Outcome, RequestHead, Response, SseStream, Status};
-use crate::registry::Access;
 use crate::jsonrpc::{parse_message, write_error, ErrorCode, MessageKind};
+use crate::registry::Access;
 
 /// The most messages one batch may hold: each is a request the core serves at once.
 pub const MAX_BATCH: usize = 100;

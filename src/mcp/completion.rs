@@ -15,11 +15,7 @@ use crate::registry::{Access, CatalogKind};
 const METHOD: &str = "completion/complete";
 
 /// Forwards a completion request to the server of the prompt or resource it refers to.
-pub async fn complete(
-    access: Access<'_>,
-    params: Option<&RawValue>,
-    mut fwd: Forwarding<'_>,
-) {
+pub async fn complete(access: Access<'_>, params: Option<&RawValue>, mut fwd: Forwarding<'_>) {
     let Some(obj) = fwd.params_object(METHOD, params) else {
         return;
     };

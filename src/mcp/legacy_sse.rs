@@ -16,13 +16,13 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::admission::Admission;
 use super::call_stream::CallStream;
 use super::checks::accepts;
 use super::legacy_sessions::{self, OpenError, Refusal, Ticket, MAX_MESSAGE};
 use super::legacy_stream::LegacyStream;
 use super::methods;
 use super::service::{content_type_ok, dispatch, parse_body, refuse, McpService};
-use super::admission::Admission;
 use super::session::SessionClaims;
 use super::stream::McpStream;
 use super::version::ProtocolVersion;
@@ -94,12 +94,10 @@ impl McpService {
         let keys = self.sessions.keys_arc();
         let issued = keys
             .issue_with(ProtocolVersion::V2024_11_05, 0, admission.key)
-            .and_then(|token| {
-            match keys.verify(token.as_bytes()) {
+            .and_then(|token| match keys.verify(token.as_bytes()) {
                 Ok(claims) => Ok((token, claims)),
                 Err(e) => Err(std::io::Error::other(format!("{e:?}"))),
-            }
-        });
+            });
         let (token, claims) = match issued {
             Ok(issued) => issued,
             Err(e) => {

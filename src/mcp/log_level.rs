@@ -28,12 +28,7 @@ pub const LOG_LEVELS: [&str; 8] = [
 ];
 
 /// Sends the level to every server with the `logging` capability and answers `{}`.
-pub async fn set_level(
-    access: Access<'_>,
-    params: Option<&RawValue>,
-    id: &str,
-    out: &mut Vec<u8>,
-) {
+pub async fn set_level(access: Access<'_>, params: Option<&RawValue>, id: &str, out: &mut Vec<u8>) {
     let invalid = |out: &mut Vec<u8>, message: &str| {
         write_error(out, id, ErrorCode::InvalidParams, message);
     };

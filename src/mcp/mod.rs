@@ -10,8 +10,8 @@
 //! results gain the `resultType` its revision requires), or let one client's bad input affect
 //! another's requests.
 
-pub mod announcements;
 mod admission;
+pub mod announcements;
 mod batch;
 mod call_stream;
 pub(crate) mod checks;

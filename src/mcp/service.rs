@@ -325,7 +325,8 @@ pub(super) async fn dispatch(
         MessageKind::Request => {
             let id = env.id_or_null();
             let out = resp.json(Status::Ok);
-            let list = |kind, out: &mut Vec<u8>| methods::list_page(access, kind, env.params, id, out);
+            let list =
+                |kind, out: &mut Vec<u8>| methods::list_page(access, kind, env.params, id, out);
             match env.method.as_deref().unwrap_or_default() {
                 "ping" => methods::ping(out, id),
                 "tools/list" => list(CatalogKind::Tools, out),

@@ -139,7 +139,9 @@ impl<'s> Access<'s> {
         let g = self.table().governance.as_ref();
         [
             g.grants(self.caller),
-            self.group.and_then(|i| g.groups().get(i)).map(|p| &p.grants),
+            self.group
+                .and_then(|i| g.groups().get(i))
+                .map(|p| &p.grants),
         ]
     }
 

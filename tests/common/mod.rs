@@ -453,6 +453,29 @@ pub async fn connect_http_with(url: &str, max_concurrent: usize) -> Client {
         .unwrap_or_else(|e| panic!("rmcp could not initialize with {url}: {e}"))
 }
 
+/// rmcp over streamable HTTP presenting `key` as `Authorization: Bearer <key>`.
+pub async fn connect_http_with_key(url: &str, key: &str) -> Client {
+    try_connect_http_with_key(url, key)
+        .await
+        .unwrap_or_else(|e| panic!("rmcp could not initialize with {url} using a key: {e}"))
+}
+
+/// Like [`connect_http_with_key`], returning the failure instead of panicking.
+pub async fn try_connect_http_with_key(
+    url: &str,
+    key: &str,
+) -> Result<Client, rmcp::service::ClientInitializeError> {
+    let config = StreamableHttpClientTransportConfig::with_uri(url).auth_header(key);
+    let transport = StreamableHttpClientTransport::from_config(config);
+    within(&format!("rmcp initialize with {url}"), ().serve(transport)).await
+}
+
+/// A node script of tests/fixtures as a stdio server.
+pub fn node_fixture_stdio(script: &str) -> Value {
+    let path = repo_root().join("tests/fixtures").join(script);
+    json!({ "command": "node", "args": [path.to_string_lossy()] })
+}
+
 /// rmcp over the child-process (stdio) transport; the child's stderr is discarded and the child
 /// is killed when the client is dropped.
 pub async fn connect_stdio(program: &str, args: &[&str]) -> Client {
