@@ -12,6 +12,7 @@ pub mod jsonrpc;
 pub mod mcp;
 pub mod mock;
 pub mod registry;
+pub mod reload;
 pub mod runtime;
 pub mod serve;
 pub mod upstream;

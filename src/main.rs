@@ -129,13 +129,15 @@ fn init_logging(default: &str) {
 fn load_config(
     path: Option<&Path>,
     start_mock: &dyn Fn() -> Result<String, String>,
-) -> Result<Config, String> {
+) -> Result<(Config, Option<PathBuf>), String> {
     if let Some(p) = path {
-        return config::load_file(p).map_err(|e| format!("config {}: {e}", p.display()));
+        let cfg = config::load_file(p).map_err(|e| format!("config {}: {e}", p.display()))?;
+        return Ok((cfg, Some(p.to_path_buf())));
     }
     let local = Path::new("mcpgate.json");
     if local.exists() {
-        return config::load_file(local).map_err(|e| format!("config mcpgate.json: {e}"));
+        let cfg = config::load_file(local).map_err(|e| format!("config mcpgate.json: {e}"))?;
+        return Ok((cfg, Some(local.to_path_buf())));
     }
     tracing::info!("no --config and no ./mcpgate.json: serving the built-in mock upstreams");
     let exe = std::env::current_exe()
@@ -147,6 +149,7 @@ fn load_config(
         "MCPGATE_MOCK_HTTP_URL" => Some(mock_url.clone()),
         _ => std::env::var(name).ok(),
     })
+    .map(|cfg| (cfg, None))
     .map_err(|e| format!("built-in config: {e}"))
 }
 
@@ -267,7 +270,8 @@ fn run(cli: Cli) -> Result<(), String> {
             // The in-process mock (built-in config only) runs on the driver the gateway will use.
             let pre_driver = IoDriver::resolve(choice_override.unwrap_or(IoDriverChoice::Auto))
                 .map_err(|e| e.to_string())?;
-            let mut cfg = load_config(config.as_deref(), &|| start_in_process_mock(pre_driver))?;
+            let (mut cfg, file) =
+                load_config(config.as_deref(), &|| start_in_process_mock(pre_driver))?;
             if let Some(l) = listen {
                 cfg.listen = l;
             }
@@ -285,11 +289,11 @@ fn run(cli: Cli) -> Result<(), String> {
                 );
             }
             tracing::info!(io_driver = driver.as_str(), "I/O driver selected");
-            mcpgate::serve::serve(cfg, driver)
+            mcpgate::serve::serve(cfg, file, driver)
         }
         Command::Check { config } => {
             init_logging("warn");
-            let cfg = load_config(config.as_deref(), &|| {
+            let (cfg, _) = load_config(config.as_deref(), &|| {
                 Ok("http://127.0.0.1:1/mcp".to_owned())
             })?;
             describe(&cfg);
@@ -299,7 +303,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Tools { config } => {
             init_logging("warn");
             let driver = IoDriver::resolve(IoDriverChoice::Auto).map_err(|e| e.to_string())?;
-            let cfg = load_config(config.as_deref(), &|| start_in_process_mock(driver))?;
+            let (cfg, _) = load_config(config.as_deref(), &|| start_in_process_mock(driver))?;
             let stdio_core =
                 mcpgate::runtime::CoreHandle::dedicated("mcpgate-stdio", IoDriver::Epoll)
                     .map_err(|e| format!("cannot start the stdio thread: {e}"))?;

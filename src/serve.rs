@@ -1,6 +1,7 @@
 //! `mcpgate serve`: start the upstreams, build the first registry, run the worker cores,
 //! and stop cleanly on SIGINT/SIGTERM.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,8 +10,9 @@ use crate::config::Config;
 use crate::mcp::{
     announcements, subscriptions, McpService, ServiceSettings, SessionKeys, SessionVerifier,
 };
-use crate::registry::recovery::{spawn_recovery, KeeperListeners};
+use crate::registry::recovery::{spawn_recovery, Keeper, KeeperListeners};
 use crate::registry::{PublishedRegistry, RegistryReader};
+use crate::reload::ConfigReloader;
 use crate::runtime::{bind_listeners, core_channel, serve_on_workers_after, IoDriver};
 use crate::upstream::start::{start_upstreams, StartedUpstreams};
 
@@ -18,9 +20,13 @@ use crate::upstream::start::{start_upstreams, StartedUpstreams};
 const CHILD_GRACE: Duration = Duration::from_secs(3);
 const HEARTBEAT: Duration = Duration::from_secs(15);
 
-/// Serves until SIGINT or SIGTERM, then stops the upstreams. An error says why serving could
+/// How often the config file's modification time is looked at.
+const CONFIG_POLL: Duration = Duration::from_secs(1);
+
+/// Serves until SIGINT or SIGTERM, then stops the upstreams; `config_file` (when the config
+/// came from one) is reloaded on SIGHUP and when it changes. An error says why serving could
 /// not start.
-pub fn serve(config: Config, driver: IoDriver) -> Result<(), String> {
+pub fn serve(config: Config, config_file: Option<PathBuf>, driver: IoDriver) -> Result<(), String> {
     if !config.listen.ip().is_loopback() && config.governance.keys.is_empty() {
         return Err(format!(
             "listen: {} is not a loopback address and no virtual_keys are configured; \
@@ -42,6 +48,7 @@ pub fn serve(config: Config, driver: IoDriver) -> Result<(), String> {
     let signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
     ])
     .map_err(|e| format!("cannot install signal handlers: {e}"))?;
 
@@ -119,7 +126,7 @@ pub fn serve(config: Config, driver: IoDriver) -> Result<(), String> {
             }
         }),
     };
-    spawn_recovery(started.builder, registry.clone(), listeners)
+    let (keeper, _keeper_thread) = spawn_recovery(started.builder, registry.clone(), listeners)
         .map_err(|e| format!("cannot start the registry keeper thread: {e}"))?;
     let metrics = MetricsHub::new();
     let start = Arc::new(WorkerStart {
@@ -144,7 +151,8 @@ pub fn serve(config: Config, driver: IoDriver) -> Result<(), String> {
         "mcpgate is serving"
     );
     println!("mcpgate: listening on http://{local}/mcp");
-    wait_for_signal(signals);
+    let mut reloader = config_file.map(|path| ConfigReloader::new(path, config.clone()));
+    wait_for_stop(signals, &keeper, reloader.as_mut());
     let t = metrics.internal_time();
     // One line that perf scripts read; nanoseconds.
     tracing::info!(
@@ -168,9 +176,44 @@ struct WorkerStart {
     metrics: Arc<MetricsHub>,
 }
 
-fn wait_for_signal(mut signals: signal_hook::iterator::Signals) {
-    if let Some(sig) = signals.forever().next() {
-        tracing::info!(signal = sig, "stopping");
+/// Blocks until SIGINT or SIGTERM; meanwhile reloads the config on SIGHUP or a file change.
+fn wait_for_stop(
+    mut signals: signal_hook::iterator::Signals,
+    keeper: &Keeper,
+    mut reloader: Option<&mut ConfigReloader>,
+) {
+    // Signals arrive on a thread of their own so this one can also look at the file.
+    let (tx, rx) = crossbeam_channel::bounded::<i32>(16);
+    let forwarded = std::thread::Builder::new()
+        .name("mcpgate-signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if tx.send(sig).is_err() {
+                    return;
+                }
+            }
+        });
+    if let Err(e) = forwarded {
+        tracing::error!(error = %e, "cannot start the signal thread; stopping");
+        return;
+    }
+    loop {
+        match rx.recv_timeout(CONFIG_POLL) {
+            Ok(signal_hook::consts::SIGHUP) => match reloader.as_deref_mut() {
+                Some(r) => r.reload(keeper),
+                None => tracing::warn!("SIGHUP: the built-in config has no file to reload"),
+            },
+            Ok(sig) => {
+                tracing::info!(signal = sig, "stopping");
+                return;
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                if let Some(r) = reloader.as_deref_mut() {
+                    r.reload_if_changed(keeper);
+                }
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+        }
     }
 }
 

@@ -270,3 +270,105 @@ async fn a_group_url_shows_only_its_tools(driver: &str) {
     close(readonly).await;
     close(carol_ro).await;
 }
+
+const ERIN: &str = "erin-key-4b8d1f6a2c9e0537";
+
+fn hang_up(gw: &Gateway) {
+    // SAFETY: sends SIGHUP to the gateway process this test started and still owns.
+    let rc = unsafe { libc::kill(gw.proc.pid() as i32, libc::SIGHUP) };
+    assert_eq!(rc, 0, "kill -HUP failed");
+}
+
+/// Writes `config` over the served file and asks for a reload; returns once the gateway logged
+/// a line containing `outcome` about it.
+fn reload_with(gw: &mut Gateway, config: &Value, outcome: &str) -> String {
+    let mark = gw.proc.mark();
+    std::fs::write(gw.config_path(), serde_json::to_vec_pretty(config).unwrap()).unwrap();
+    hang_up(gw);
+    gw.proc
+        .wait_stderr_line_after(mark, |l| l.contains(outcome), READY_TIMEOUT)
+}
+
+both_drivers!(keys_are_reloaded_and_never_logged);
+
+async fn keys_are_reloaded_and_never_logged(driver: &str) {
+    // The most verbose log there is: nothing a client sends may carry a key into it.
+    let mut gw =
+        Gateway::start_with_env(driver, &governed_config(), &[("MCPGATE_LOG", "trace")]).await;
+    let near_miss = format!("{}0", &ALICE[..ALICE.len() - 1]);
+
+    // Used, rejected (near miss, unknown x-api-key, missing).
+    let alice = connect_http_with_key(&gw.url, ALICE).await;
+    call_ok(&alice, "ledger__echo", json!({ "message": "logged?" })).await;
+    assert!(try_connect_http_with_key(&gw.url, &near_miss)
+        .await
+        .is_err());
+    let refused = post_to(
+        &gw.addr(),
+        "/mcp",
+        &[("x-api-key", &near_miss)],
+        &initialize_body(),
+    )
+    .await;
+    assert_eq!(refused.status, 401);
+
+    // Reloaded: erin is added, bob removed; sessions of unchanged keys keep working.
+    let mut next = governed_config();
+    next["virtual_keys"] = json!([
+        { "name": "alice", "key": ALICE,
+          "grants": { "ledger": ["echo", "recorded"], "mock": ["*"] } },
+        { "name": "erin", "key": ERIN, "grants": { "ledger": ["echo"] } }
+    ]);
+    reload_with(&mut gw, &next, "config reloaded");
+    let erin = connect_http_with_key(&gw.url, ERIN).await;
+    assert_eq!(sorted_names(&list_tools(&erin).await), ["ledger__echo"]);
+    assert!(try_connect_http_with_key(&gw.url, BOB).await.is_err());
+    call_ok(
+        &alice,
+        "ledger__echo",
+        json!({ "message": "same session after reload" }),
+    )
+    .await;
+
+    // An invalid file (a grant on a server that does not exist) is refused; the old one serves.
+    let mut invalid = next.clone();
+    invalid["virtual_keys"][1]["grants"] = json!({ "nowhere": ["*"] });
+    let line = reload_with(&mut gw, &invalid, "config reload refused");
+    assert!(line.contains("virtual_keys[1].grants.nowhere"), "{line}");
+    call_ok(
+        &erin,
+        "ledger__echo",
+        json!({ "message": "old config serves" }),
+    )
+    .await;
+
+    let log = gw.proc.stderr_text();
+    assert!(log.contains("config reloaded"), "the log is captured");
+    for secret in [ALICE, BOB, CAROL, DAVE, ERIN, near_miss.as_str()] {
+        assert!(
+            !log.contains(secret),
+            "a key value appears in the gateway log:\n{}",
+            gw.proc.log_tail()
+        );
+    }
+    // `mcpgate check` names keys, never their values.
+    let dir = TempDir::new("check");
+    let checked_file = dir.path().join("mcpgate.json");
+    std::fs::write(&checked_file, serde_json::to_vec_pretty(&next).unwrap()).unwrap();
+    let checked = std::process::Command::new(mcpgate_bin())
+        .args(["check", "--config"])
+        .arg(&checked_file)
+        .output()
+        .expect("run mcpgate check");
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert!(shown.contains("alice"), "{shown}");
+    for secret in [ALICE, ERIN] {
+        assert!(!shown.contains(secret), "check prints a key value: {shown}");
+    }
+    close(alice).await;
+    close(erin).await;
+}

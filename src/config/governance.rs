@@ -13,6 +13,9 @@ use crate::auth::keys::KeyHash;
 /// Shortest key value accepted: keys are bearer secrets, and a short one can be guessed.
 pub const MIN_KEY_LEN: usize = 16;
 
+/// Calls a key may have in flight unless the config says otherwise.
+pub const DEFAULT_MAX_CONCURRENT_CALLS: u32 = 1024;
+
 /// Server name → original names (`"*"` = all), as written in the config.
 pub type GrantLists = BTreeMap<String, Vec<String>>;
 
@@ -68,13 +71,41 @@ pub struct TeamConfig {
     pub limits: LimitConfig,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct GovernanceConfig {
     /// In config order. Empty: anonymous access (loopback only).
     pub keys: Vec<KeyConfig>,
     pub groups: BTreeMap<String, GrantLists>,
     pub teams: BTreeMap<String, TeamConfig>,
     pub customers: BTreeMap<String, LimitConfig>,
+    /// Server → original tool name (`"*"`: any other tool) → cost of one call; 1 when unlisted.
+    pub tool_pricing: BTreeMap<String, BTreeMap<String, f64>>,
+    /// Calls one key may have in flight when its own `max_concurrent_calls` is not set.
+    pub max_concurrent_calls_per_key: u32,
+}
+
+impl Default for GovernanceConfig {
+    fn default() -> Self {
+        GovernanceConfig {
+            keys: Vec::new(),
+            groups: BTreeMap::new(),
+            teams: BTreeMap::new(),
+            customers: BTreeMap::new(),
+            tool_pricing: BTreeMap::new(),
+            max_concurrent_calls_per_key: DEFAULT_MAX_CONCURRENT_CALLS,
+        }
+    }
+}
+
+impl GovernanceConfig {
+    /// What one call of `tool` of `server` costs against budgets.
+    pub fn cost_of(&self, server: &str, tool: &str) -> f64 {
+        self.tool_pricing
+            .get(server)
+            .and_then(|prices| prices.get(tool).or_else(|| prices.get("*")))
+            .copied()
+            .unwrap_or(1.0)
+    }
 }
 
 #[derive(Deserialize)]
@@ -143,6 +174,7 @@ pub(super) struct RawGovernance {
 pub(super) fn build(
     raw: RawGovernance,
     servers: &BTreeSet<String>,
+    tool_pricing: BTreeMap<String, BTreeMap<String, f64>>,
 ) -> Result<GovernanceConfig, ConfigError> {
     let mut groups = BTreeMap::new();
     for (name, lists) in raw.groups.unwrap_or_default() {
@@ -239,6 +271,8 @@ pub(super) fn build(
         groups,
         teams,
         customers,
+        tool_pricing,
+        max_concurrent_calls_per_key: DEFAULT_MAX_CONCURRENT_CALLS,
     })
 }
 
@@ -327,4 +361,84 @@ fn build_limits(path: &str, raw: RawLimits) -> Result<LimitConfig, ConfigError> 
         budgets,
         max_concurrent_calls: raw.max_concurrent_calls,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{parse_config, BudgetPeriod, Config, ConfigError};
+
+    const SECRET: &str = "s3cret-value-0123456789";
+
+    fn parse(governance: &str) -> Result<Config, ConfigError> {
+        let text = format!(
+            r#"{{"mcpServers": {{"a": {{"command": "x"}}, "off": {{"command": "y", "disabled": true}}}}, {governance}}}"#
+        );
+        parse_config(&text, &|n| (n == "KEY").then(|| SECRET.to_owned()))
+    }
+
+    #[test]
+    fn the_spec_example_loads() {
+        let cfg = parse(
+            r#""virtual_keys": [{"name": "eng", "key": "${KEY}", "team": "platform",
+                "grants": {"a": ["echo", "get-sum"], "off": ["*"]}, "groups": ["readonly"],
+                "rate_limit": {"per_second": 100, "burst": 200},
+                "budget": {"calls_per_day": 1000}}],
+               "groups": {"readonly": {"a": ["echo"]}}"#,
+        )
+        .unwrap();
+        let key = &cfg.governance.keys[0];
+        assert_eq!(key.name, "eng");
+        assert_eq!(key.team.as_deref(), Some("platform"));
+        assert_eq!(key.limits.rate_limit.map(|r| r.burst), Some(200));
+        assert_eq!(key.limits.budgets[0].period, BudgetPeriod::Day);
+        assert!(!format!("{cfg:?}").contains(SECRET), "Debug shows the key");
+    }
+
+    #[test]
+    fn errors_name_key_paths_without_values() {
+        let cases = [
+            (
+                r#""virtual_keys": [{"name": "k", "key": "short"}]"#,
+                "virtual_keys[0].key",
+            ),
+            (
+                r#""virtual_keys": [{"name": "k", "key": "${KEY}", "grants": {"nope": ["*"]}}]"#,
+                "virtual_keys[0].grants.nope",
+            ),
+            (
+                r#""virtual_keys": [{"name": "k", "key": "${KEY}", "groups": ["g"]}]"#,
+                "virtual_keys[0].groups[0]",
+            ),
+            (
+                r#""virtual_keys": [{"name": "k", "key": "${KEY}"}, {"name": "k", "key": "another-key-0123456789"}]"#,
+                "virtual_keys[1].name",
+            ),
+            (
+                r#""virtual_keys": [{"name": "k", "key": "${KEY}"}, {"name": "j", "key": "${KEY}"}]"#,
+                "virtual_keys[1].key",
+            ),
+            (
+                r#""virtual_keys": [{"name": "k", "key": "${KEY}", "rate_limit": {"per_second": 0}}]"#,
+                "virtual_keys[0].rate_limit.per_second",
+            ),
+            (
+                r#""virtual_keys": [{"name": "k", "key": "${KEY}", "grant": {}}]"#,
+                "virtual_keys[0]",
+            ),
+            (r#""groups": {"a/b": {"a": ["*"]}}"#, "groups.a/b"),
+            (
+                r#""teams": {"t": {"budget": {"calls_per_day": -1}}}"#,
+                "teams.t.budget.calls_per_day",
+            ),
+            (
+                r#""customers": {"c": {"max_concurrent_calls": 0}}"#,
+                "customers.c.max_concurrent_calls",
+            ),
+        ];
+        for (text, path) in cases {
+            let err = parse(text).unwrap_err();
+            assert!(err.path.starts_with(path), "{text} -> {err}");
+            assert!(!err.to_string().contains(SECRET), "{err}");
+        }
+    }
 }

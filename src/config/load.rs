@@ -259,13 +259,18 @@ fn build(raw: RawConfig) -> Result<Config, ConfigError> {
     let (block, entries) = servers_raw;
     let server_names = entries.keys().cloned().collect();
     let mut servers = Vec::new();
-    for (name, s) in entries {
+    let mut tool_pricing = BTreeMap::new();
+    for (name, mut s) in entries {
         let path = format!("{block}.{name}");
         if name.is_empty() {
             return Err(ConfigError::at(path, "server names must not be empty"));
         }
         if s.disabled {
             continue;
+        }
+        let prices = pricing(&path, std::mem::take(&mut s.tool_pricing))?;
+        if !prices.is_empty() {
+            tool_pricing.insert(name.clone(), prices);
         }
         servers.push(build_server(&path, name, s)?);
     }
@@ -289,7 +294,7 @@ fn build(raw: RawConfig) -> Result<Config, ConfigError> {
         Some(s) => Some(s.into_bytes()),
         None => None,
     };
-    let governance = governance::build(
+    let mut governance = governance::build(
         RawGovernance {
             virtual_keys: raw.virtual_keys,
             groups: raw.groups,
@@ -297,6 +302,7 @@ fn build(raw: RawConfig) -> Result<Config, ConfigError> {
             customers: raw.customers,
         },
         &server_names,
+        tool_pricing,
     )?;
     let max_concurrent_calls_per_key = match raw.max_concurrent_calls_per_key {
         Some(0) => {
@@ -306,11 +312,11 @@ fn build(raw: RawConfig) -> Result<Config, ConfigError> {
             ))
         }
         Some(n) => n,
-        None => 1024,
+        None => governance::DEFAULT_MAX_CONCURRENT_CALLS,
     };
+    governance.max_concurrent_calls_per_key = max_concurrent_calls_per_key;
     Ok(Config {
         governance,
-        max_concurrent_calls_per_key,
         listen,
         workers,
         io_driver: match raw.io_driver {
@@ -433,11 +439,11 @@ fn build_server(path: &str, name: String, s: RawServer) -> Result<ServerConfig, 
             disabled: s.disabled_tools,
         },
         timeout: Duration::from_millis(timeout_ms),
-        tool_pricing: pricing(path, s.tool_pricing)?,
     })
 }
 
-fn pricing(path: &str, raw: BTreeMap<String, f64>) -> Result<Vec<(String, f64)>, ConfigError> {
+/// A server's `tool_pricing`, checked.
+fn pricing(path: &str, raw: BTreeMap<String, f64>) -> Result<BTreeMap<String, f64>, ConfigError> {
     for (tool, &cost) in &raw {
         if !(cost.is_finite() && cost >= 0.0) {
             return Err(ConfigError::at(
@@ -446,7 +452,7 @@ fn pricing(path: &str, raw: BTreeMap<String, f64>) -> Result<Vec<(String, f64)>,
             ));
         }
     }
-    Ok(raw.into_iter().collect())
+    Ok(raw)
 }
 
 #[cfg(test)]

@@ -62,28 +62,13 @@ pub enum Transport {
     },
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
     pub name: String,
     pub transport: Transport,
     pub tools: ToolFilter,
     /// Per-call timeout.
     pub timeout: Duration,
-    /// Cost of a call by original tool name (`"*"`: any other); 1 when not listed.
-    pub tool_pricing: Vec<(String, f64)>,
-}
-
-impl ServerConfig {
-    /// What one call of `tool` costs against budgets.
-    pub fn cost_of(&self, tool: &str) -> f64 {
-        let find = |name: &str| {
-            self.tool_pricing
-                .iter()
-                .find(|(t, _)| t == name)
-                .map(|&(_, c)| c)
-        };
-        find(tool).or_else(|| find("*")).unwrap_or(1.0)
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -110,6 +95,4 @@ pub struct Config {
     pub busy_poll: Option<Duration>,
     /// Virtual keys, groups, teams and customers. No keys: anonymous, loopback only.
     pub governance: GovernanceConfig,
-    /// Calls one key may have in flight when its own `max_concurrent_calls` is not set.
-    pub max_concurrent_calls_per_key: u32,
 }

@@ -1,7 +1,7 @@
 //! Bounds on what one HTTP peer may make the gateway hold.
 
 /// Limits applied to every request on a client connection.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpLimits {
     /// Request line plus headers; more → 431.
     pub max_header_bytes: usize,

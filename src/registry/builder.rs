@@ -46,6 +46,15 @@ impl RegistryBuilder {
             .govern(self.governance.clone())
     }
 
+    /// Snapshots built from now on apply `governance`.
+    pub fn set_governance(&mut self, governance: Arc<Governance>) {
+        self.governance = governance;
+    }
+
+    pub fn governance(&self) -> &Arc<Governance> {
+        &self.governance
+    }
+
     pub fn listings(&self) -> &[ServerListing] {
         &self.listings
     }

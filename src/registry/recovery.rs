@@ -2,7 +2,8 @@
 //! per such server waits for it to come up — a stdio child or SSE stream finishing its
 //! handshake, an HTTP server answering `initialize` — and lists what it publishes), and a
 //! server that reports `…/list_changed` is listed again. Each change publishes a new snapshot
-//! and tells `on_change` which lists changed, so clients can be told.
+//! and tells `on_change` which lists changed, so clients can be told. A reloaded governance
+//! (keys, groups, limits) is applied here too, as a new snapshot of the same listings.
 //!
 //! Runs on its own thread with its own runtime; never on a worker core.
 
@@ -17,6 +18,7 @@ use super::builder::RegistryBuilder;
 use super::published::PublishedRegistry;
 use super::snapshot::ServerItems;
 use super::snapshot::{ServerEntry, ServerListing};
+use crate::auth::Governance;
 use crate::runtime::{block_on, IoDriver};
 use crate::upstream::listing::list_server;
 use crate::upstream::server_notices::{self, ServerNotice, PROMPTS, RESOURCES, TOOLS};
@@ -29,10 +31,24 @@ const READY_POLL: Duration = Duration::from_millis(200);
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(30);
 
-/// What the keeper thread learns: a server came up, or a server said something.
+/// What the keeper thread learns: a server came up, a server said something, or the
+/// governance was reloaded.
 enum Update {
     Up(usize, ServerListing),
     Notice(ServerNotice),
+    Govern(Arc<Governance>),
+}
+
+/// The way to the keeper thread from the control thread.
+pub struct Keeper {
+    tx: mpsc::UnboundedSender<Update>,
+}
+
+impl Keeper {
+    /// Publishes a snapshot under `governance` from now on; false when the keeper is gone.
+    pub fn govern(&self, governance: Arc<Governance>) -> bool {
+        self.tx.unbounded_send(Update::Govern(governance)).is_ok()
+    }
 }
 
 /// Told the server's name and its own URI of a resource that changed.
@@ -47,13 +63,12 @@ pub struct KeeperListeners {
     pub resource_updated: ResourceUpdatedListener,
 }
 
-/// Starts the registry keeper thread; `None` when there is nothing to keep (every server is up
-/// and another keeper already listens for server notices).
+/// Starts the registry keeper thread.
 pub fn spawn_recovery(
     mut builder: RegistryBuilder,
     published: Arc<PublishedRegistry>,
     listeners: KeeperListeners,
-) -> std::io::Result<Option<JoinHandle<()>>> {
+) -> std::io::Result<(Keeper, JoinHandle<()>)> {
     let down: Vec<(usize, Arc<ServerEntry>)> = builder
         .listings()
         .iter()
@@ -62,12 +77,10 @@ pub fn spawn_recovery(
         .map(|(i, l)| (i, l.server.clone()))
         .collect();
     let changes = server_notices::listen();
-    if down.is_empty() && changes.is_none() {
-        return Ok(None);
-    }
+    let (tx, mut rx) = mpsc::unbounded::<Update>();
+    let keeper = Keeper { tx: tx.clone() };
     let handle = std::thread::Builder::new().name("mcpgate-registry".into()).spawn(move || {
         let run = block_on(IoDriver::Epoll, || async move {
-            let (tx, mut rx) = mpsc::unbounded::<Update>();
             for (index, server) in down {
                 let tx = tx.clone();
                 monoio::spawn(async move {
@@ -105,6 +118,13 @@ pub fn spawn_recovery(
                     Update::Notice(ServerNotice::ResourceUpdated { server, uri }) => {
                         (listeners.resource_updated)(&server, &uri)
                     }
+                    Update::Govern(governance) => {
+                        builder.set_governance(governance);
+                        published.publish(builder.build());
+                        // What a key may see can have changed in every list.
+                        (listeners.lists_changed)(TOOLS | PROMPTS | RESOURCES);
+                        tracing::info!("governance reloaded; new snapshot published");
+                    }
                 }
             }
         });
@@ -112,7 +132,7 @@ pub fn spawn_recovery(
             tracing::error!(error = %e, "registry keeper runtime failed; servers that missed start-up stay out and list changes are not followed");
         }
     })?;
-    Ok(Some(handle))
+    Ok((keeper, handle))
 }
 
 /// Lists a server that reported a change again; which lists really changed, if any.

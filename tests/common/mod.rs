@@ -186,6 +186,11 @@ impl Gateway {
     /// Writes `config` to a temp dir and starts
     /// `mcpgate serve --config F --listen 127.0.0.1:0 --workers 2 --io-driver <driver>`.
     pub async fn start(driver: &str, config: &Value) -> Gateway {
+        Self::start_with_env(driver, config, &[]).await
+    }
+
+    /// Like [`Gateway::start`], with extra environment variables for the gateway process.
+    pub async fn start_with_env(driver: &str, config: &Value, env: &[(&str, &str)]) -> Gateway {
         let dir = TempDir::new("gw");
         let config_path = dir.path().join("mcpgate.json");
         std::fs::write(
@@ -194,19 +199,25 @@ impl Gateway {
         )
         .expect("write config");
         let config_arg = config_path.to_string_lossy().into_owned();
-        Self::spawn(driver, &["--config", &config_arg], dir).await
+        Self::spawn(driver, &["--config", &config_arg], env, dir).await
+    }
+
+    /// The config file the gateway serves (for reload tests).
+    pub fn config_path(&self) -> PathBuf {
+        self._dir.path().join("mcpgate.json")
     }
 
     /// Starts `mcpgate serve` with no `--config`, in an empty temp working directory: the
     /// README's "start the gateway" command, on the built-in default config.
     pub async fn start_default_config(driver: &str) -> Gateway {
         let dir = TempDir::new("gw-default");
-        Self::spawn(driver, &[], dir).await
+        Self::spawn(driver, &[], &[], dir).await
     }
 
     /// `mcpgate serve <extra> --listen 127.0.0.1:0 --workers 2 --io-driver <driver>` in `dir`.
-    async fn spawn(driver: &str, extra: &[&str], dir: TempDir) -> Gateway {
+    async fn spawn(driver: &str, extra: &[&str], env: &[(&str, &str)], dir: TempDir) -> Gateway {
         let mut cmd = std::process::Command::new(mcpgate_bin());
+        cmd.envs(env.iter().copied());
         cmd.arg("serve")
             .args(extra)
             .args([
