@@ -45,7 +45,7 @@ impl McpService {
         &self,
         head: &RequestHead<'_>,
         body: &[u8],
-        snapshot: &Rc<Arc<RegistrySnapshot>>,
+        snapshot: &Arc<RegistrySnapshot>,
         admission: Admission,
         resp: &mut Response,
     ) -> Outcome<McpStream> {
@@ -151,7 +151,7 @@ impl McpService {
         &self,
         head: &RequestHead<'_>,
         body: &[u8],
-        snapshot: &Rc<Arc<RegistrySnapshot>>,
+        snapshot: &Arc<RegistrySnapshot>,
         admission: Admission,
         resp: &mut Response,
     ) {
