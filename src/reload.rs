@@ -8,10 +8,8 @@
 //! before the new one is known to be valid.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::auth::Governance;
 use crate::config::{self, Config};
 use crate::registry::recovery::Keeper;
 
@@ -57,8 +55,7 @@ impl ConfigReloader {
                 "config reload: these settings take effect at the next restart; the rest is applied now"
             );
         }
-        let governance = Arc::new(Governance::new(&next.governance));
-        if !keeper.govern(governance) {
+        if !keeper.govern(next.governance.clone()) {
             tracing::error!("config reload: the registry keeper is gone; nothing applied");
             return;
         }

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use super::grants::Grants;
 use super::keys::{KeyTable, ANONYMOUS};
+use super::streams::{self, StreamGauge, StreamSlot};
 use crate::config::GovernanceConfig;
 
 /// Who is calling.
@@ -70,10 +71,15 @@ pub struct Governance {
     table: KeyTable,
     groups: Vec<GroupPolicy>,
     group_index: HashMap<String, usize>,
+    /// Open streams by key name (`""`: anonymous).
+    streams: HashMap<String, StreamGauge>,
+    max_streams: u32,
 }
 
 impl Governance {
-    pub fn new(config: &GovernanceConfig) -> Governance {
+    /// Builds the governance of `config`; counters of callers that `previous` knew carry
+    /// over (a reload must not hand every key fresh limits).
+    pub fn new(config: &GovernanceConfig, previous: Option<&Governance>) -> Governance {
         let groups: Vec<GroupPolicy> = config
             .groups
             .iter()
@@ -106,17 +112,48 @@ impl Governance {
             })
             .collect();
         let table = KeyTable::new(config.keys.iter().map(|k| k.hash));
+        let names = config
+            .keys
+            .iter()
+            .map(|k| k.name.clone())
+            .chain([String::new()]);
+        let streams = streams::carry_over(
+            names,
+            &previous.map(|p| p.streams.clone()).unwrap_or_default(),
+        );
         Governance {
             keys,
             table,
             groups,
             group_index,
+            streams,
+            max_streams: config.max_streams_per_key,
         }
     }
 
     /// No keys, no groups: anonymous access to everything.
     pub fn open() -> Governance {
-        Governance::new(&GovernanceConfig::default())
+        Governance::new(&GovernanceConfig::default(), None)
+    }
+
+    /// A slot for a long-lived stream of `caller`; the refusal says why (answered with 429).
+    pub fn open_stream(&self, caller: Caller) -> Result<StreamSlot, String> {
+        let name = self.key(caller).map_or("", |k| k.name.as_str());
+        let slot = self
+            .streams
+            .get(name)
+            .and_then(|gauge| gauge.open(self.max_streams));
+        slot.ok_or_else(|| {
+            let who = if name.is_empty() {
+                "anonymous clients have".to_owned()
+            } else {
+                format!("key {name:?} has")
+            };
+            format!(
+                "Too Many Requests: {who} {} streams open, the limit (max_streams_per_key); close one first",
+                self.max_streams
+            )
+        })
     }
 
     /// Whether callers must present a key.

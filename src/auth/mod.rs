@@ -6,5 +6,6 @@
 pub mod governance;
 pub mod grants;
 pub mod keys;
+pub mod streams;
 
 pub use governance::{AuthError, Caller, Governance};

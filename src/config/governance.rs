@@ -82,6 +82,8 @@ pub struct GovernanceConfig {
     pub tool_pricing: BTreeMap<String, BTreeMap<String, f64>>,
     /// Calls one key may have in flight when its own `max_concurrent_calls` is not set.
     pub max_concurrent_calls_per_key: u32,
+    /// `GET /mcp` and `GET /sse` streams one key (or all anonymous clients) may hold open.
+    pub max_streams_per_key: u32,
 }
 
 impl Default for GovernanceConfig {
@@ -93,6 +95,7 @@ impl Default for GovernanceConfig {
             customers: BTreeMap::new(),
             tool_pricing: BTreeMap::new(),
             max_concurrent_calls_per_key: DEFAULT_MAX_CONCURRENT_CALLS,
+            max_streams_per_key: crate::auth::streams::DEFAULT_MAX_STREAMS,
         }
     }
 }
@@ -272,7 +275,7 @@ pub(super) fn build(
         teams,
         customers,
         tool_pricing,
-        max_concurrent_calls_per_key: DEFAULT_MAX_CONCURRENT_CALLS,
+        ..GovernanceConfig::default()
     })
 }
 

@@ -45,6 +45,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "teams",
     "customers",
     "max_concurrent_calls_per_key",
+    "max_streams_per_key",
 ];
 
 /// Keys of the product that this build does not enforce yet. Refusing them beats silently
@@ -75,6 +76,7 @@ struct RawConfig {
     teams: Option<BTreeMap<String, governance::RawTeam>>,
     customers: Option<BTreeMap<String, governance::RawLimits>>,
     max_concurrent_calls_per_key: Option<u32>,
+    max_streams_per_key: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -315,6 +317,15 @@ fn build(raw: RawConfig) -> Result<Config, ConfigError> {
         None => governance::DEFAULT_MAX_CONCURRENT_CALLS,
     };
     governance.max_concurrent_calls_per_key = max_concurrent_calls_per_key;
+    if raw.max_streams_per_key == Some(0) {
+        return Err(ConfigError::at(
+            "max_streams_per_key",
+            "expected at least 1",
+        ));
+    }
+    if let Some(n) = raw.max_streams_per_key {
+        governance.max_streams_per_key = n;
+    }
     Ok(Config {
         governance,
         listen,

@@ -22,7 +22,7 @@ use super::checks::accepts;
 use super::legacy_sessions::{self, OpenError, Refusal, Ticket, MAX_MESSAGE};
 use super::legacy_stream::LegacyStream;
 use super::methods;
-use super::service::{content_type_ok, dispatch, parse_body, refuse, McpService};
+use super::service::{content_type_ok, dispatch, open_stream, parse_body, refuse, McpService};
 use super::session::SessionClaims;
 use super::stream::McpStream;
 use super::version::ProtocolVersion;
@@ -50,7 +50,9 @@ impl McpService {
         resp: &mut Response,
     ) -> Outcome<McpStream> {
         match (head.path, head.method) {
-            ("/sse", Method::Get) => return self.open_legacy_stream(head, admission, resp),
+            ("/sse", Method::Get) => {
+                return self.open_legacy_stream(head, snapshot, admission, resp)
+            }
             ("/messages", Method::Post) => {
                 self.legacy_post(head, body, snapshot, admission, resp)
                     .await
@@ -79,6 +81,7 @@ impl McpService {
     fn open_legacy_stream(
         &self,
         head: &RequestHead<'_>,
+        snapshot: &RegistrySnapshot,
         admission: Admission,
         resp: &mut Response,
     ) -> Outcome<McpStream> {
@@ -91,6 +94,9 @@ impl McpService {
             );
             return Outcome::Done;
         }
+        let Some(slot) = open_stream(snapshot, admission, resp) else {
+            return Outcome::Done;
+        };
         let keys = self.sessions.keys_arc();
         let issued = keys
             .issue_with(ProtocolVersion::V2024_11_05, 0, admission.key)
@@ -142,6 +148,7 @@ impl McpService {
             &token,
             claims.nonce,
             self.settings.heartbeat,
+            slot,
         ))))
     }
 

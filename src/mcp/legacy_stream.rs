@@ -15,6 +15,7 @@ use futures_util::StreamExt;
 use super::announcements::{self, Announcement};
 use super::legacy_sessions::Registration;
 use super::session::SessionKeys;
+use crate::auth::streams::StreamSlot;
 use crate::http::SseStream;
 
 /// Bytes gathered into one write when several messages are already queued.
@@ -29,6 +30,8 @@ pub struct LegacyStream {
     heartbeat: Duration,
     /// List changes and this session's resource updates.
     changes: UnboundedReceiver<Announcement>,
+    /// The caller's stream slot, given back when the stream ends.
+    _slot: StreamSlot,
 }
 
 /// The first event of a legacy stream: where the client POSTs its messages.
@@ -48,8 +51,10 @@ impl LegacyStream {
         token: &str,
         session: [u8; 8],
         heartbeat: Duration,
+        slot: StreamSlot,
     ) -> Self {
         LegacyStream {
+            _slot: slot,
             endpoint: Some(endpoint_event(token)),
             registration,
             keys,

@@ -23,11 +23,12 @@ use super::stateless;
 use super::stream::{HeartbeatStream, McpStream};
 use super::version::ProtocolVersion;
 use crate::admin::metrics::CoreMetrics;
+use crate::auth::streams::StreamSlot;
 use crate::http::{Handler, Method, Outcome, RequestHead, Response, Status};
 use crate::jsonrpc::{
     parse_message, write_error, Envelope, ErrorCode, MessageKind, ParseError, RawObject,
 };
-use crate::registry::{Access, CatalogKind, RegistryReader};
+use crate::registry::{Access, CatalogKind, RegistryReader, RegistrySnapshot};
 use crate::runtime::CoreHandle;
 
 /// Settings every core shares.
@@ -212,6 +213,7 @@ impl McpService {
     fn get(
         &self,
         head: &RequestHead<'_>,
+        snapshot: &RegistrySnapshot,
         admission: Admission,
         resp: &mut Response,
     ) -> Outcome<McpStream> {
@@ -230,6 +232,9 @@ impl McpService {
         if !self.version_header_ok(head, resp) {
             return Outcome::Done;
         }
+        let Some(slot) = open_stream(snapshot, admission, resp) else {
+            return Outcome::Done;
+        };
         let token = head.session_id.unwrap_or_default();
         resp.status = Status::Ok;
         Outcome::Stream(McpStream::Heartbeat(HeartbeatStream::new(
@@ -237,6 +242,7 @@ impl McpService {
             token,
             claims.nonce,
             self.settings.heartbeat,
+            slot,
         )))
     }
 
@@ -244,6 +250,26 @@ impl McpService {
         if let Some(claims) = self.session(head, admission, resp) {
             self.sessions.keys().end(&claims);
             resp.empty(Status::Ok);
+        }
+    }
+}
+
+/// A slot for one more long-lived stream of the caller; on refusal the 429 is already written.
+pub(super) fn open_stream(
+    snapshot: &RegistrySnapshot,
+    admission: Admission,
+    resp: &mut Response,
+) -> Option<StreamSlot> {
+    match snapshot.access.governance().open_stream(admission.caller) {
+        Ok(slot) => Some(slot),
+        Err(why) => {
+            refuse(
+                resp,
+                Status::TooManyRequests,
+                ErrorCode::LimitExceeded,
+                &why,
+            );
+            None
         }
     }
 }
@@ -479,7 +505,7 @@ impl Handler for McpService {
                 let access = admission.access(&snapshot);
                 self.post(head, body, access, admission, resp).await
             }
-            Method::Get => self.get(head, admission, resp),
+            Method::Get => self.get(head, &snapshot, admission, resp),
             Method::Delete => {
                 self.delete(head, admission, resp);
                 Outcome::Done

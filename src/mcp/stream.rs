@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::batch::BatchStream;
 use super::call_stream::CallStream;
 use super::legacy_stream::LegacyStream;
+use crate::auth::streams::StreamSlot;
 use futures_channel::mpsc::UnboundedReceiver;
 use futures_util::StreamExt;
 
@@ -23,16 +24,25 @@ pub struct HeartbeatStream {
     interval: Duration,
     opened: bool,
     changes: UnboundedReceiver<Announcement>,
+    /// The caller's stream slot, given back when the stream ends.
+    _slot: StreamSlot,
 }
 
 impl HeartbeatStream {
     /// The stream of the session `token` (nonce `session`).
-    pub fn new(keys: Arc<SessionKeys>, token: &[u8], session: [u8; 8], interval: Duration) -> Self {
+    pub fn new(
+        keys: Arc<SessionKeys>,
+        token: &[u8],
+        session: [u8; 8],
+        interval: Duration,
+        slot: StreamSlot,
+    ) -> Self {
         HeartbeatStream {
             keys,
             token: token.into(),
             interval,
             opened: false,
+            _slot: slot,
             changes: announcements::subscribe(session),
         }
     }

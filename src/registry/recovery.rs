@@ -19,6 +19,7 @@ use super::published::PublishedRegistry;
 use super::snapshot::ServerItems;
 use super::snapshot::{ServerEntry, ServerListing};
 use crate::auth::Governance;
+use crate::config::GovernanceConfig;
 use crate::runtime::{block_on, IoDriver};
 use crate::upstream::listing::list_server;
 use crate::upstream::server_notices::{self, ServerNotice, PROMPTS, RESOURCES, TOOLS};
@@ -36,7 +37,7 @@ const RETRY_MAX: Duration = Duration::from_secs(30);
 enum Update {
     Up(usize, ServerListing),
     Notice(ServerNotice),
-    Govern(Arc<Governance>),
+    Govern(Box<GovernanceConfig>),
 }
 
 /// The way to the keeper thread from the control thread.
@@ -45,9 +46,12 @@ pub struct Keeper {
 }
 
 impl Keeper {
-    /// Publishes a snapshot under `governance` from now on; false when the keeper is gone.
-    pub fn govern(&self, governance: Arc<Governance>) -> bool {
-        self.tx.unbounded_send(Update::Govern(governance)).is_ok()
+    /// Publishes snapshots under the governance of `config` from now on (its counters carried
+    /// over from the current one); false when the keeper is gone.
+    pub fn govern(&self, config: GovernanceConfig) -> bool {
+        self.tx
+            .unbounded_send(Update::Govern(Box::new(config)))
+            .is_ok()
     }
 }
 
@@ -118,8 +122,9 @@ pub fn spawn_recovery(
                     Update::Notice(ServerNotice::ResourceUpdated { server, uri }) => {
                         (listeners.resource_updated)(&server, &uri)
                     }
-                    Update::Govern(governance) => {
-                        builder.set_governance(governance);
+                    Update::Govern(config) => {
+                        let governance = Governance::new(&config, Some(builder.governance()));
+                        builder.set_governance(Arc::new(governance));
                         published.publish(builder.build());
                         // What a key may see can have changed in every list.
                         (listeners.lists_changed)(TOOLS | PROMPTS | RESOURCES);

@@ -228,7 +228,7 @@ pub fn start_upstreams(
             items,
         });
     }
-    let governance = Arc::new(Governance::new(&config.governance));
+    let governance = Arc::new(Governance::new(&config.governance, None));
     let mut builder = RegistryBuilder::new(
         governance,
         config.tool_prefix,
