@@ -5,6 +5,7 @@
 //! used by the default config, load tests and fault tests.
 
 pub mod admin;
+pub mod auth;
 pub mod config;
 pub mod http;
 pub mod jsonrpc;

@@ -1,0 +1,3 @@
+//! Who may call what, and how much: virtual keys, grants and the limits on them.
+
+pub mod limits;
