@@ -6,12 +6,18 @@
 //! presented key into a caller. Must never: hold a key's value, or let a caller with no grants
 //! reach anything.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use super::grants::Grants;
 use super::keys::{KeyTable, ANONYMOUS};
+use super::limits::{
+    to_milli, AccountId, AccountKind, AccountLabel, BudgetSpec, CallPermit, Clock, CoreLimits,
+    LimitSpec, Limits, RateSpec, Refusal, MILLI,
+};
 use super::streams::{self, StreamGauge, StreamSlot};
-use crate::config::GovernanceConfig;
+use crate::config::{GovernanceConfig, LimitConfig};
 
 /// Who is calling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -68,18 +74,134 @@ pub struct GroupPolicy {
 
 pub struct Governance {
     keys: Vec<KeyPolicy>,
+    /// Rate limits, budgets and concurrency caps of keys, teams and customers.
+    limits: Arc<Limits>,
+    /// Per key index: its account, its team's, its customer's.
+    chains: Vec<Vec<AccountId>>,
+    /// The anonymous caller's account (concurrency cap only).
+    anonymous_chain: Vec<AccountId>,
+    /// Worker cores the limits are sized for.
+    cores: usize,
     table: KeyTable,
     groups: Vec<GroupPolicy>,
     group_index: HashMap<String, usize>,
     /// Open streams by key name (`""`: anonymous).
     streams: HashMap<String, StreamGauge>,
     max_streams: u32,
+    tool_pricing: BTreeMap<String, BTreeMap<String, f64>>,
+}
+
+thread_local! {
+    /// This core's leases on the current limits; replaced when a reload brings new limits.
+    static CORE_LIMITS: RefCell<Option<CoreLimits>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with this core's view of `limits`.
+fn with_core_limits<R>(limits: &Arc<Limits>, f: impl FnOnce(&CoreLimits) -> R) -> R {
+    CORE_LIMITS.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        let current = slot
+            .as_ref()
+            .is_some_and(|core| Arc::ptr_eq(core.limits(), limits));
+        if !current {
+            *slot = Some(CoreLimits::new(limits));
+        }
+        match slot.as_ref() {
+            Some(core) => f(core),
+            None => f(&CoreLimits::new(limits)),
+        }
+    })
+}
+
+/// The limit accounts of a config and the chain of each key, by label.
+struct Accounts {
+    specs: Vec<(AccountLabel, LimitSpec)>,
+    chains: Vec<Vec<AccountLabel>>,
+    anonymous: AccountLabel,
+}
+
+fn spec_of(limits: &LimitConfig, default_concurrency: Option<u32>) -> LimitSpec {
+    LimitSpec {
+        rate: limits.rate_limit.map(|r| RateSpec {
+            per_second: r.per_second,
+            burst: r.burst,
+        }),
+        budgets: limits
+            .budgets
+            .iter()
+            .filter_map(|b| {
+                Some(BudgetSpec {
+                    period: b.period,
+                    limit_milli: to_milli(b.units)?,
+                })
+            })
+            .collect(),
+        max_concurrent: limits.max_concurrent_calls.or(default_concurrency),
+    }
+}
+
+/// Every key, team and customer as an account: keys first, then the anonymous caller, then
+/// teams and customers (also those only named by a key or a team, which limit nothing).
+fn accounts(config: &GovernanceConfig) -> Accounts {
+    let mut specs: Vec<(AccountLabel, LimitSpec)> = Vec::new();
+    let mut add = |kind: AccountKind, name: &str, spec: LimitSpec| -> AccountLabel {
+        let label = AccountLabel::new(kind, name);
+        if !specs.iter().any(|(l, _)| *l == label) {
+            specs.push((label.clone(), spec));
+        }
+        label
+    };
+    let default_concurrency = Some(config.max_concurrent_calls_per_key);
+    let mut chains = Vec::with_capacity(config.keys.len());
+    for key in &config.keys {
+        let mut chain = vec![add(
+            AccountKind::Key,
+            &key.name,
+            spec_of(&key.limits, default_concurrency),
+        )];
+        if let Some(team_name) = &key.team {
+            let team = config.teams.get(team_name).cloned().unwrap_or_default();
+            chain.push(add(
+                AccountKind::Team,
+                team_name,
+                spec_of(&team.limits, None),
+            ));
+            if let Some(customer_name) = &team.customer {
+                let limits = config
+                    .customers
+                    .get(customer_name)
+                    .cloned()
+                    .unwrap_or_default();
+                chain.push(add(
+                    AccountKind::Customer,
+                    customer_name,
+                    spec_of(&limits, None),
+                ));
+            }
+        }
+        chains.push(chain);
+    }
+    // Anonymous callers exist only when no key does, so the name cannot meet a key's.
+    let anonymous = add(
+        AccountKind::Key,
+        "anonymous",
+        spec_of(&LimitConfig::default(), default_concurrency),
+    );
+    Accounts {
+        specs,
+        chains,
+        anonymous,
+    }
 }
 
 impl Governance {
-    /// Builds the governance of `config`; counters of callers that `previous` knew carry
-    /// over (a reload must not hand every key fresh limits).
-    pub fn new(config: &GovernanceConfig, previous: Option<&Governance>) -> Governance {
+    /// Builds the governance of `config` for `cores` worker cores; counters of callers that
+    /// `previous` knew carry over (a reload must not hand every key fresh limits).
+    pub fn new(
+        config: &GovernanceConfig,
+        previous: Option<&Governance>,
+        cores: usize,
+    ) -> Result<Governance, String> {
         let groups: Vec<GroupPolicy> = config
             .groups
             .iter()
@@ -121,19 +243,90 @@ impl Governance {
             names,
             &previous.map(|p| p.streams.clone()).unwrap_or_default(),
         );
-        Governance {
+        let accounts = accounts(config);
+        let limits = match previous {
+            Some(p) => Limits::carry_over(accounts.specs, cores, &p.limits),
+            None => Limits::new(accounts.specs, cores),
+        }
+        .map_err(|e| e.to_string())?;
+        let ids = |labels: &[AccountLabel]| -> Vec<AccountId> {
+            labels.iter().filter_map(|l| limits.id(l)).collect()
+        };
+        let chains = accounts.chains.iter().map(|c| ids(c)).collect();
+        let anonymous_chain = ids(std::slice::from_ref(&accounts.anonymous));
+        Ok(Governance {
             keys,
+            limits,
+            chains,
+            anonymous_chain,
+            cores,
             table,
             groups,
             group_index,
             streams,
             max_streams: config.max_streams_per_key,
+            tool_pricing: config.tool_pricing.clone(),
+        })
+    }
+
+    /// No keys, no groups, no limits: anonymous access to everything.
+    pub fn open() -> Governance {
+        let config = GovernanceConfig {
+            max_concurrent_calls_per_key: u32::MAX,
+            ..GovernanceConfig::default()
+        };
+        Governance::new(&config, None, 1).unwrap_or_else(|_| unreachable!("no accounts to refuse"))
+    }
+
+    pub fn cores(&self) -> usize {
+        self.cores
+    }
+
+    pub fn limits(&self) -> &Arc<Limits> {
+        &self.limits
+    }
+
+    /// The accounts a request of `caller` is charged to: the key's, its team's, its
+    /// customer's.
+    pub fn chain(&self, caller: Caller) -> &[AccountId] {
+        match caller {
+            Caller::Key(i) => self.chains.get(i).map_or(&[], Vec::as_slice),
+            Caller::Anonymous => &self.anonymous_chain,
         }
     }
 
-    /// No keys, no groups: anonymous access to everything.
-    pub fn open() -> Governance {
-        Governance::new(&GovernanceConfig::default(), None)
+    /// Whether any tool has a price other than 1.
+    pub fn prices_tools(&self) -> bool {
+        !self.tool_pricing.is_empty()
+    }
+
+    /// Charges one HTTP request to `caller`'s rate limits (key, team, customer).
+    pub fn admit_request(&self, caller: Caller) -> Result<(), Refusal> {
+        let chain = self.chain(caller);
+        if chain.is_empty() {
+            return Ok(());
+        }
+        with_core_limits(&self.limits, |core| core.admit_request(chain, Clock::now()))
+    }
+
+    /// Charges one forwarded call costing `cost_milli` to `caller`'s budgets and concurrency
+    /// caps; the permit gives the concurrency slots back when dropped.
+    pub fn admit_call(&self, caller: Caller, cost_milli: u64) -> Result<CallPermit, Refusal> {
+        let chain = self.chain(caller);
+        with_core_limits(&self.limits, |core| {
+            core.admit_call(chain, cost_milli, Clock::now())
+        })
+    }
+
+    /// What one call of `tool` of `server` costs, in milli-units.
+    pub fn cost_milli(&self, server: &str, tool: &str) -> u64 {
+        let units = self
+            .tool_pricing
+            .get(server)
+            .and_then(|prices| prices.get(tool).or_else(|| prices.get("*")))
+            .copied()
+            .unwrap_or(1.0);
+        to_milli(units).unwrap_or(MILLI)
     }
 
     /// A slot for a long-lived stream of `caller`; the refusal says why (answered with 429).

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::ConfigError;
 use crate::auth::keys::KeyHash;
+use crate::auth::limits::{to_milli, Period};
 
 /// Shortest key value accepted: keys are bearer secrets, and a short one can be guessed.
 pub const MIN_KEY_LEN: usize = 16;
@@ -19,15 +20,6 @@ pub const DEFAULT_MAX_CONCURRENT_CALLS: u32 = 1024;
 /// Server name → original names (`"*"` = all), as written in the config.
 pub type GrantLists = BTreeMap<String, Vec<String>>;
 
-/// A budget's period, in UTC calendar terms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BudgetPeriod {
-    Minute,
-    Hour,
-    Day,
-    Month,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateLimitConfig {
     pub per_second: f64,
@@ -36,7 +28,7 @@ pub struct RateLimitConfig {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BudgetConfig {
-    pub period: BudgetPeriod,
+    pub period: Period,
     /// Cost units per period (a call costs its tool's `tool_pricing`, 1 by default).
     pub units: f64,
 }
@@ -338,16 +330,16 @@ fn build_limits(path: &str, raw: RawLimits) -> Result<LimitConfig, ConfigError> 
     let mut budgets = Vec::new();
     if let Some(b) = raw.budget {
         for (key, period, units) in [
-            ("calls_per_minute", BudgetPeriod::Minute, b.calls_per_minute),
-            ("calls_per_hour", BudgetPeriod::Hour, b.calls_per_hour),
-            ("calls_per_day", BudgetPeriod::Day, b.calls_per_day),
-            ("calls_per_month", BudgetPeriod::Month, b.calls_per_month),
+            ("calls_per_minute", Period::Minute, b.calls_per_minute),
+            ("calls_per_hour", Period::Hour, b.calls_per_hour),
+            ("calls_per_day", Period::Day, b.calls_per_day),
+            ("calls_per_month", Period::Month, b.calls_per_month),
         ] {
             let Some(units) = units else { continue };
-            if !(units.is_finite() && units >= 0.0) {
+            if !(units.is_finite() && units >= 0.0) || to_milli(units).is_none() {
                 return Err(ConfigError::at(
                     format!("{path}.budget.{key}"),
-                    "expected a number ≥ 0",
+                    "expected a number ≥ 0 and at most 4.39 billion",
                 ));
             }
             budgets.push(BudgetConfig { period, units });
@@ -368,7 +360,8 @@ fn build_limits(path: &str, raw: RawLimits) -> Result<LimitConfig, ConfigError> 
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{parse_config, BudgetPeriod, Config, ConfigError};
+    use crate::auth::limits::Period;
+    use crate::config::{parse_config, Config, ConfigError};
 
     const SECRET: &str = "s3cret-value-0123456789";
 
@@ -393,7 +386,7 @@ mod tests {
         assert_eq!(key.name, "eng");
         assert_eq!(key.team.as_deref(), Some("platform"));
         assert_eq!(key.limits.rate_limit.map(|r| r.burst), Some(200));
-        assert_eq!(key.limits.budgets[0].period, BudgetPeriod::Day);
+        assert_eq!(key.limits.budgets[0].period, Period::Day);
         assert!(!format!("{cfg:?}").contains(SECRET), "Debug shows the key");
     }
 

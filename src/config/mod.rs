@@ -11,8 +11,7 @@ mod model;
 
 pub use expand::expand_vars;
 pub use governance::{
-    BudgetConfig, BudgetPeriod, GovernanceConfig, KeyConfig, LimitConfig, RateLimitConfig,
-    TeamConfig,
+    BudgetConfig, GovernanceConfig, KeyConfig, LimitConfig, RateLimitConfig, TeamConfig,
 };
 pub use load::{load_file, parse_config, BUILTIN_DEFAULT};
 pub use model::{Config, IoDriverChoice, PrefixMode, ServerConfig, ToolFilter, Transport};

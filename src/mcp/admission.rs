@@ -2,7 +2,8 @@
 //! tool group its URL names.
 //!
 //! Owns: the 401 (with `WWW-Authenticate`) for a missing or wrong key, the 404 for an unknown
-//! group, and the check that a session is used by the key that opened it. Must never: echo a
+//! group, the 429 (with `Retry-After`) of a rate limit, and the check that a session is used
+//! by the key that opened it. Must never: echo a
 //! presented key, or let a request past without a caller.
 
 use super::service::refuse;
@@ -97,6 +98,16 @@ pub fn admit(
             }
         },
     };
+    if let Err(refusal) = governance.admit_request(caller) {
+        resp.header("Retry-After", refusal.retry_after_secs().to_string());
+        refuse(
+            resp,
+            Status::TooManyRequests,
+            ErrorCode::LimitExceeded,
+            &format!("Too Many Requests: {refusal}"),
+        );
+        return None;
+    }
     Some(Admission {
         caller,
         group,

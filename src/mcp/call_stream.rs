@@ -17,6 +17,7 @@ use futures_util::StreamExt;
 use super::in_flight::{CancelSignal, InFlight};
 use super::server_requests::{required_capability, server_requests};
 use super::stateless_reply::StatelessTerms;
+use crate::auth::limits::CallPermit;
 use crate::http::sse::write_event as write_sse_event;
 use crate::http::SseStream;
 use crate::jsonrpc::{Envelope, RawObject};
@@ -92,6 +93,7 @@ pub async fn await_call(
         cancellation,
         filed: Vec::new(),
         finished: false,
+        permit: None,
     })
 }
 
@@ -135,6 +137,8 @@ pub struct CallStream {
     /// Ids of server requests relayed to the client, forgotten when the call ends.
     filed: Vec<u64>,
     finished: bool,
+    /// The caller's concurrency slots, held until the stream ends.
+    permit: Option<CallPermit>,
 }
 
 impl SseStream for CallStream {
@@ -189,6 +193,11 @@ impl SseStream for CallStream {
 }
 
 impl CallStream {
+    /// Keeps the caller's concurrency slots taken until the stream ends.
+    pub fn hold(&mut self, permit: CallPermit) {
+        self.permit = Some(permit);
+    }
+
     /// The next message about the call; `None` once the reply is in and nothing precedes it.
     async fn next_message(&mut self) -> Result<Option<ServerMessage>, Cancelled> {
         let Some(call) = self.call.as_mut() else {

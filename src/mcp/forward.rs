@@ -20,6 +20,7 @@ use super::in_flight;
 use super::stateless_reply::StatelessTerms;
 
 use crate::admin::metrics::CoreMetrics;
+use crate::auth::limits::Refusal;
 use crate::jsonrpc::{
     write_error, write_error_with_data, write_result, Envelope, ErrorCode, RawObject,
 };
@@ -46,6 +47,10 @@ pub struct Forwarding<'a> {
     pub stream: &'a mut Option<CallStream>,
     /// Set for a stateless (2026-07-28) request, whose replies follow that revision's rules.
     pub stateless: Option<StatelessTerms>,
+    /// Who is calling: their limits are charged before the call goes upstream.
+    pub access: Access<'a>,
+    /// What the call costs against budgets, in milli-units (tool calls; 0 for the rest).
+    pub cost_milli: u64,
 }
 
 impl Forwarding<'_> {
@@ -75,6 +80,10 @@ impl Forwarding<'_> {
     /// gateway's internal time; or, when the server sends messages about the call first,
     /// leaves an SSE [`CallStream`] in `stream` that relays them and then the reply.
     pub async fn send(&mut self, server: &Arc<ServerEntry>, method: &'static str, params: Vec<u8>) {
+        let permit = match self.access.admit_call(self.cost_milli) {
+            Ok(permit) => permit,
+            Err(refusal) => return self.limited(&refusal),
+        };
         let (params, progress_token, client_token) = with_gateway_progress_token(params);
         let (sink, events) = EventSink::new(progress_token);
         let entry = server.clone();
@@ -120,7 +129,10 @@ impl Forwarding<'_> {
                     self.metrics.record_internal(nanos, now);
                 }
             }
-            CallOutcome::Streaming(stream) => *self.stream = Some(stream),
+            CallOutcome::Streaming(mut stream) => {
+                stream.hold(permit);
+                *self.stream = Some(stream)
+            }
             CallOutcome::Cancelled => write_error(
                 self.out,
                 self.id,
@@ -138,6 +150,19 @@ impl Forwarding<'_> {
             self.id,
             ErrorCode::Denied,
             &access.denial(noun, name),
+        );
+    }
+
+    /// Answers a call a limit refuses (JSON-RPC -32029, the seconds to wait in `data`); the
+    /// upstream never sees it.
+    fn limited(&mut self, refusal: &Refusal) {
+        let data = format!(r#"{{"retryAfterSecs":{}}}"#, refusal.retry_after_secs());
+        write_error_with_data(
+            self.out,
+            self.id,
+            ErrorCode::LimitExceeded,
+            &refusal.to_string(),
+            Some(&data),
         );
     }
 
@@ -196,6 +221,9 @@ pub async fn forward_named(
     };
     if !access.allows_item(request.kind, index) {
         return fwd.denied(access, request.noun, &name);
+    }
+    if request.kind == CatalogKind::Tools {
+        fwd.cost_milli = access.tool_cost_milli(index);
     }
     let mut upstream_params = Vec::with_capacity(params.map_or(0, |p| p.get().len()) + 8);
     obj.write_replacing(&mut upstream_params, "name", &item.original);

@@ -375,6 +375,8 @@ pub(super) async fn dispatch(
                         client_capabilities: claims.client_capabilities,
                         stream,
                         stateless: None,
+                        access,
+                        cost_milli: 0,
                     };
                     let params = env.params;
                     match method {

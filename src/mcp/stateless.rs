@@ -317,6 +317,8 @@ async fn dispatch(
                 } else {
                     request.terms
                 }),
+                access,
+                cost_milli: 0,
             };
             match method {
                 "tools/call" => forward_named(access, TOOLS_CALL, params, fwd).await,

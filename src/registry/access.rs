@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use super::catalog::{Catalog, CatalogKind};
 use super::snapshot::{RegistrySnapshot, ServerEntry};
 use crate::auth::grants::Grants;
+use crate::auth::limits::{CallPermit, Refusal, MILLI};
 use crate::auth::{Caller, Governance};
 
 /// A bit per item of a catalog.
@@ -37,6 +38,8 @@ type Views = HashMap<(Caller, Option<usize>, CatalogKind), Arc<Vec<String>>>;
 /// The governance as it applies to one snapshot.
 pub struct AccessTable {
     governance: Arc<Governance>,
+    /// Cost of one call of each exposed tool, milli-units (empty: 1 unit each).
+    tool_costs: Vec<u64>,
     key_tools: Vec<Bits>,
     group_tools: Vec<Bits>,
     views: Mutex<Views>,
@@ -67,8 +70,22 @@ impl AccessTable {
             .iter()
             .map(|g| tool_bits(&g.grants, servers, tools))
             .collect();
+        let tool_costs = if governance.prices_tools() {
+            tools
+                .items
+                .iter()
+                .map(|item| {
+                    servers
+                        .get(item.server)
+                        .map_or(MILLI, |s| governance.cost_milli(&s.name, &item.original))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         AccessTable {
             governance,
+            tool_costs,
             key_tools,
             group_tools,
             views: Mutex::new(HashMap::new()),
@@ -207,6 +224,17 @@ impl<'s> Access<'s> {
             .iter()
             .flatten()
             .all(|g| g.touches(&entry.name))
+    }
+
+    /// What one call of exposed tool `index` costs against budgets, in milli-units.
+    pub fn tool_cost_milli(&self, index: usize) -> u64 {
+        self.table().tool_costs.get(index).copied().unwrap_or(MILLI)
+    }
+
+    /// Charges a call costing `cost_milli` to the caller's key, team and customer; the permit
+    /// holds their concurrency slots until dropped.
+    pub fn admit_call(&self, cost_milli: u64) -> Result<CallPermit, Refusal> {
+        self.table().governance.admit_call(self.caller, cost_milli)
     }
 
     /// Why a request for `noun` `name` (its exposed name) is refused, for the error message.

@@ -123,7 +123,14 @@ pub fn spawn_recovery(
                         (listeners.resource_updated)(&server, &uri)
                     }
                     Update::Govern(config) => {
-                        let governance = Governance::new(&config, Some(builder.governance()));
+                        let current = builder.governance();
+                        let governance = match Governance::new(&config, Some(current), current.cores()) {
+                            Ok(g) => g,
+                            Err(e) => {
+                                tracing::error!(error = %e, "config reload refused: its limits cannot be applied; the previous config keeps serving");
+                                continue;
+                            }
+                        };
                         builder.set_governance(Arc::new(governance));
                         published.publish(builder.build());
                         // What a key may see can have changed in every list.

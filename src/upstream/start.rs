@@ -228,7 +228,10 @@ pub fn start_upstreams(
             items,
         });
     }
-    let governance = Arc::new(Governance::new(&config.governance, None));
+    let governance = Arc::new(
+        Governance::new(&config.governance, None, config.workers)
+            .map_err(|e| format!("limits: {e}"))?,
+    );
     let mut builder = RegistryBuilder::new(
         governance,
         config.tool_prefix,
