@@ -157,7 +157,7 @@ async fn serve_one(
         .post_message(head, text, access, admission, &mut alone, &mut stream)
         .await;
     match stream {
-        Some(call) => Reply::Streaming(Box::new(call)),
+        Some(call) => Reply::Streaming(call),
         None if alone.status == Status::Accepted => Reply::Nothing,
         None => Reply::Ready(alone.body),
     }

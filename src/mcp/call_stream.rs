@@ -47,7 +47,8 @@ pub struct CallClient {
 /// cancelled by the client (the upstream has been told).
 pub enum CallOutcome {
     Answered(Result<UpstreamReply, UpstreamError>, CallTiming),
-    Streaming(CallStream),
+    /// Boxed: the stream is large and rare, and the answered case is returned on every call.
+    Streaming(Box<CallStream>),
     Cancelled,
 }
 
@@ -83,7 +84,7 @@ pub async fn await_call(
         Step::Message(message) => (message, None),
         Step::Cancelled => return CallOutcome::Cancelled,
     };
-    CallOutcome::Streaming(CallStream {
+    CallOutcome::Streaming(Box::new(CallStream {
         call: if done.is_some() { None } else { Some(call) },
         reply: done,
         first: Some(first),
@@ -94,7 +95,7 @@ pub async fn await_call(
         filed: Vec::new(),
         finished: false,
         permit: None,
-    })
+    }))
 }
 
 /// Waits for whichever comes first: a message about the call, its reply, or the client's

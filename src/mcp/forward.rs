@@ -44,7 +44,7 @@ pub struct Forwarding<'a> {
     pub session: [u8; 8],
     pub client_capabilities: u8,
     /// Set when the call streams: the reply is then this SSE stream, not `out`.
-    pub stream: &'a mut Option<CallStream>,
+    pub stream: &'a mut Option<Box<CallStream>>,
     /// Set for a stateless (2026-07-28) request, whose replies follow that revision's rules.
     pub stateless: Option<StatelessTerms>,
     /// Who is calling: their limits are charged before the call goes upstream.

@@ -324,7 +324,7 @@ fn too_large(id: &str, len: usize) -> Vec<u8> {
 /// Relays a streaming call's events (progress, log messages, server requests, then the
 /// answer) to the session's stream. Ends early when the stream is gone or an event is too
 /// large; dropping the call then cancels it upstream.
-async fn pump(mut call: CallStream, ticket: &mut Ticket, id: &str) {
+async fn pump(mut call: Box<CallStream>, ticket: &mut Ticket, id: &str) {
     const PREFIX: &[u8] = b"event: message\n";
     let mut event = Vec::with_capacity(512);
     loop {

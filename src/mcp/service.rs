@@ -156,7 +156,7 @@ impl McpService {
         match stream {
             Some(call) => {
                 resp.status = Status::Ok;
-                Outcome::Stream(McpStream::Call(Box::new(call)))
+                Outcome::Stream(McpStream::Call(call))
             }
             None => Outcome::Done,
         }
@@ -170,7 +170,7 @@ impl McpService {
         access: Access<'_>,
         admission: Admission,
         resp: &mut Response,
-        stream: &mut Option<CallStream>,
+        stream: &mut Option<Box<CallStream>>,
     ) {
         let started = Instant::now();
         if !media_types_ok(head, resp) {
@@ -335,7 +335,7 @@ pub(super) async fn dispatch(
     claims: &SessionClaims,
     started: Instant,
     resp: &mut Response,
-    stream: &mut Option<CallStream>,
+    stream: &mut Option<Box<CallStream>>,
 ) {
     match env.kind() {
         MessageKind::Notification => {

@@ -78,7 +78,7 @@ pub async fn post(
     head: &RequestHead<'_>,
     body: &[u8],
     resp: &mut Response,
-    stream: &mut Option<CallStream>,
+    stream: &mut Option<Box<CallStream>>,
 ) {
     let started = Instant::now();
     if body.trim_ascii_start().first() == Some(&b'[') {
@@ -277,7 +277,7 @@ async fn dispatch(
     env: &Envelope<'_>,
     request: Request,
     resp: &mut Response,
-    stream: &mut Option<CallStream>,
+    stream: &mut Option<Box<CallStream>>,
     started: Instant,
 ) {
     let access = core.access;
