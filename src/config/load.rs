@@ -39,6 +39,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "startup_timeout_ms",
     "allowed_origins",
     "busy_poll_us",
+    "tls",
 ];
 
 /// Keys of the product that this build does not enforce yet. Refusing them beats silently
@@ -64,6 +65,7 @@ struct RawConfig {
     startup_timeout_ms: Option<u64>,
     allowed_origins: Option<Vec<String>>,
     busy_poll_us: Option<u64>,
+    tls: Option<super::tls::RawListenerTls>,
 }
 
 #[derive(Deserialize)]
@@ -103,6 +105,8 @@ struct RawServer {
     timeout_ms: Option<u64>,
     #[serde(default)]
     disabled: bool,
+    ca_file: Option<String>,
+    insecure_skip_verify: Option<bool>,
 }
 
 /// Reads and checks a config file.
@@ -303,6 +307,7 @@ fn build(raw: RawConfig) -> Result<Config, ConfigError> {
             .busy_poll_us
             .filter(|&us| us > 0)
             .map(Duration::from_micros),
+        tls: super::tls::listener(raw.tls)?,
     })
 }
 
@@ -389,6 +394,7 @@ fn build_server(path: &str, name: String, s: RawServer) -> Result<ServerConfig, 
         Some(ms) => ms,
         None => 30_000,
     };
+    let tls = super::tls::upstream(path, &transport, s.ca_file, s.insecure_skip_verify)?;
     Ok(ServerConfig {
         name,
         transport,
@@ -397,6 +403,7 @@ fn build_server(path: &str, name: String, s: RawServer) -> Result<ServerConfig, 
             disabled: s.disabled_tools,
         },
         timeout: Duration::from_millis(timeout_ms),
+        tls,
     })
 }
 

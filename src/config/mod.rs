@@ -7,10 +7,12 @@
 mod expand;
 mod load;
 mod model;
+mod tls;
 
 pub use expand::expand_vars;
 pub use load::{load_file, parse_config, BUILTIN_DEFAULT};
 pub use model::{Config, IoDriverChoice, PrefixMode, ServerConfig, ToolFilter, Transport};
+pub use tls::{ListenerTls, UpstreamTls};
 
 use std::fmt;
 

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::tls::{ListenerTls, UpstreamTls};
 use crate::http::HttpLimits;
 
 /// Which I/O driver the worker cores run.
@@ -68,6 +69,8 @@ pub struct ServerConfig {
     pub tools: ToolFilter,
     /// Per-call timeout.
     pub timeout: Duration,
+    /// How an `https://` URL's certificate is verified.
+    pub tls: UpstreamTls,
 }
 
 #[derive(Debug, Clone)]
@@ -92,4 +95,6 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// Keep polling for this long after traffic instead of sleeping (off when `None`).
     pub busy_poll: Option<Duration>,
+    /// The client listener's certificate and key; it serves only TLS when set.
+    pub tls: Option<ListenerTls>,
 }
