@@ -28,6 +28,13 @@ pub fn serve(config: Config, driver: IoDriver) -> Result<(), String> {
             config.listen
         ));
     }
+    // Certificate and key are read before anything starts: a bad one is a config error.
+    let tls = match &config.tls {
+        Some(t) => Some(crate::tls::TlsAcceptor::new(
+            crate::tls::listener_config(t).map_err(|e| e.to_string())?,
+        )),
+        None => None,
+    };
     match crate::runtime::raise_fd_limit() {
         Ok(n) => tracing::debug!(open_files = n, "open-file limit"),
         Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
@@ -59,6 +66,7 @@ pub fn serve(config: Config, driver: IoDriver) -> Result<(), String> {
         driver,
         config.http_limits,
         config.busy_poll,
+        tls.clone(),
         move |index| {
             let mine = pending
                 .lock()
@@ -138,11 +146,12 @@ pub fn serve(config: Config, driver: IoDriver) -> Result<(), String> {
         }
     }
 
+    let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
         listen = %local, workers = config.workers, io_driver = driver.as_str(), tools = tool_count,
-        "mcpgate is serving"
+        tls = tls.is_some(), "mcpgate is serving"
     );
-    println!("mcpgate: listening on http://{local}/mcp");
+    println!("mcpgate: listening on {scheme}://{local}/mcp");
     wait_for_signal(signals);
     let t = metrics.internal_time();
     // One line that perf scripts read; nanoseconds.
