@@ -215,7 +215,36 @@ fn peer_gone(fd: RawFd) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
     use std::path::{Path, PathBuf};
+
+    /// Blocks until `fd` reports one of `events` (a liveness bound, not a timing assertion).
+    fn wait_for(fd: RawFd, events: libc::c_short) {
+        let mut pfd = libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd owned by this frame.
+        let n = unsafe { libc::poll(&mut pfd, 1, 60_000) };
+        assert_eq!(n, 1, "no event {events:#x} on the socket");
+    }
+
+    #[test]
+    fn a_fin_is_seen_behind_unread_bytes_and_bytes_alone_are_no_hang_up() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let fd = server.as_raw_fd();
+        client
+            .write_all(b"a TLS record, say a close_notify")
+            .unwrap();
+        wait_for(fd, libc::POLLIN);
+        assert!(!peer_gone(fd), "unread bytes were taken for a hang-up");
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        wait_for(fd, libc::POLLRDHUP);
+        assert!(peer_gone(fd), "the FIN behind unread bytes was missed");
+    }
 
     struct Files(PathBuf);
 
