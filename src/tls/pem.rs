@@ -40,11 +40,8 @@ pub fn certificates(key: &str, path: &Path) -> Result<Vec<CertificateDer<'static
 
 /// The first private key in a PEM file: PKCS#8, PKCS#1 (RSA) or SEC1 (EC).
 pub fn private_key(key: &str, path: &Path) -> Result<PrivateKeyDer<'static>, ConfigError> {
-    let mut bytes = read(key, path)?;
-    let parsed = PrivateKeyDer::from_pem_slice(&bytes);
-    // The file's copy of the key is not needed past this point; leave no stray copy behind.
-    bytes.iter_mut().for_each(|b| *b = 0);
-    parsed.map_err(|e| match e {
+    let bytes = read(key, path)?;
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| match e {
         pem::Error::NoItemsFound => ConfigError::at(
             key,
             format!(
@@ -81,12 +78,26 @@ fn pem_problem(e: &pem::Error) -> &'static str {
 mod tests {
     use super::*;
 
-    fn temp(name: &str, contents: &[u8]) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("mcpgate-pem-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
-        std::fs::write(&path, contents).unwrap();
-        path
+    /// A file in a directory of its own, removed on drop.
+    struct Temp(std::path::PathBuf);
+
+    impl Temp {
+        fn new(name: &str, contents: &[u8]) -> Temp {
+            let dir =
+                std::env::temp_dir().join(format!("mcpgate-pem-{}-{name}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join(name);
+            std::fs::write(&path, contents).unwrap();
+            Temp(path)
+        }
+    }
+
+    impl Drop for Temp {
+        fn drop(&mut self) {
+            if let Some(dir) = self.0.parent() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
     }
 
     #[test]
@@ -102,11 +113,12 @@ mod tests {
 
     #[test]
     fn files_without_the_wanted_item_say_so() {
-        let path = temp("empty.pem", b"just text\n");
-        let err = certificates("mcpServers.a.ca_file", &path).unwrap_err();
+        let file = Temp::new("empty.pem", b"just text\n");
+        let path = &file.0;
+        let err = certificates("mcpServers.a.ca_file", path).unwrap_err();
         assert_eq!(err.path, "mcpServers.a.ca_file");
         assert!(err.message.contains("no certificate found"), "{err}");
-        let err = private_key("tls.key", &path).unwrap_err();
+        let err = private_key("tls.key", path).unwrap_err();
         assert_eq!(err.path, "tls.key");
         assert!(err.message.contains("no private key found in"), "{err}");
     }
@@ -115,8 +127,8 @@ mod tests {
     fn broken_pem_is_reported_without_its_contents() {
         let secret = "c2VjcmV0!!!";
         let text = format!("-----BEGIN PRIVATE KEY-----\n{secret}\n-----END PRIVATE KEY-----\n");
-        let path = temp("broken-key.pem", text.as_bytes());
-        let err = private_key("tls.key", &path).unwrap_err();
+        let file = Temp::new("broken-key.pem", text.as_bytes());
+        let err = private_key("tls.key", &file.0).unwrap_err();
         assert!(err.message.contains("not valid PEM"), "{err}");
         assert!(!err.to_string().contains(secret), "{err}");
         assert!(!err.to_string().contains("c2Vj"), "{err}");

@@ -5,6 +5,7 @@
 //! [`HANDSHAKE_TIMEOUT`] so a client that connects and says nothing cannot hold a task. A
 //! failed handshake costs that one connection, nothing else.
 
+use std::cell::OnceCell;
 use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
@@ -94,7 +95,11 @@ impl TlsAcceptor {
     pub async fn accept(&self, tcp: TcpStream) -> Result<TlsConn, String> {
         let fd = tcp.as_raw_fd();
         match monoio::time::timeout(HANDSHAKE_TIMEOUT, self.inner.accept(tcp)).await {
-            Ok(Ok(tls)) => Ok(TlsConn { tls, fd }),
+            Ok(Ok(tls)) => Ok(TlsConn {
+                tls,
+                fd,
+                watch: OnceCell::new(),
+            }),
             Ok(Err(e)) => Err(handshake_failure(e)),
             Err(_) => Err(format!(
                 "no complete handshake within {} s",
@@ -116,6 +121,10 @@ pub struct TlsConn {
     tls: monoio_rustls::ServerTlsStream<TcpStream>,
     /// The socket under `tls` (which owns it and keeps it open as long as this lives).
     fd: RawFd,
+    /// A second descriptor of the socket for the hang-up watch, made the first time a request
+    /// runs long (most connections never need one) and kept: an SSE reply watches between
+    /// every two events.
+    watch: OnceCell<Option<TcpStream>>,
 }
 
 impl AsyncReadRent for TlsConn {
@@ -158,12 +167,15 @@ const RECHECK_MAX: Duration = Duration::from_secs(1);
 /// the first belongs to the TLS stream, and only readiness is wanted, never bytes.
 impl HangUpWatch for TlsConn {
     async fn hung_up(&self) {
-        let watch = match watch_descriptor(self.fd) {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot watch a TLS client for hanging up");
-                return std::future::pending().await;
-            }
+        let watch = self.watch.get_or_init(|| {
+            watch_descriptor(self.fd)
+                .inspect_err(
+                    |e| tracing::debug!(error = %e, "cannot watch a TLS client for hanging up"),
+                )
+                .ok()
+        });
+        let Some(watch) = watch else {
+            return std::future::pending().await;
         };
         let mut pause = RECHECK_FIRST;
         loop {
