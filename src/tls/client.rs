@@ -1,5 +1,7 @@
 //! TLS to `https://` upstreams: one rustls client config per server, built at start on the
-//! control thread, and the client side of the handshake on whichever core connects.
+//! control thread, and the client side of the handshake on whichever core connects. Must
+//! never: accept a certificate that fails verification unless the server's
+//! `insecure_skip_verify` says so, or read a CA file anywhere but at start.
 //!
 //! Trust: a server with `ca_file` trusts exactly the CAs in that file (the system's roots are
 //! not consulted, so a private CA cannot be undercut by a public one); any other server trusts

@@ -1,5 +1,5 @@
 //! Reading PEM files: certificate chains, private keys and CA bundles. Every error names the
-//! config key the path came from and the path, never what the file holds.
+//! config key the path came from and the path. Must never: quote what a file holds.
 
 use std::path::Path;
 

@@ -3,7 +3,8 @@
 //!
 //! The handshake runs on the worker core that accepted the connection, bounded by
 //! [`HANDSHAKE_TIMEOUT`] so a client that connects and says nothing cannot hold a task. A
-//! failed handshake costs that one connection, nothing else.
+//! failed handshake costs that one connection, nothing else. Must never: hold up the accept
+//! loop with a handshake, or read a client's bytes from the hang-up watch.
 
 use std::cell::OnceCell;
 use std::future::Future;
