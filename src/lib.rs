@@ -2,7 +2,8 @@
 //!
 //! The modules follow a request's path: `config` → `runtime` → `http` → `jsonrpc` → `mcp` →
 //! `registry` → `upstream`. `serve` assembles them; `mock` is the built-in mock upstream
-//! used by the default config, load tests and fault tests.
+//! used by the default config, load tests and fault tests. `tls` serves both ends: the
+//! client listener and `https://` upstreams.
 
 pub mod admin;
 pub mod auth;
@@ -15,4 +16,5 @@ pub mod registry;
 pub mod reload;
 pub mod runtime;
 pub mod serve;
+pub mod tls;
 pub mod upstream;

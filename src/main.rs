@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use mcpgate::config::{self, Config, IoDriverChoice, Transport};
+use mcpgate::config::{self, Config, IoDriverChoice, Transport, UpstreamTls};
 use mcpgate::mock::{MockConfig, MockServer};
 use mcpgate::runtime::{bind_listeners, IoDriver};
 
@@ -177,6 +177,13 @@ fn shown_url(url: &str) -> String {
 
 fn describe(cfg: &Config) {
     println!("listen: {}", cfg.listen);
+    if let Some(tls) = &cfg.tls {
+        println!(
+            "tls: cert {}, key {}",
+            tls.cert_path.display(),
+            tls.key_path.display()
+        );
+    }
     println!("workers: {}", cfg.workers);
     println!("io_driver: {:?}", cfg.io_driver);
     println!("tool_prefix: {:?}", cfg.tool_prefix);
@@ -198,7 +205,7 @@ fn describe(cfg: &Config) {
                 s.timeout.as_millis()
             ),
             Transport::Http { url, headers } | Transport::Sse { url, headers } => println!(
-                "  {}: {} {} (headers: [{}]), timeout {} ms",
+                "  {}: {} {} (headers: [{}]), timeout {} ms{}",
                 s.name,
                 if matches!(s.transport, Transport::Sse { .. }) {
                     "sse"
@@ -211,7 +218,18 @@ fn describe(cfg: &Config) {
                     .map(|(k, _)| k.as_str())
                     .collect::<Vec<_>>()
                     .join(", "),
-                s.timeout.as_millis()
+                s.timeout.as_millis(),
+                match (&s.tls, url.starts_with("https://")) {
+                    (_, false) => String::new(),
+                    (t, true) if t.insecure_skip_verify => ", tls: NOT verified".to_owned(),
+                    (
+                        UpstreamTls {
+                            ca_file: Some(ca), ..
+                        },
+                        true,
+                    ) => format!(", tls: verified against {}", ca.display()),
+                    (_, true) => ", tls: verified against the system roots".to_owned(),
+                }
             ),
         }
     }
@@ -296,6 +314,12 @@ fn run(cli: Cli) -> Result<(), String> {
             let (cfg, _) = load_config(config.as_deref(), &|| {
                 Ok("http://127.0.0.1:1/mcp".to_owned())
             })?;
+            // The files the config names are part of it: a certificate that cannot be read
+            // fails `check` as it would fail `serve`.
+            if let Some(tls) = &cfg.tls {
+                mcpgate::tls::listener_config(tls).map_err(|e| e.to_string())?;
+            }
+            mcpgate::tls::check_upstreams(&cfg.servers).map_err(|e| e.to_string())?;
             describe(&cfg);
             println!("config ok");
             Ok(())

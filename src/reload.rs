@@ -78,6 +78,9 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.listen != new.listen || old.workers != new.workers || old.io_driver != new.io_driver {
         changed.push("listen/workers/io_driver");
     }
+    if old.tls != new.tls {
+        changed.push("tls");
+    }
     if old.http_limits != new.http_limits {
         changed.push("max_body_bytes/max_header_bytes");
     }

@@ -35,6 +35,13 @@ pub fn serve(config: Config, config_file: Option<PathBuf>, driver: IoDriver) -> 
             config.listen
         ));
     }
+    // Certificate and key are read before anything starts: a bad one is a config error.
+    let tls = match &config.tls {
+        Some(t) => Some(crate::tls::TlsAcceptor::new(
+            crate::tls::listener_config(t).map_err(|e| e.to_string())?,
+        )),
+        None => None,
+    };
     match crate::runtime::raise_fd_limit() {
         Ok(n) => tracing::debug!(open_files = n, "open-file limit"),
         Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
@@ -67,6 +74,7 @@ pub fn serve(config: Config, config_file: Option<PathBuf>, driver: IoDriver) -> 
         driver,
         config.http_limits,
         config.busy_poll,
+        tls.clone(),
         move |index| {
             let mine = pending
                 .lock()
@@ -146,11 +154,12 @@ pub fn serve(config: Config, config_file: Option<PathBuf>, driver: IoDriver) -> 
         }
     }
 
+    let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
         listen = %local, workers = config.workers, io_driver = driver.as_str(), tools = tool_count,
-        "mcpgate is serving"
+        tls = tls.is_some(), "mcpgate is serving"
     );
-    println!("mcpgate: listening on http://{local}/mcp");
+    println!("mcpgate: listening on {scheme}://{local}/mcp");
     let mut reloader = config_file.map(|path| ConfigReloader::new(path, config.clone()));
     wait_for_stop(signals, &keeper, reloader.as_mut());
     let t = metrics.internal_time();

@@ -69,6 +69,7 @@ fn assert_error(response: &Response, status: u16, code: i64, what: &str) -> Valu
 async fn sdk_client_without_session_beside_a_handshake_client(driver: &str) {
     let gw = gateway(driver).await;
     let legacy = gw.client().await;
+    install_crypto_provider();
     let transport = StreamableHttpClientTransport::from_config(
         StreamableHttpClientTransportConfig::with_uri(gw.url.as_str()),
     );

@@ -68,6 +68,7 @@ impl ClientHandler for Recorder {
 }
 
 async fn connect(url: &str, handler: Recorder) -> RunningService<RoleClient, Recorder> {
+    install_crypto_provider();
     let transport = StreamableHttpClientTransport::from_config(
         StreamableHttpClientTransportConfig::with_uri(url),
     );

@@ -46,6 +46,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "customers",
     "max_concurrent_calls_per_key",
     "max_streams_per_key",
+    "tls",
 ];
 
 /// Keys of the product that this build does not enforce yet. Refusing them beats silently
@@ -77,6 +78,7 @@ struct RawConfig {
     customers: Option<BTreeMap<String, governance::RawLimits>>,
     max_concurrent_calls_per_key: Option<u32>,
     max_streams_per_key: Option<u32>,
+    tls: Option<super::tls::RawListenerTls>,
 }
 
 #[derive(Deserialize)]
@@ -119,6 +121,8 @@ struct RawServer {
     /// Cost of a call per original tool name (`"*"`: every other tool); 1 when not listed.
     #[serde(default)]
     tool_pricing: BTreeMap<String, f64>,
+    ca_file: Option<String>,
+    insecure_skip_verify: Option<bool>,
 }
 
 /// Reads and checks a config file.
@@ -356,6 +360,7 @@ fn build(raw: RawConfig) -> Result<Config, ConfigError> {
             .busy_poll_us
             .filter(|&us| us > 0)
             .map(Duration::from_micros),
+        tls: super::tls::listener(raw.tls)?,
     })
 }
 
@@ -442,6 +447,7 @@ fn build_server(path: &str, name: String, s: RawServer) -> Result<ServerConfig, 
         Some(ms) => ms,
         None => 30_000,
     };
+    let tls = super::tls::upstream(path, &transport, s.ca_file, s.insecure_skip_verify)?;
     Ok(ServerConfig {
         name,
         transport,
@@ -450,6 +456,7 @@ fn build_server(path: &str, name: String, s: RawServer) -> Result<ServerConfig, 
             disabled: s.disabled_tools,
         },
         timeout: Duration::from_millis(timeout_ms),
+        tls,
     })
 }
 

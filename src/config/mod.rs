@@ -8,6 +8,7 @@ mod expand;
 pub mod governance;
 mod load;
 mod model;
+mod tls;
 
 pub use expand::expand_vars;
 pub use governance::{
@@ -15,6 +16,7 @@ pub use governance::{
 };
 pub use load::{load_file, parse_config, BUILTIN_DEFAULT};
 pub use model::{Config, IoDriverChoice, PrefixMode, ServerConfig, ToolFilter, Transport};
+pub use tls::{ListenerTls, UpstreamTls};
 
 use std::fmt;
 

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::governance::GovernanceConfig;
+use super::tls::{ListenerTls, UpstreamTls};
 use crate::http::HttpLimits;
 
 /// Which I/O driver the worker cores run.
@@ -69,6 +70,8 @@ pub struct ServerConfig {
     pub tools: ToolFilter,
     /// Per-call timeout.
     pub timeout: Duration,
+    /// How an `https://` URL's certificate is verified.
+    pub tls: UpstreamTls,
 }
 
 #[derive(Debug, Clone)]
@@ -95,4 +98,6 @@ pub struct Config {
     pub busy_poll: Option<Duration>,
     /// Virtual keys, groups, teams and customers. No keys: anonymous, loopback only.
     pub governance: GovernanceConfig,
+    /// The client listener's certificate and key; it serves only TLS when set.
+    pub tls: Option<ListenerTls>,
 }

@@ -1,19 +1,21 @@
 //! The outbound side: one keep-alive HTTP/1.1 connection to an upstream server.
 //!
 //! Owns request writing, response head parsing and body reading (Content-Length, chunked or
-//! until close), whole or incrementally for SSE. Never resolves names (that happens off the
-//! worker cores) and never reads more than the limits it is given.
+//! until close), whole or incrementally for SSE, over plain TCP or TLS. Never resolves names
+//! (that happens off the worker cores) and never reads more than the limits it is given.
 
 use std::io;
 use std::net::SocketAddr;
 
-use monoio::buf::IoBufMut;
+use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
+use monoio::BufResult;
 
 use super::chunked::{ChunkedDecoder, ChunkedError};
 use super::request::parse_decimal;
 use super::response::write_header;
+use crate::tls::TlsTarget;
 
 /// How a response body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,12 +71,53 @@ impl From<io::Error> for ClientError {
     }
 }
 
+/// Why a connection could not be set up.
+#[derive(Debug)]
+pub enum ConnectError {
+    Tcp(io::Error),
+    /// The TLS handshake failed; says why (a certificate problem, a server that is not TLS…).
+    Tls(String),
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectError::Tcp(e) => write!(f, "{e}"),
+            ConnectError::Tls(why) => write!(f, "TLS handshake failed: {why}"),
+        }
+    }
+}
+
 const MAX_REPLY_HEAD: usize = 64 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
 
+/// The byte stream under a connection. An enum, not a trait object: the plain path stays a
+/// direct call into the TCP stream. The TLS stream is boxed so idle pooled plain connections
+/// do not carry its size.
+enum Wire {
+    Plain(TcpStream),
+    Tls(Box<monoio_rustls::ClientTlsStream<TcpStream>>),
+}
+
+impl Wire {
+    async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            Wire::Plain(s) => s.read(buf).await,
+            Wire::Tls(s) => s.read(buf).await,
+        }
+    }
+
+    async fn write_all<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            Wire::Plain(s) => s.write_all(buf).await,
+            Wire::Tls(s) => s.write_all(buf).await,
+        }
+    }
+}
+
 /// One connection to an upstream.
 pub struct ClientConn {
-    stream: TcpStream,
+    stream: Wire,
     /// Bytes read but not yet consumed.
     rbuf: Vec<u8>,
     /// The request being written; kept for reuse.
@@ -90,9 +133,23 @@ pub struct BodyReader {
 }
 
 impl ClientConn {
-    pub async fn connect(addr: SocketAddr) -> io::Result<ClientConn> {
-        let stream = TcpStream::connect_addr(addr).await?;
-        stream.set_nodelay(true)?;
+    /// Connects to `addr`, with a TLS handshake when `tls` is given.
+    pub async fn connect(
+        addr: SocketAddr,
+        tls: Option<&TlsTarget>,
+    ) -> Result<ClientConn, ConnectError> {
+        let tcp = TcpStream::connect_addr(addr)
+            .await
+            .map_err(ConnectError::Tcp)?;
+        tcp.set_nodelay(true).map_err(ConnectError::Tcp)?;
+        let stream = match tls {
+            None => Wire::Plain(tcp),
+            Some(target) => Wire::Tls(Box::new(
+                crate::tls::client::handshake(tcp, target)
+                    .await
+                    .map_err(ConnectError::Tls)?,
+            )),
+        };
         Ok(ClientConn {
             stream,
             rbuf: Vec::with_capacity(READ_CHUNK),

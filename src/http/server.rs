@@ -17,6 +17,7 @@ use super::hang_up::HangUpWatch;
 use super::limits::HttpLimits;
 use super::request::{parse_head, BodyFraming, HeadParse, Method, RequestHead};
 use super::response::{write_chunk, write_response, write_sse_head, Response, Status, LAST_CHUNK};
+use crate::tls::TlsAcceptor;
 
 /// What the handler did with a request.
 pub enum Outcome<S> {
@@ -317,11 +318,13 @@ fn read_cap(limits: &HttpLimits) -> usize {
 }
 
 /// Accepts connections on `listener` (one core's SO_REUSEPORT socket) and serves each on a
-/// task of its own, until the runtime ends.
+/// task of its own, until the runtime ends. With `tls`, each connection's handshake runs first
+/// on its task; one that fails or stalls costs only that connection.
 pub async fn serve_listener<H: Handler + 'static>(
     listener: std::net::TcpListener,
     handler: Rc<H>,
     limits: HttpLimits,
+    tls: Option<TlsAcceptor>,
 ) {
     let listener = match monoio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
@@ -332,12 +335,27 @@ pub async fn serve_listener<H: Handler + 'static>(
     };
     loop {
         match listener.accept().await {
-            Ok((stream, _peer)) => {
+            Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
                 let handler = handler.clone();
-                monoio::spawn(async move {
-                    serve_connection(stream, &*handler, limits).await;
-                });
+                match &tls {
+                    None => {
+                        monoio::spawn(async move {
+                            serve_connection(stream, &*handler, limits).await;
+                        });
+                    }
+                    Some(acceptor) => {
+                        let acceptor = acceptor.clone();
+                        monoio::spawn(async move {
+                            match acceptor.accept(stream).await {
+                                Ok(conn) => serve_connection(conn, &*handler, limits).await,
+                                Err(why) => {
+                                    tracing::debug!(%peer, "TLS handshake failed: {why}")
+                                }
+                            }
+                        });
+                    }
+                }
             }
             Err(e) => {
                 // Out of descriptors or similar: back off briefly instead of spinning.

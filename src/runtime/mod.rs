@@ -167,7 +167,7 @@ where
     H: crate::http::Handler + 'static,
     F: Fn(usize) -> H + Send + Sync + 'static,
 {
-    serve_on_workers_after(listeners, driver, limits, busy_poll, move |index| {
+    serve_on_workers_after(listeners, driver, limits, busy_poll, None, move |index| {
         std::future::ready(Some(make(index)))
     })
 }
@@ -175,11 +175,13 @@ where
 /// Like [`serve_on_workers`], but each worker's runtime starts first and runs `make(i)`'s
 /// future before it accepts: work the handler depends on can use the worker cores meanwhile
 /// (stdio upstreams are driven there). A future that yields `None` ends that worker unserved.
+/// With `tls` the listeners serve only TLS.
 pub fn serve_on_workers_after<H, F, Fut>(
     listeners: Vec<std::net::TcpListener>,
     driver: IoDriver,
     limits: crate::http::HttpLimits,
     busy_poll: Option<std::time::Duration>,
+    tls: Option<crate::tls::TlsAcceptor>,
     make: F,
 ) -> io::Result<Vec<JoinHandle<()>>>
 where
@@ -199,6 +201,7 @@ where
             .get(index)
             .and_then(|s| s.lock().ok().and_then(|mut l| l.take()));
         let handler = make(index);
+        let tls = tls.clone();
         async move {
             let Some(handler) = handler.await else {
                 return;
@@ -208,7 +211,8 @@ where
             }
             match listener {
                 Some(listener) => {
-                    crate::http::serve_listener(listener, std::rc::Rc::new(handler), limits).await
+                    crate::http::serve_listener(listener, std::rc::Rc::new(handler), limits, tls)
+                        .await
                 }
                 None => tracing::error!(worker = index, "no listener for this worker"),
             }

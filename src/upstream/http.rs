@@ -50,18 +50,29 @@ pub struct HttpUpstream {
 }
 
 impl HttpUpstream {
-    /// Resolves the URL (blocking: call on the control thread).
+    /// Resolves an `http://` URL (blocking: call on the control thread).
     pub fn new(
         name: &str,
         url: &str,
         headers: Vec<(String, String)>,
         max_reply: usize,
     ) -> Result<Self, String> {
+        Self::with_tls(name, url, headers, max_reply, None)
+    }
+
+    /// Like [`HttpUpstream::new`]; `tls` is the client config an `https://` URL needs.
+    pub fn with_tls(
+        name: &str,
+        url: &str,
+        headers: Vec<(String, String)>,
+        max_reply: usize,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Result<Self, String> {
         Ok(HttpUpstream {
             pool_key: pool::new_pool_key(),
             stream_core: std::sync::OnceLock::new(),
             name: name.to_owned(),
-            url: UpstreamUrl::resolve(url)?,
+            url: UpstreamUrl::resolve(url, tls.as_ref())?,
             headers,
             session: RwLock::new(None),
             next_id: AtomicU64::new(1),

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::url::UpstreamUrl;
-use crate::http::client::{write_post, ClientConn, ClientError, ReplyHead};
+use crate::http::client::{write_post, ClientConn, ClientError, ConnectError, ReplyHead};
 
 /// Idle connections kept per core and upstream.
 const MAX_IDLE_PER_CORE: usize = 256;
@@ -55,7 +55,7 @@ pub fn drop_idle_connections() {
 pub enum PostError {
     Connect {
         addr: SocketAddr,
-        error: std::io::Error,
+        error: ConnectError,
     },
     Exchange(ClientError),
 }
@@ -69,11 +69,14 @@ impl fmt::Display for PostError {
     }
 }
 
-/// Opens a new connection to `addr` (not pooled until [`put`]).
-pub async fn connect(addr: SocketAddr) -> Result<ClientConn, PostError> {
-    ClientConn::connect(addr)
+/// Opens a new connection to `url`'s server, TLS for `https://` (not pooled until [`put`]).
+pub async fn connect(url: &UpstreamUrl) -> Result<ClientConn, PostError> {
+    ClientConn::connect(url.addr, url.tls.as_ref())
         .await
-        .map_err(|error| PostError::Connect { addr, error })
+        .map_err(|error| PostError::Connect {
+            addr: url.addr,
+            error,
+        })
 }
 
 /// POSTs `body` to `url` on a pooled connection of this core (or a new one) and reads the
@@ -90,13 +93,13 @@ pub async fn post(
     let reused = pooled.is_some();
     let mut conn = match pooled {
         Some(c) => c,
-        None => connect(url.addr).await?,
+        None => connect(url).await?,
     };
     match send_and_read_head(&mut conn, url, headers, body).await {
         Ok(head) => Ok((conn, head)),
         // A pooled connection the server closed while idle: the request never reached it.
         Err(ClientError::Closed) | Err(ClientError::Io(_)) if reused => {
-            let mut fresh = connect(url.addr).await?;
+            let mut fresh = connect(url).await?;
             let head = send_and_read_head(&mut fresh, url, headers, body)
                 .await
                 .map_err(PostError::Exchange)?;

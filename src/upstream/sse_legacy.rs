@@ -41,7 +41,7 @@ const POST_REPLY_MAX: usize = 64 * 1024;
 pub struct SseSpec {
     /// Server name from the config, used in errors and logs.
     pub name: String,
-    /// The stream's `http://` URL.
+    /// The stream's `http://` or `https://` URL.
     pub url: String,
     /// Sent with the GET and every POST (may hold credentials: never logged).
     pub headers: Vec<(String, String)>,
@@ -49,6 +49,8 @@ pub struct SseSpec {
     pub max_event_bytes: usize,
     /// More pending calls than this fail with [`UpstreamError::Overloaded`].
     pub max_in_flight: usize,
+    /// The client config for an `https://` URL (built at start).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// Where the stream is in its life.
@@ -123,7 +125,7 @@ impl SseUpstream {
     /// Resolves the URL (blocking: call on the control thread) and starts the stream task on
     /// `owner`'s core; returns at once.
     pub fn start(spec: SseSpec, owner: &CoreHandle) -> Result<SseUpstream, String> {
-        let url = UpstreamUrl::resolve(&spec.url)?;
+        let url = UpstreamUrl::resolve(&spec.url, spec.tls.as_ref())?;
         let (stop_tx, stop_rx) = mpsc::unbounded();
         let inner = Arc::new(Inner {
             spec,

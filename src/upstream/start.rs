@@ -59,7 +59,12 @@ pub struct Started {
     pub upstreams: StartedUpstreams,
 }
 
-fn create(server: &ServerConfig, max_reply: usize, owner: &CoreHandle) -> Result<Upstream, String> {
+fn create(
+    server: &ServerConfig,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    max_reply: usize,
+    owner: &CoreHandle,
+) -> Result<Upstream, String> {
     match &server.transport {
         Transport::Stdio {
             command,
@@ -79,7 +84,7 @@ fn create(server: &ServerConfig, max_reply: usize, owner: &CoreHandle) -> Result
             owner.clone(),
         ))),
         Transport::Http { url, headers } => {
-            HttpUpstream::new(&server.name, url, headers.clone(), max_reply).map(|h| {
+            HttpUpstream::with_tls(&server.name, url, headers.clone(), max_reply, tls).map(|h| {
                 h.follow_server_stream_on(owner.clone());
                 Upstream::Http(Arc::new(h))
             })
@@ -91,6 +96,7 @@ fn create(server: &ServerConfig, max_reply: usize, owner: &CoreHandle) -> Result
                 headers: headers.clone(),
                 max_event_bytes: max_reply,
                 max_in_flight: MAX_IN_FLIGHT,
+                tls,
             },
             owner,
         )
@@ -112,13 +118,19 @@ pub fn start_upstreams(
         return Err("no core to drive stdio servers on".to_owned());
     }
     let bound = config.startup_timeout;
+    // A CA file that cannot be read is a config error: refuse to start, as for any other.
+    let tls = crate::tls::check_upstreams(&config.servers).map_err(|e| e.to_string())?;
     let created: Vec<(ServerConfig, Result<Upstream, String>)> = config
         .servers
         .iter()
+        .zip(tls)
         .enumerate()
-        .map(|(i, s)| {
+        .map(|(i, (s, tls))| {
             let core = &cores[i % cores.len()];
-            (s.clone(), create(s, config.max_upstream_reply_bytes, core))
+            (
+                s.clone(),
+                create(s, tls, config.max_upstream_reply_bytes, core),
+            )
         })
         .collect();
 

@@ -174,7 +174,7 @@ pub fn config(servers: &[(&str, Value)]) -> Value {
 /// A running `mcpgate serve`, killed (SIGTERM, then SIGKILL of its process group) on drop.
 pub struct Gateway {
     pub proc: Proc,
-    /// `http://127.0.0.1:PORT/mcp`, from the ready line.
+    /// `http://127.0.0.1:PORT/mcp` (`https://` with a `tls` listener), from the ready line.
     pub url: String,
     /// Holds the config file (or serves as the cwd); removed after the process is gone.
     _dir: TempDir,
@@ -252,7 +252,8 @@ impl Gateway {
         });
         let url = line[GATEWAY_READY_PREFIX.len()..].trim().to_string();
         assert!(
-            url.starts_with("http://127.0.0.1:") && url.ends_with("/mcp"),
+            (url.starts_with("http://127.0.0.1:") || url.starts_with("https://127.0.0.1:"))
+                && url.ends_with("/mcp"),
             "unexpected ready line {line:?}"
         );
         Gateway {
@@ -266,6 +267,7 @@ impl Gateway {
     pub fn addr(&self) -> String {
         self.url
             .trim_start_matches("http://")
+            .trim_start_matches("https://")
             .trim_end_matches("/mcp")
             .to_string()
     }
@@ -454,8 +456,21 @@ pub async fn connect_http(url: &str) -> Client {
     connect_http_with(url, 16).await
 }
 
+/// Installs rustls's ring provider as the process default. rmcp's HTTP client is reqwest with
+/// rustls built without a provider of its own (so the TLS tests need no aws-lc-rs build); a
+/// reqwest client built without a preconfigured TLS setup panics unless a default is installed.
+/// Call before `StreamableHttpClientTransport::from_config`.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err means some other code installed one first, which serves as well.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 /// rmcp over streamable HTTP allowing `max_concurrent` POSTs in flight at once.
 pub async fn connect_http_with(url: &str, max_concurrent: usize) -> Client {
+    install_crypto_provider();
     let config =
         StreamableHttpClientTransportConfig::with_uri(url).max_concurrent_requests(max_concurrent);
     let transport = StreamableHttpClientTransport::from_config(config);

@@ -60,7 +60,7 @@ fn is_current(up: &HttpUpstream, session: &Arc<Session>) -> bool {
 }
 
 async fn read_stream(up: &Arc<HttpUpstream>, session: &Arc<Session>) -> End {
-    let mut conn = match pool::connect(up.url.addr).await {
+    let mut conn = match pool::connect(&up.url).await {
         Ok(c) => c,
         Err(e) => return End::Failed(e.to_string()),
     };

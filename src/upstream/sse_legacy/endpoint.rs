@@ -20,9 +20,10 @@ pub fn resolve_endpoint(stream: &UpstreamUrl, data: &str) -> Result<UpstreamUrl,
     let data = data.split('#').next().unwrap_or(data);
     let reference = match split_scheme(data) {
         Some((scheme, rest)) => {
-            if !scheme.eq_ignore_ascii_case("http") {
+            if !scheme.eq_ignore_ascii_case(stream.scheme()) {
                 return Err(format!(
-                    "the endpoint uses {scheme}:// but the stream is http://; refused"
+                    "the endpoint uses {scheme}:// but the stream is {}://; refused",
+                    stream.scheme()
                 ));
             }
             Reference::Authority(rest)
@@ -35,7 +36,7 @@ pub fn resolve_endpoint(stream: &UpstreamUrl, data: &str) -> Result<UpstreamUrl,
     let path = match reference {
         Reference::Authority(rest) => {
             let (authority, path) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
-            if !same_authority(authority, &stream.host) {
+            if !same_authority(authority, &stream.host, stream.default_port()) {
                 return Err(
                     "the endpoint is on another host or port than the stream; refused".into(),
                 );
@@ -61,6 +62,7 @@ pub fn resolve_endpoint(stream: &UpstreamUrl, data: &str) -> Result<UpstreamUrl,
         addr: stream.addr,
         host: stream.host.clone(),
         path: without_dot_segments(&path),
+        tls: stream.tls.clone(),
     })
 }
 
@@ -85,14 +87,14 @@ fn split_scheme(url: &str) -> Option<(&str, &str)> {
 }
 
 /// Host and port equal, ignoring the host's case and an explicit default port.
-fn same_authority(a: &str, b: &str) -> bool {
+fn same_authority(a: &str, b: &str, default_port: u16) -> bool {
     let parts = |s: &str| -> Option<(String, u16)> {
         if s.contains('@') {
             return None;
         }
         let (host, port) = match s.rsplit_once(':') {
             Some((h, p)) if !p.contains(']') => (h, p.parse().ok()?),
-            _ => (s, 80),
+            _ => (s, default_port),
         };
         Some((host.to_ascii_lowercase(), port))
     };
@@ -136,6 +138,7 @@ mod tests {
             addr: "127.0.0.1:3001".parse().expect("addr"),
             host: "LocalHost:3001".into(),
             path: "/mcp/sse?token=1".into(),
+            tls: None,
         }
     }
 
@@ -191,9 +194,36 @@ mod tests {
     }
 
     #[test]
+    fn an_https_stream_keeps_its_endpoint_on_https() {
+        let tls = crate::config::UpstreamTls {
+            ca_file: None,
+            insecure_skip_verify: true,
+        };
+        let config = crate::tls::upstream_config("mcpServers.a", &tls).expect("config");
+        let stream =
+            UpstreamUrl::resolve("https://localhost:3001/sse", Some(&config)).expect("stream url");
+        let endpoint =
+            resolve_endpoint(&stream, "https://localhost:3001/message?s=1").expect("endpoint");
+        assert_eq!(endpoint.path, "/message?s=1");
+        assert_eq!(endpoint.tls, stream.tls);
+        assert_eq!(
+            resolve_endpoint(&stream, "/m").expect("relative").tls,
+            stream.tls
+        );
+        for refused in ["http://localhost:3001/message", "https://localhost/message"] {
+            assert!(
+                resolve_endpoint(&stream, refused).is_err(),
+                "{refused} was accepted"
+            );
+        }
+    }
+
+    #[test]
     fn default_ports_compare_equal() {
-        assert!(same_authority("example", "example:80"));
-        assert!(same_authority("[::1]:80", "[::1]"));
-        assert!(!same_authority("example:8080", "example"));
+        assert!(same_authority("example", "example:80", 80));
+        assert!(same_authority("[::1]:80", "[::1]", 80));
+        assert!(!same_authority("example:8080", "example", 80));
+        assert!(same_authority("example:443", "example", 443));
+        assert!(!same_authority("example:80", "example", 443));
     }
 }

@@ -121,7 +121,7 @@ async fn serve_stream(inner: &Arc<Inner>) -> (String, Duration) {
 /// Opens the GET stream and reads up to its `endpoint` event.
 async fn open(inner: &Inner) -> Result<(Events, super::UpstreamUrl), String> {
     let url = &inner.url;
-    let mut conn = pool::connect(url.addr).await.map_err(|e| e.to_string())?;
+    let mut conn = pool::connect(url).await.map_err(|e| e.to_string())?;
     write_sse_get(conn.request_buf(), &url.path, &url.host, &inner.headers());
     conn.send()
         .await

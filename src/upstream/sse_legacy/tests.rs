@@ -102,6 +102,7 @@ fn start(fixture: &Fixture, max_event_bytes: usize) -> SseUpstream {
         headers: vec![("X-Test".into(), "1".into())],
         max_event_bytes,
         max_in_flight: 16,
+        tls: None,
     };
     SseUpstream::start(spec, &owner).expect("started")
 }
