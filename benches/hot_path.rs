@@ -2,21 +2,18 @@
 //! (serde_json borrowed `RawValue` vs simd-json), session check, routing lookup, params
 //! rewrite (tool name), and reply splice (id rewrite).
 
+#[path = "support/registry.rs"]
+mod registry;
+
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use serde_json::value::RawValue;
 
-use mcpgate::config::{PrefixMode, ToolFilter};
 use mcpgate::http::request::parse_head;
 use mcpgate::http::HttpLimits;
 use mcpgate::jsonrpc::{parse_message, write_result, RawObject};
 use mcpgate::mcp::{ProtocolVersion, SessionKeys, SessionVerifier};
-use mcpgate::registry::{RegistrySnapshot, ServerEntry, ServerItems, ServerListing};
-use mcpgate::upstream::http::HttpUpstream;
-use mcpgate::upstream::Upstream;
 
 fn small_call() -> Vec<u8> {
     br#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"mock__echo","arguments":{"message":"hello world"}}}"#.to_vec()
@@ -40,43 +37,6 @@ fn http_request(body: &[u8]) -> Vec<u8> {
     .into_bytes();
     r.extend_from_slice(body);
     r
-}
-
-fn snapshot(tools: usize) -> RegistrySnapshot {
-    let upstream = match HttpUpstream::new("mock", "http://127.0.0.1:9/mcp", Vec::new(), 1 << 20) {
-        Ok(u) => Upstream::Http(Arc::new(u)),
-        Err(e) => panic!("bench setup: {e}"),
-    };
-    let defs = (0..tools)
-        .map(|i| {
-            let def = format!(
-                r#"{{"name":"tool_{i:04}","description":"Synthetic tool {i}","inputSchema":{{"type":"object","properties":{{"q":{{"type":"string"}}}}}}}}"#
-            );
-            RawValue::from_string(def).unwrap_or_else(|e| panic!("bench setup: {e}"))
-        })
-        .collect();
-    let server = Arc::new(ServerEntry {
-        name: "mock".into(),
-        upstream,
-        timeout: Duration::from_secs(30),
-        filter: ToolFilter {
-            allow: vec!["*".into()],
-            disabled: vec![],
-        },
-        error: None,
-    });
-    RegistrySnapshot::build(
-        1,
-        PrefixMode::Always,
-        500,
-        vec![ServerListing {
-            server,
-            items: ServerItems {
-                tools: defs,
-                ..ServerItems::default()
-            },
-        }],
-    )
 }
 
 fn bench_http(c: &mut Criterion) {
@@ -119,7 +79,7 @@ fn bench_envelope(c: &mut Criterion) {
 }
 
 fn bench_route(c: &mut Criterion) {
-    let snap = snapshot(500);
+    let snap = registry::snapshot(500);
     c.bench_function("route/lookup_500_tools", |b| {
         b.iter(|| black_box(snap.tool(black_box("mock__tool_0321")).map(|t| t.server)))
     });

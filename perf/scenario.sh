@@ -11,11 +11,13 @@
 #                    [--rounds K] [--round-secs S] [--driver uring|epoll] [--rate R]
 #                    [--busy-poll-us N]   (gateway and load generator keep polling N µs after
 #                                          traffic instead of sleeping; see README "busy_poll_us")
+#                    [--keys]             (a virtual key with grants, a rate limit and a budget,
+#                                          sent by the load generator: the cost of governance)
 #
 # For a stdio upstream the direct side is the same mock over HTTP (there is no direct stdio
 # path for a network load generator); compare CPU per call, not throughput, for stdio.
 set -euo pipefail
-upstream=http tools=10 reply=100 conns=16 rounds=3 round_secs=5 driver=uring rate="" busy=0
+upstream=http tools=10 reply=100 conns=16 rounds=3 round_secs=5 driver=uring rate="" busy=0 keys=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --upstream) upstream=$2; shift 2 ;;
@@ -27,6 +29,7 @@ while [ $# -gt 0 ]; do
         --driver) driver=$2; shift 2 ;;
         --rate) rate=$2; shift 2 ;;
         --busy-poll-us) busy=$2; shift 2 ;;
+        --keys) keys=1; shift ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -44,8 +47,17 @@ else
     # The child is pinned to CPU 1 like the HTTP mock, not to the gateway's core.
     server="{\"command\": \"taskset\", \"args\": [\"-c\", \"1\", \"$PWD/$bin\", \"mock-upstream\", \"--stdio\", \"--tools\", \"$tools\", \"--reply-bytes\", \"$reply\"]}"
 fi
+governance="" key_args=()
+if [ "$keys" = 1 ]; then
+    # Limits high enough never to refuse, so every call pays for the whole check.
+    key=perf-load-key-5c2e9a7f1b3d
+    governance=', "virtual_keys": [{"name": "load", "key": "'$key'", "team": "perf", "grants": {"up": ["*"]},
+        "rate_limit": {"per_second": 10000000, "burst": 10000000}, "budget": {"calls_per_day": 1000000000}}],
+        "teams": {"perf": {"budget": {"calls_per_month": 1000000000}}}'
+    key_args=(--header "Authorization: Bearer $key")
+fi
 cat > "$work/gw.json" <<JSON
-{"mcpServers": {"up": $server}, "tools_page_size": 1000, "busy_poll_us": $busy}
+{"mcpServers": {"up": $server}, "tools_page_size": 1000, "busy_poll_us": $busy $governance}
 JSON
 # GATEWAY_BIN runs another build of the gateway (e.g. the commit before a change) against
 # the same mock and load generator, for before/after figures in one sitting.
@@ -61,7 +73,7 @@ rate_args=()
 before=$(cpu_ticks "$gw_pid")
 taskset -c 1 "$load" compare --direct "$direct" --gateway "$gateway" --gateway-prefix up__ \
     --tool "$tool" --args '{}' --connections "$conns" --rounds "$rounds" --round-secs "$round_secs" \
-    "${rate_args[@]}" --busy-poll-us "${LOAD_BUSY_POLL_US:-$busy}" --json > "$work/compare.json"
+    "${rate_args[@]}" "${key_args[@]}" --busy-poll-us "${LOAD_BUSY_POLL_US:-$busy}" --json > "$work/compare.json"
 after=$(cpu_ticks "$gw_pid")
 kill -TERM "$gw_pid"
 wait "$gw_pid" 2>/dev/null || true
@@ -81,7 +93,7 @@ def field(name):
 out = {
     "scenario": {"upstream": "$upstream", "tools": $tools, "reply_bytes": $reply, "connections": $conns,
                  "driver": "$driver", "rate": "$rate" or None, "rounds": $rounds, "round_secs": $round_secs,
-                 "busy_poll_us": $busy},
+                 "busy_poll_us": $busy, "keys": bool($keys)},
     "direct_calls_per_s": round(d["throughput"]),
     "gateway_calls_per_s": round(g["throughput"]),
     "ratio": round(c["ratio"], 3),

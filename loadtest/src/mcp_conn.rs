@@ -79,7 +79,12 @@ fn mono(t: Instant) -> monoio::time::Instant {
 impl McpConn {
     /// Connects and performs the MCP handshake, all before `deadline`.
     pub async fn open(target: &Target, deadline: Instant) -> Result<McpConn, ErrorKind> {
-        let http = match timeout_at(mono(deadline), ClientConn::connect(target.url.addr)).await {
+        let http = match timeout_at(
+            mono(deadline),
+            ClientConn::connect(target.url.addr, target.url.tls.as_ref()),
+        )
+        .await
+        {
             Ok(Ok(c)) => c,
             Ok(Err(_)) | Err(_) => return Err(ErrorKind::Connect),
         };
@@ -186,7 +191,7 @@ impl McpConn {
     /// and reads the reply head. Reopens the TCP connection if the server closed it.
     async fn send(&mut self, target: &Target, with_session: bool) -> Result<ReplyHead, Failure> {
         if self.http.is_none() {
-            let c = ClientConn::connect(target.url.addr)
+            let c = ClientConn::connect(target.url.addr, target.url.tls.as_ref())
                 .await
                 .map_err(|_| (ErrorKind::Connect, true))?;
             self.http = Some(c);

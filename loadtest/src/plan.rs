@@ -6,7 +6,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use mcpgate::config::IoDriverChoice;
+use mcpgate::config::UpstreamTls;
 use mcpgate::runtime::IoDriver;
+use mcpgate::tls::client::upstream_config;
 use mcpgate::upstream::url::UpstreamUrl;
 
 use crate::cli::{DriverArg, LoadArgs};
@@ -52,7 +54,16 @@ pub struct Plan {
 
 impl Target {
     pub fn new(url: &str, headers: &[String]) -> Result<Target, String> {
-        let parsed = UpstreamUrl::resolve(url).map_err(|e| format!("--url {url}: {e}"))?;
+        // https:// targets are verified against the system's CAs (SSL_CERT_FILE overrides).
+        let tls = if url.starts_with("https://") {
+            let config = upstream_config("--url", &UpstreamTls::default())
+                .map_err(|e| format!("--url {url}: {e}"))?;
+            Some(config)
+        } else {
+            None
+        };
+        let parsed =
+            UpstreamUrl::resolve(url, tls.as_ref()).map_err(|e| format!("--url {url}: {e}"))?;
         let headers = headers
             .iter()
             .map(|h| parse_header(h))
