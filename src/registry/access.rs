@@ -275,14 +275,169 @@ impl<'s> Access<'s> {
                 .or_insert_with(|| Arc::new(catalog.pages_where(|i, _| self.allows_item(kind, i))))
                 .clone()
         };
-        let index = match cursor {
-            None => 0,
-            Some(_) => {
-                // The cursor names a page index; look it up against the view's own pages.
-                let first = catalog.page_in(&pages, cursor)?;
-                pages.iter().position(|p| std::ptr::eq(p.as_str(), first))?
-            }
+        let index = catalog.page_index(cursor)?;
+        (index < pages.len()).then_some(Page::View(pages, index))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use serde_json::value::RawValue;
+
+    use super::*;
+    use crate::auth::keys::KeyHash;
+    use crate::config::{GovernanceConfig, KeyConfig, LimitConfig, PrefixMode, ToolFilter};
+    use crate::registry::{ServerItems, ServerListing};
+    use crate::upstream::http::HttpUpstream;
+    use crate::upstream::Upstream;
+
+    fn raw(items: &[String]) -> Vec<Box<RawValue>> {
+        items
+            .iter()
+            .map(|s| RawValue::from_string(s.clone()).unwrap())
+            .collect()
+    }
+
+    fn server(name: &str) -> Arc<ServerEntry> {
+        let upstream = HttpUpstream::new(name, "http://127.0.0.1:9/mcp", Vec::new(), 1 << 20)
+            .map(|u| Upstream::Http(Arc::new(u)))
+            .unwrap();
+        Arc::new(ServerEntry {
+            name: name.to_owned(),
+            upstream,
+            timeout: Duration::from_secs(1),
+            filter: ToolFilter {
+                allow: vec!["*".into()],
+                disabled: vec![],
+            },
+            error: None,
+        })
+    }
+
+    /// Server `notes` with 5 tools, a prompt, a resource and a template; server `other` with
+    /// one tool. Key `k` may use tools t1 and t3, the prompt, the template (not the listed
+    /// resource) and nothing of `other`; group `g` holds t3 and t4.
+    fn governed_snapshot() -> RegistrySnapshot {
+        let tools: Vec<String> = (0..5)
+            .map(|i| format!(r#"{{"name":"t{i}","inputSchema":{{"type":"object"}}}}"#))
+            .collect();
+        let listings = vec![
+            ServerListing {
+                server: server("notes"),
+                items: ServerItems {
+                    tools: raw(&tools),
+                    prompts: raw(&[r#"{"name":"greet"}"#.into()]),
+                    resources: raw(&[r#"{"uri":"note://a","name":"a"}"#.into()]),
+                    resource_templates: raw(&[
+                        r#"{"uriTemplate":"note://items/{id}","name":"item"}"#.into(),
+                    ]),
+                },
+            },
+            ServerListing {
+                server: server("other"),
+                items: ServerItems {
+                    tools: raw(&[r#"{"name":"x","inputSchema":{"type":"object"}}"#.into()]),
+                    ..ServerItems::default()
+                },
+            },
+        ];
+        let lists = |pairs: &[(&str, &[&str])]| -> BTreeMap<String, Vec<String>> {
+            pairs
+                .iter()
+                .map(|(s, n)| (s.to_string(), n.iter().map(|n| n.to_string()).collect()))
+                .collect()
         };
-        Some(Page::View(pages, index))
+        let mut config = GovernanceConfig {
+            keys: vec![KeyConfig {
+                name: "k".into(),
+                hash: KeyHash::of(b"a-key-of-sixteen-chars"),
+                team: None,
+                grants: lists(&[("notes", &["t1", "t3", "greet", "note://items/{id}"])]),
+                groups: vec![],
+                limits: LimitConfig::default(),
+            }],
+            ..GovernanceConfig::default()
+        };
+        config
+            .groups
+            .insert("g".into(), lists(&[("notes", &["t3", "t4"])]));
+        let governance = Governance::new(&config, None, 1).unwrap();
+        RegistrySnapshot::build(1, PrefixMode::Always, 1, listings).govern(Arc::new(governance))
+    }
+
+    fn listed(access: &Access<'_>, kind: CatalogKind) -> Vec<String> {
+        // Page size 1: follow the view's own cursors to the end.
+        let mut names = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = access.page(kind, cursor.as_deref()).unwrap();
+            let v: serde_json::Value = serde_json::from_str(page.as_str()).unwrap();
+            for item in v[kind.member()].as_array().unwrap() {
+                names.push(item[kind.key()].as_str().unwrap().to_owned());
+            }
+            match v["nextCursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return names,
+            }
+        }
+    }
+
+    #[test]
+    fn a_key_sees_and_reaches_exactly_its_grants() {
+        let snap = governed_snapshot();
+        let key = Access::new(&snap, Caller::Key(0), None);
+        assert_eq!(listed(&key, CatalogKind::Tools), ["notes__t1", "notes__t3"]);
+        assert_eq!(listed(&key, CatalogKind::Prompts), ["notes__greet"]);
+        assert!(listed(&key, CatalogKind::Resources).is_empty());
+        assert_eq!(
+            listed(&key, CatalogKind::ResourceTemplates),
+            ["mcpgate://notes/note://items/{id}"]
+        );
+        let (t0, _) = snap.tools.find("notes__t0").unwrap();
+        let (t1, _) = snap.tools.find("notes__t1").unwrap();
+        let (x, _) = snap.tools.find("other__x").unwrap();
+        assert!(key.allows_item(CatalogKind::Tools, t1));
+        assert!(!key.allows_item(CatalogKind::Tools, t0));
+        assert!(!key.allows_item(CatalogKind::Tools, x));
+        // A URI its granted template matches is readable; the listed, ungranted one is not.
+        assert!(key.allows_uri(0, "note://items/42"));
+        assert!(!key.allows_uri(0, "note://a"));
+        assert!(!key.allows_uri(1, "anything://"));
+        assert!(key.touches_server(0) && !key.touches_server(1));
+        assert!(key.denial("tool", "notes__t0").contains("key \"k\""));
+    }
+
+    #[test]
+    fn a_group_narrows_and_never_widens() {
+        let snap = governed_snapshot();
+        let group = snap.access.governance().group_named("g");
+        let key_in_group = Access::new(&snap, Caller::Key(0), group);
+        assert_eq!(listed(&key_in_group, CatalogKind::Tools), ["notes__t3"]);
+        assert!(listed(&key_in_group, CatalogKind::Prompts).is_empty());
+        let denial = key_in_group.denial("tool", "notes__t1");
+        assert!(
+            denial.contains("\"k\"") && denial.contains("\"g\""),
+            "{denial}"
+        );
+        // Without a key (no keys configured), the group alone decides.
+        let anonymous_in_group = Access::new(&snap, Caller::Anonymous, group);
+        assert_eq!(
+            listed(&anonymous_in_group, CatalogKind::Tools),
+            ["notes__t3", "notes__t4"]
+        );
+    }
+
+    #[test]
+    fn the_open_gateway_withholds_nothing() {
+        let snap = governed_snapshot();
+        let open = Access::new(&snap, Caller::Anonymous, None);
+        assert_eq!(listed(&open, CatalogKind::Tools).len(), 6);
+        assert!(open.allows_uri(0, "note://a"));
+        assert!(open
+            .page(CatalogKind::Tools, Some("not-a-cursor"))
+            .is_none());
     }
 }

@@ -222,12 +222,17 @@ impl Catalog {
     }
 
     /// The page for `cursor` among `pages` (the whole catalog's or a caller's view).
-    pub fn page_in<'p>(&self, pages: &'p [String], cursor: Option<&str>) -> Option<&'p str> {
-        let index = match cursor {
-            None => 0,
-            Some(c) => decode_cursor(self.kind, c)?,
-        };
-        pages.get(index).map(String::as_str)
+    fn page_in<'p>(&self, pages: &'p [String], cursor: Option<&str>) -> Option<&'p str> {
+        pages.get(self.page_index(cursor)?).map(String::as_str)
+    }
+
+    /// The page number `cursor` names (`None` = the first); `None` for a cursor the gateway did
+    /// not issue for this kind.
+    pub fn page_index(&self, cursor: Option<&str>) -> Option<usize> {
+        match cursor {
+            None => Some(0),
+            Some(c) => decode_cursor(self.kind, c),
+        }
     }
 
     /// The `…/list` pages of just the items `keep` admits (by index): what a caller who may
