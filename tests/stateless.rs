@@ -9,7 +9,6 @@ use common::raw_http::{self, Response, ACCEPT_BOTH};
 use common::*;
 use rmcp::model::{CallToolRequestParams, ProtocolVersion};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::{ClientLifecycleMode, ClientServiceExt};
 use serde_json::{json, Value};
 
@@ -69,10 +68,9 @@ fn assert_error(response: &Response, status: u16, code: i64, what: &str) -> Valu
 async fn sdk_client_without_session_beside_a_handshake_client(driver: &str) {
     let gw = gateway(driver).await;
     let legacy = gw.client().await;
-    install_crypto_provider();
-    let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(gw.url.as_str()),
-    );
+    let transport = http_transport(StreamableHttpClientTransportConfig::with_uri(
+        gw.url.as_str(),
+    ));
     let lifecycle = ClientLifecycleMode::Discover {
         preferred_versions: vec![ProtocolVersion::V_2026_07_28],
     };

@@ -17,7 +17,6 @@ use rmcp::model::{
 };
 use rmcp::service::{NotificationContext, RequestContext, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::{ClientHandler, ErrorData, RoleClient, ServiceExt};
 use serde_json::json;
 use tokio::sync::Notify;
@@ -68,10 +67,7 @@ impl ClientHandler for Recorder {
 }
 
 async fn connect(url: &str, handler: Recorder) -> RunningService<RoleClient, Recorder> {
-    install_crypto_provider();
-    let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(url),
-    );
+    let transport = http_transport(StreamableHttpClientTransportConfig::with_uri(url));
     within("rmcp initialize", handler.serve(transport))
         .await
         .expect("initialize through the gateway")

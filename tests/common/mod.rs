@@ -459,7 +459,7 @@ pub async fn connect_http(url: &str) -> Client {
 /// Installs rustls's ring provider as the process default. rmcp's HTTP client is reqwest with
 /// rustls built without a provider of its own (so the TLS tests need no aws-lc-rs build); a
 /// reqwest client built without a preconfigured TLS setup panics unless a default is installed.
-/// Call before `StreamableHttpClientTransport::from_config`.
+/// [`http_transport`] does it; tests that build a reqwest client themselves call it first.
 pub fn install_crypto_provider() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
@@ -468,12 +468,19 @@ pub fn install_crypto_provider() {
     });
 }
 
+/// rmcp's streamable-HTTP transport for `config`, with the TLS provider its client needs.
+pub fn http_transport(
+    config: StreamableHttpClientTransportConfig,
+) -> StreamableHttpClientTransport<reqwest_rmcp::Client> {
+    install_crypto_provider();
+    StreamableHttpClientTransport::from_config(config)
+}
+
 /// rmcp over streamable HTTP allowing `max_concurrent` POSTs in flight at once.
 pub async fn connect_http_with(url: &str, max_concurrent: usize) -> Client {
-    install_crypto_provider();
     let config =
         StreamableHttpClientTransportConfig::with_uri(url).max_concurrent_requests(max_concurrent);
-    let transport = StreamableHttpClientTransport::from_config(config);
+    let transport = http_transport(config);
     within(&format!("rmcp initialize with {url}"), ().serve(transport))
         .await
         .unwrap_or_else(|e| panic!("rmcp could not initialize with {url}: {e}"))
@@ -492,7 +499,7 @@ pub async fn try_connect_http_with_key(
     key: &str,
 ) -> Result<Client, rmcp::service::ClientInitializeError> {
     let config = StreamableHttpClientTransportConfig::with_uri(url).auth_header(key);
-    let transport = StreamableHttpClientTransport::from_config(config);
+    let transport = http_transport(config);
     within(&format!("rmcp initialize with {url}"), ().serve(transport)).await
 }
 
