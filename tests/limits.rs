@@ -18,7 +18,7 @@ const SOLO: &str = "solo-key-9f7e2b4c6a1d3085";
 fn limited_config() -> Value {
     let mut ledger = node_fixture_stdio("ledger-server.mjs");
     ledger["tool_pricing"] = json!({ "echo": 2 });
-    let mut cfg = config(&[("ledger", ledger), ("mock", mock_stdio(&[]))]);
+    let mut cfg = config(&[("ledger", ledger), ("mock", mock_stdio(&["--faults"]))]);
     cfg["virtual_keys"] = json!([
         // One request per 100 s after a burst of 3: nothing refills during the test.
         { "name": "rated", "key": RATED, "grants": { "ledger": ["*"] },
@@ -146,25 +146,26 @@ async fn a_team_budget_caps_two_keys_together(driver: &str) {
 both_drivers!(calls_in_flight_are_capped_per_key);
 
 async fn calls_in_flight_are_capped_per_key(driver: &str) {
-    let gw = Gateway::start(driver, &limited_config()).await;
+    let mut gw = Gateway::start(driver, &limited_config()).await;
     let holder = connect_http_with_key(&gw.url, SOLO).await;
     let probe = connect_http_with_key(&gw.url, SOLO).await;
+    let mark = gw.proc.mark();
+    // `fault_hang` never answers; the mock logs (into the gateway's log) that it got it, so
+    // the call is known to be in flight before the probe is sent.
     let held = tokio::spawn(async move {
-        let result = call(&holder, "mock__sleep", json!({ "ms": 60000 })).await;
+        let result = call(&holder, "mock__fault_hang", json!({})).await;
         (holder, result)
     });
-    // Until the gateway has the long call in flight, the probe's call goes through; once it
-    // has, the probe is refused. Each attempt waits for a reply: no timing is assumed.
-    let refused = within("the cap to refuse a second call", async {
-        loop {
-            match call(&probe, "mock__echo", json!({ "message": "probe" })).await {
-                Ok(_) => continue,
-                Err(e) => break limit_error("the probe", Err(e)),
-            }
-        }
-    })
-    .await;
-    assert!(refused.contains("in flight"), "{refused}");
+    gw.proc
+        .wait_stderr_line_after(mark, |l| l.contains("hangs (fault_hang)"), READY_TIMEOUT);
+    let refused = limit_error(
+        "a second call while one is in flight",
+        call(&probe, "mock__echo", json!({ "message": "probe" })).await,
+    );
+    assert!(
+        refused.contains("in flight") && refused.contains("\"solo\""),
+        "{refused}"
+    );
     held.abort();
     close(probe).await;
 }
