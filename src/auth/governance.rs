@@ -14,7 +14,7 @@ use super::grants::Grants;
 use super::keys::{KeyTable, ANONYMOUS};
 use super::limits::{
     to_milli, AccountId, AccountKind, AccountLabel, BudgetSpec, CallPermit, Clock, CoreLimits,
-    LimitSpec, Limits, RateSpec, Refusal, MILLI,
+    LimitSpec, Limits, Now, RateSpec, Refusal, MILLI,
 };
 use super::streams::{self, StreamGauge, StreamSlot};
 use crate::config::{GovernanceConfig, LimitConfig};
@@ -82,6 +82,8 @@ pub struct Governance {
     anonymous_chain: Vec<AccountId>,
     /// Worker cores the limits are sized for.
     cores: usize,
+    /// Whether any account has a rate limit or a budget (else only concurrency is counted).
+    timed: bool,
     table: KeyTable,
     groups: Vec<GroupPolicy>,
     group_index: HashMap<String, usize>,
@@ -244,6 +246,10 @@ impl Governance {
             &previous.map(|p| p.streams.clone()).unwrap_or_default(),
         );
         let accounts = accounts(config);
+        let timed = accounts
+            .specs
+            .iter()
+            .any(|(_, spec)| spec.rate.is_some() || !spec.budgets.is_empty());
         let limits = match previous {
             Some(p) => Limits::carry_over(accounts.specs, cores, &p.limits),
             None => Limits::new(accounts.specs, cores),
@@ -260,6 +266,7 @@ impl Governance {
             chains,
             anonymous_chain,
             cores,
+            timed,
             table,
             groups,
             group_index,
@@ -306,6 +313,9 @@ impl Governance {
         if chain.is_empty() {
             return Ok(());
         }
+        if !self.timed {
+            return Ok(());
+        }
         with_core_limits(&self.limits, |core| core.admit_request(chain, Clock::now()))
     }
 
@@ -314,8 +324,21 @@ impl Governance {
     pub fn admit_call(&self, caller: Caller, cost_milli: u64) -> Result<CallPermit, Refusal> {
         let chain = self.chain(caller);
         with_core_limits(&self.limits, |core| {
-            core.admit_call(chain, cost_milli, Clock::now())
+            core.admit_call(chain, cost_milli, self.now())
         })
+    }
+
+    /// The clock reading limits are judged by; without rate limits or budgets nothing reads
+    /// it, so the two clock calls are saved.
+    fn now(&self) -> Now {
+        if self.timed {
+            Clock::now()
+        } else {
+            Now {
+                mono_ns: 0,
+                unix_secs: 0,
+            }
+        }
     }
 
     /// What one call of `tool` of `server` costs, in milli-units.
