@@ -1,32 +1,45 @@
 //! Reloading the config file while serving: on SIGHUP, or when the file changes.
 //!
 //! Owns: reading the file again, refusing an invalid one (the old config keeps serving, the
-//! reason is logged), and applying what can change live. Today that is the governance —
-//! virtual keys, groups, teams, customers, limits and tool pricing — applied as a new registry
-//! snapshot; changes to servers or listener settings are reported as needing a restart. Must
-//! never: log a key's value (config errors never carry values), or drop the serving config
-//! before the new one is known to be valid.
+//! reason is logged), and working out what changed. Servers (added, removed, changed), naming
+//! and the governance — virtual keys, groups, teams, customers, limits, tool pricing — are
+//! applied live by the registry keeper (`registry::reconfigure`); listener and runtime settings
+//! are reported as needing a restart. Must never: log a key's value (config errors never carry
+//! values), or drop the serving config before the new one is known to be valid.
 
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use crate::config::{self, Config};
+use crate::config::{self, Config, ServerConfig};
+use crate::registry::reconfigure::Reconfiguration;
 use crate::registry::recovery::Keeper;
+use crate::runtime::CoreHandle;
+use crate::upstream::start::{create_upstreams, StartedUpstreams};
 
 /// The file being served and what it said last.
 pub struct ConfigReloader {
     path: PathBuf,
     current: Config,
     modified: Option<SystemTime>,
+    /// Where added servers' pipes and streams are driven.
+    cores: Vec<CoreHandle>,
+    running: StartedUpstreams,
 }
 
 impl ConfigReloader {
-    pub fn new(path: PathBuf, current: Config) -> Self {
+    pub fn new(
+        path: PathBuf,
+        current: Config,
+        cores: Vec<CoreHandle>,
+        running: StartedUpstreams,
+    ) -> Self {
         let modified = modified(&path);
         ConfigReloader {
             path,
             current,
             modified,
+            cores,
+            running,
         }
     }
 
@@ -41,6 +54,8 @@ impl ConfigReloader {
 
     /// Reads the file again and applies what can change live.
     pub fn reload(&mut self, keeper: &Keeper) {
+        // A SIGHUP after saving the file must not be followed by a second reload of it.
+        self.modified = modified(&self.path);
         let next = match config::load_file(&self.path) {
             Ok(next) => next,
             Err(e) => {
@@ -55,13 +70,59 @@ impl ConfigReloader {
                 "config reload: these settings take effect at the next restart; the rest is applied now"
             );
         }
-        if !keeper.govern(next.governance.clone()) {
+        let removed: Vec<String> = self
+            .current
+            .servers
+            .iter()
+            .filter(|old| !next.servers.contains(old))
+            .map(|old| old.name.clone())
+            .collect();
+        let to_add: Vec<ServerConfig> = next
+            .servers
+            .iter()
+            .filter(|new| !self.current.servers.contains(new))
+            .cloned()
+            .collect();
+        let created = match create_upstreams(&to_add, next.max_upstream_reply_bytes, &self.cores) {
+            Ok(created) => created,
+            Err(e) => {
+                tracing::error!(config = %self.path.display(), error = %e, "config reload refused; the previous config keeps serving");
+                return;
+            }
+        };
+        let mut added = Vec::with_capacity(created.len());
+        let mut served = next.clone();
+        for (cfg, upstream) in created {
+            match upstream {
+                Ok(upstream) => added.push((cfg, upstream)),
+                Err(e) => {
+                    // Left out like at start; not recorded as served, so a later reload retries.
+                    tracing::error!(server = %cfg.name, error = %e, "server added by the reload is not usable and is left out");
+                    served.servers.retain(|s| s.name != cfg.name);
+                }
+            }
+        }
+        let (servers_added, servers_removed) = (added.len(), removed.len());
+        let reconfiguration = Reconfiguration {
+            governance: next.governance.clone(),
+            mode: next.tool_prefix,
+            page_size: next.tools_page_size,
+            removed,
+            added,
+            running: self.running.clone(),
+        };
+        if !keeper.reconfigure(reconfiguration) {
             tracing::error!("config reload: the registry keeper is gone; nothing applied");
             return;
         }
-        tracing::info!(config = %self.path.display(), keys = next.governance.keys.len(), groups = next.governance.groups.len(), "config reloaded");
-        // What is served now: the new governance, the old everything else.
-        self.current.governance = next.governance;
+        tracing::info!(
+            config = %self.path.display(), servers_added, servers_removed,
+            keys = next.governance.keys.len(), groups = next.governance.groups.len(),
+            "config reloaded"
+        );
+        // What is served now: the new config, except what needs a restart.
+        let kept = std::mem::replace(&mut self.current, served);
+        keep_restart_only(&mut self.current, kept);
     }
 }
 
@@ -69,11 +130,28 @@ fn modified(path: &std::path::Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
+/// Puts back into `served` the settings of `old` that are not applied live, so the next reload
+/// compares against what really runs.
+fn keep_restart_only(served: &mut Config, old: Config) {
+    served.listen = old.listen;
+    served.workers = old.workers;
+    served.io_driver = old.io_driver;
+    served.tls = old.tls;
+    served.http_limits = old.http_limits;
+    served.session_secret = old.session_secret;
+    served.session_ttl = old.session_ttl;
+    served.allowed_origins = old.allowed_origins;
+    served.max_upstream_reply_bytes = old.max_upstream_reply_bytes;
+    served.busy_poll = old.busy_poll;
+}
+
 /// The settings that differ and are not applied live.
 fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     let mut changed = Vec::new();
-    if old.servers != new.servers || old.tool_prefix != new.tool_prefix {
-        changed.push("mcpServers");
+    if old.max_upstream_reply_bytes != new.max_upstream_reply_bytes
+        || old.busy_poll != new.busy_poll
+    {
+        changed.push("max_upstream_reply_bytes/busy_poll_us");
     }
     if old.listen != new.listen || old.workers != new.workers || old.io_driver != new.io_driver {
         changed.push("listen/workers/io_driver");

@@ -144,7 +144,7 @@ pub fn serve(config: Config, config_file: Option<PathBuf>, driver: IoDriver) -> 
             allowed_origins: config.allowed_origins.clone(),
             loopback_listener: local.ip().is_loopback(),
             heartbeat: HEARTBEAT,
-            cores,
+            cores: cores.clone(),
         }),
         metrics: metrics.clone(),
     });
@@ -160,7 +160,14 @@ pub fn serve(config: Config, config_file: Option<PathBuf>, driver: IoDriver) -> 
         tls = tls.is_some(), "mcpgate is serving"
     );
     println!("mcpgate: listening on {scheme}://{local}/mcp");
-    let mut reloader = config_file.map(|path| ConfigReloader::new(path, config.clone()));
+    let mut reloader = config_file.map(|path| {
+        ConfigReloader::new(
+            path,
+            config.clone(),
+            cores.clone(),
+            started.upstreams.clone(),
+        )
+    });
     wait_for_stop(signals, &keeper, reloader.as_mut());
     let t = metrics.internal_time();
     // One line that perf scripts read; nanoseconds.

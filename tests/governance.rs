@@ -319,7 +319,7 @@ async fn keys_are_reloaded_and_never_logged(driver: &str) {
           "grants": { "ledger": ["echo", "recorded"], "mock": ["*"] } },
         { "name": "erin", "key": ERIN, "grants": { "ledger": ["echo"] } }
     ]);
-    reload_with(&mut gw, &next, "config reloaded");
+    reload_with(&mut gw, &next, "config reload applied");
     let erin = connect_http_with_key(&gw.url, ERIN).await;
     assert_eq!(sorted_names(&list_tools(&erin).await), ["ledger__echo"]);
     assert!(try_connect_http_with_key(&gw.url, BOB).await.is_err());

@@ -273,6 +273,14 @@ impl MockServer {
         match self.catalog.call(params, &mut out) {
             tools::Call::Done { extra_delay } => {
                 out.push(b'}');
+                if !extra_delay.is_zero() {
+                    // Only `sleep` delays; tests watch for this line to know the call is here.
+                    eprintln!(
+                        "mock-upstream: request {} sleeps {} ms",
+                        String::from_utf8_lossy(id),
+                        extra_delay.as_millis()
+                    );
+                }
                 MockOutcome::Reply {
                     body: out,
                     delay: self.latency.saturating_add(extra_delay),

@@ -65,4 +65,40 @@ impl RegistryBuilder {
             *slot = listing;
         }
     }
+
+    /// Replaces the listing of the server `listing` names, if that server is still the same
+    /// upstream (not removed, or replaced by a reload, since); false when it is not.
+    pub fn set_listing_of_same(&mut self, listing: ServerListing) -> bool {
+        let slot = self.listings.iter_mut().find(|l| {
+            l.server.name == listing.server.name
+                && l.server.upstream.same_as(&listing.server.upstream)
+        });
+        match slot {
+            Some(slot) => {
+                *slot = listing;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Takes a server out (a config reload removed it).
+    pub fn remove(&mut self, name: &str) -> Option<ServerListing> {
+        let index = self.listings.iter().position(|l| l.server.name == name)?;
+        Some(self.listings.remove(index))
+    }
+
+    /// Adds a server (a config reload added it), keeping servers in name order.
+    pub fn insert(&mut self, listing: ServerListing) {
+        let at = self
+            .listings
+            .partition_point(|l| l.server.name < listing.server.name);
+        self.listings.insert(at, listing);
+    }
+
+    /// How names are prefixed and lists paged, from now on.
+    pub fn set_naming(&mut self, mode: PrefixMode, page_size: usize) {
+        self.mode = mode;
+        self.page_size = page_size;
+    }
 }

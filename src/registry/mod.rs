@@ -11,6 +11,7 @@ mod builder;
 pub mod catalog;
 pub mod naming;
 mod published;
+pub mod reconfigure;
 pub mod recovery;
 mod snapshot;
 pub mod uri_routes;

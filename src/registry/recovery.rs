@@ -16,10 +16,9 @@ use futures_util::StreamExt;
 
 use super::builder::RegistryBuilder;
 use super::published::PublishedRegistry;
+use super::reconfigure::{self, Reconfiguration};
 use super::snapshot::ServerItems;
 use super::snapshot::{ServerEntry, ServerListing};
-use crate::auth::Governance;
-use crate::config::GovernanceConfig;
 use crate::runtime::{block_on, IoDriver};
 use crate::upstream::listing::list_server;
 use crate::upstream::server_notices::{self, ServerNotice, PROMPTS, RESOURCES, TOOLS};
@@ -35,9 +34,9 @@ const RETRY_MAX: Duration = Duration::from_secs(30);
 /// What the keeper thread learns: a server came up, a server said something, or the
 /// governance was reloaded.
 enum Update {
-    Up(usize, ServerListing),
+    Up(ServerListing),
     Notice(ServerNotice),
-    Govern(Box<GovernanceConfig>),
+    Reconfigure(Box<Reconfiguration>),
 }
 
 /// The way to the keeper thread from the control thread.
@@ -46,11 +45,10 @@ pub struct Keeper {
 }
 
 impl Keeper {
-    /// Publishes snapshots under the governance of `config` from now on (its counters carried
-    /// over from the current one); false when the keeper is gone.
-    pub fn govern(&self, config: GovernanceConfig) -> bool {
+    /// Applies a reloaded config (see [`super::reconfigure`]); false when the keeper is gone.
+    pub fn reconfigure(&self, r: Reconfiguration) -> bool {
         self.tx
-            .unbounded_send(Update::Govern(Box::new(config)))
+            .unbounded_send(Update::Reconfigure(Box::new(r)))
             .is_ok()
     }
 }
@@ -73,24 +71,25 @@ pub fn spawn_recovery(
     published: Arc<PublishedRegistry>,
     listeners: KeeperListeners,
 ) -> std::io::Result<(Keeper, JoinHandle<()>)> {
-    let down: Vec<(usize, Arc<ServerEntry>)> = builder
+    let down: Vec<Arc<ServerEntry>> = builder
         .listings()
         .iter()
-        .enumerate()
-        .filter(|(_, l)| l.server.error.is_some())
-        .map(|(i, l)| (i, l.server.clone()))
+        .filter(|l| l.server.error.is_some())
+        .map(|l| l.server.clone())
         .collect();
     let changes = server_notices::listen();
     let (tx, mut rx) = mpsc::unbounded::<Update>();
     let keeper = Keeper { tx: tx.clone() };
     let handle = std::thread::Builder::new().name("mcpgate-registry".into()).spawn(move || {
         let run = block_on(IoDriver::Epoll, || async move {
-            for (index, server) in down {
-                let tx = tx.clone();
+            let wait_for = |server: Arc<ServerEntry>, tx: mpsc::UnboundedSender<Update>| {
                 monoio::spawn(async move {
                     let listing = wait_until_up(&server).await;
-                    let _ = tx.unbounded_send(Update::Up(index, listing));
+                    let _ = tx.unbounded_send(Update::Up(listing));
                 });
+            };
+            for server in down {
+                wait_for(server, tx.clone());
             }
             if let Some(mut changes) = changes {
                 let tx = tx.clone();
@@ -102,13 +101,15 @@ pub fn spawn_recovery(
                     }
                 });
             }
-            drop(tx);
             while let Some(update) = rx.next().await {
                 match update {
-                    Update::Up(index, listing) => {
+                    Update::Up(listing) => {
                         let name = listing.server.name.clone();
                         let tools = listing.items.tools.len();
-                        builder.set_listing(index, listing);
+                        if !builder.set_listing_of_same(listing) {
+                            // Removed or replaced by a reload while it was starting.
+                            continue;
+                        }
                         published.publish(builder.build());
                         (listeners.lists_changed)(TOOLS | PROMPTS | RESOURCES);
                         tracing::info!(server = %name, tools, "upstream came up; its tools are now served");
@@ -122,20 +123,21 @@ pub fn spawn_recovery(
                     Update::Notice(ServerNotice::ResourceUpdated { server, uri }) => {
                         (listeners.resource_updated)(&server, &uri)
                     }
-                    Update::Govern(config) => {
-                        let current = builder.governance();
-                        let governance = match Governance::new(&config, Some(current), current.cores()) {
-                            Ok(g) => g,
+                    Update::Reconfigure(r) => {
+                        let waiting = match reconfigure::apply(&mut builder, *r) {
+                            Ok(waiting) => waiting,
                             Err(e) => {
-                                tracing::error!(error = %e, "config reload refused: its limits cannot be applied; the previous config keeps serving");
+                                tracing::error!(error = %e, "config reload refused: it cannot be applied; the previous config keeps serving");
                                 continue;
                             }
                         };
-                        builder.set_governance(Arc::new(governance));
+                        for server in waiting {
+                            wait_for(server, tx.clone());
+                        }
                         published.publish(builder.build());
-                        // What a key may see can have changed in every list.
+                        // Servers, names and what each key may see can have changed everywhere.
                         (listeners.lists_changed)(TOOLS | PROMPTS | RESOURCES);
-                        tracing::info!("governance reloaded; new snapshot published");
+                        tracing::info!("config reload applied; new snapshot published");
                     }
                 }
             }

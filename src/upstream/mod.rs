@@ -108,6 +108,25 @@ pub enum Upstream {
 }
 
 impl Upstream {
+    /// Whether `other` is a handle to this same upstream (not merely one with equal settings).
+    pub fn same_as(&self, other: &Upstream) -> bool {
+        match (self, other) {
+            (Upstream::Stdio(a), Upstream::Stdio(b)) => a.same_as(b),
+            (Upstream::Http(a), Upstream::Http(b)) => Arc::ptr_eq(a, b),
+            (Upstream::Sse(a), Upstream::Sse(b)) => a.same_as(b),
+            _ => false,
+        }
+    }
+
+    /// Stops the server: a stdio child gets `grace` to exit after its stdin closes, an SSE
+    /// stream is closed; an HTTP server has nothing to stop.
+    pub fn shutdown(&self, grace: Duration) {
+        match self {
+            Upstream::Stdio(s) => s.shutdown(grace),
+            Upstream::Sse(s) => s.shutdown(),
+            Upstream::Http(_) => {}
+        }
+    }
     /// Sends a request and waits up to `timeout` for the response message. Messages the
     /// server sends about the call meanwhile go to `events` when given. A call that times out,
     /// or whose future is dropped before the reply (the client went away or cancelled), is

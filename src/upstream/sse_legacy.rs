@@ -124,6 +124,11 @@ impl SseAnswerPath {
 impl SseUpstream {
     /// Resolves the URL (blocking: call on the control thread) and starts the stream task on
     /// `owner`'s core; returns at once.
+    /// Whether `other` is a handle to this same upstream.
+    pub fn same_as(&self, other: &SseUpstream) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     pub fn start(spec: SseSpec, owner: &CoreHandle) -> Result<SseUpstream, String> {
         let url = UpstreamUrl::resolve(&spec.url, spec.tls.as_ref())?;
         let (stop_tx, stop_rx) = mpsc::unbounded();

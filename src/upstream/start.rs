@@ -2,7 +2,7 @@
 //! all servers at once and each bounded in time, so one slow or dead server never holds up
 //! the others. Runs on the control thread.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use super::http::HttpUpstream;
@@ -20,30 +20,42 @@ const MAX_STDIO_LINE: usize = 64 << 20;
 /// Calls in flight to one stdio or legacy SSE server before new ones are refused.
 const MAX_IN_FLIGHT: usize = 16 * 1024;
 
-/// The upstreams that were started (for shutdown).
+/// The upstreams running now, for shutdown: those started at start-up, plus those a config
+/// reload added, minus those it removed (which are stopped by the reload's drain).
+#[derive(Clone, Default)]
 pub struct StartedUpstreams {
-    upstreams: Vec<Upstream>,
+    upstreams: Arc<Mutex<Vec<Upstream>>>,
 }
 
 impl StartedUpstreams {
+    fn list(&self) -> std::sync::MutexGuard<'_, Vec<Upstream>> {
+        self.upstreams
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn add(&self, upstream: Upstream) {
+        self.list().push(upstream);
+    }
+
+    pub fn remove(&self, upstream: &Upstream) {
+        self.list().retain(|u| !u.same_as(upstream));
+    }
+
     /// Stops every stdio child gracefully (in parallel) and every SSE stream.
     pub fn shutdown(&self, grace: Duration) {
-        let stops: Vec<_> = self
-            .upstreams
-            .iter()
+        let upstreams: Vec<Upstream> = self.list().clone();
+        let stops: Vec<_> = upstreams
+            .into_iter()
             .filter_map(|u| match u {
-                Upstream::Sse(s) => {
-                    s.shutdown();
+                Upstream::Stdio(_) => std::thread::Builder::new()
+                    .name("mcpgate-stop".into())
+                    .spawn(move || u.shutdown(grace))
+                    .ok(),
+                other => {
+                    other.shutdown(grace);
                     None
                 }
-                Upstream::Stdio(s) => {
-                    let s = s.clone();
-                    std::thread::Builder::new()
-                        .name("mcpgate-stop".into())
-                        .spawn(move || s.shutdown(grace))
-                        .ok()
-                }
-                Upstream::Http(_) => None,
             })
             .collect();
         for stop in stops {
@@ -102,6 +114,31 @@ fn create(
         )
         .map(Upstream::Sse),
     }
+}
+
+/// Creates the upstreams of `servers` (spawns stdio children, opens SSE streams) without
+/// waiting for them, spread over `cores`; for servers a config reload adds. A server that
+/// cannot be created at all (a bad URL) is returned with the reason.
+pub fn create_upstreams(
+    servers: &[ServerConfig],
+    max_reply: usize,
+    cores: &[CoreHandle],
+) -> Result<Vec<(ServerConfig, Result<Upstream, String>)>, String> {
+    if cores.is_empty() {
+        return Err("no core to drive stdio servers on".to_owned());
+    }
+    let tls = crate::tls::check_upstreams(servers).map_err(|e| e.to_string())?;
+    Ok(servers
+        .iter()
+        .zip(tls)
+        .enumerate()
+        .map(|(i, (s, tls))| {
+            (
+                s.clone(),
+                create(s, tls, max_reply, &cores[i % cores.len()]),
+            )
+        })
+        .collect())
 }
 
 /// Starts every server, waits for each at most the smaller of `startup_timeout` and its own
@@ -205,11 +242,11 @@ pub fn start_upstreams(
     })
     .map_err(|e| format!("cannot start the control runtime: {e}"))?;
 
-    let mut upstreams = Vec::new();
+    let upstreams = StartedUpstreams::default();
     let mut entries = Vec::with_capacity(created.len());
     for ((cfg, up), listed) in created.into_iter().zip(listings) {
         if let Ok(u) = &up {
-            upstreams.push(u.clone());
+            upstreams.add(u.clone());
         }
         let (upstream, items, error) = match (up, listed) {
             (_, Ok((u, items))) => {
@@ -254,6 +291,6 @@ pub fn start_upstreams(
     Ok(Started {
         snapshot,
         builder,
-        upstreams: StartedUpstreams { upstreams },
+        upstreams,
     })
 }

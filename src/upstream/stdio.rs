@@ -157,6 +157,11 @@ impl Conn {
 impl StdioUpstream {
     /// Starts supervision on background threads and returns at once. Every child's pipes are
     /// driven on `owner`'s core.
+    /// Whether `other` is a handle to this same upstream.
+    pub fn same_as(&self, other: &StdioUpstream) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     pub fn start(spec: StdioSpec, owner: CoreHandle) -> StdioUpstream {
         Self::start_with(spec, owner, HANDSHAKE_TIMEOUT)
     }
