@@ -116,6 +116,9 @@ fn create(
     }
 }
 
+/// A server's config and its upstream, or why it could not be created.
+pub type Created = (ServerConfig, Result<Upstream, String>);
+
 /// Creates the upstreams of `servers` (spawns stdio children, opens SSE streams) without
 /// waiting for them, spread over `cores`; for servers a config reload adds. A server that
 /// cannot be created at all (a bad URL) is returned with the reason.
@@ -123,7 +126,7 @@ pub fn create_upstreams(
     servers: &[ServerConfig],
     max_reply: usize,
     cores: &[CoreHandle],
-) -> Result<Vec<(ServerConfig, Result<Upstream, String>)>, String> {
+) -> Result<Vec<Created>, String> {
     if cores.is_empty() {
         return Err("no core to drive stdio servers on".to_owned());
     }
@@ -157,7 +160,7 @@ pub fn start_upstreams(
     let bound = config.startup_timeout;
     // A CA file that cannot be read is a config error: refuse to start, as for any other.
     let tls = crate::tls::check_upstreams(&config.servers).map_err(|e| e.to_string())?;
-    let created: Vec<(ServerConfig, Result<Upstream, String>)> = config
+    let created: Vec<Created> = config
         .servers
         .iter()
         .zip(tls)
