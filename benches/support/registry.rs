@@ -33,6 +33,8 @@ pub fn snapshot(tools: usize) -> RegistrySnapshot {
             disabled: vec![],
         },
         error: None,
+        health: Default::default(),
+        policy: Default::default(),
     });
     RegistrySnapshot::build(
         1,

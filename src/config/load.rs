@@ -13,6 +13,7 @@ use super::governance::{self, RawGovernance};
 use super::model::{Config, IoDriverChoice, PrefixMode, ServerConfig, ToolFilter, Transport};
 use super::ConfigError;
 use crate::http::HttpLimits;
+use crate::upstream::health::{HealthPolicy, OnFailure};
 
 /// The config served when none is given: the built-in mock upstream over stdio, and over HTTP
 /// at `${MCPGATE_MOCK_HTTP_URL}`, which `serve` points at an in-process mock it starts itself.
@@ -90,6 +91,13 @@ enum RawDriver {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RawOnFailure {
+    Error,
+    Hide,
+}
+
+#[derive(Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum RawPrefix {
     Always,
@@ -121,6 +129,8 @@ struct RawServer {
     /// Cost of a call per original tool name (`"*"`: every other tool); 1 when not listed.
     #[serde(default)]
     tool_pricing: BTreeMap<String, f64>,
+    on_failure: Option<RawOnFailure>,
+    health_check_ms: Option<u64>,
     ca_file: Option<String>,
     insecure_skip_verify: Option<bool>,
 }
@@ -457,6 +467,22 @@ fn build_server(path: &str, name: String, s: RawServer) -> Result<ServerConfig, 
         },
         timeout: Duration::from_millis(timeout_ms),
         tls,
+        health: HealthPolicy {
+            on_failure: match s.on_failure {
+                None | Some(RawOnFailure::Error) => OnFailure::Error,
+                Some(RawOnFailure::Hide) => OnFailure::Hide,
+            },
+            interval: match s.health_check_ms {
+                Some(0) => {
+                    return Err(ConfigError::at(
+                        format!("{path}.health_check_ms"),
+                        "expected a positive number",
+                    ))
+                }
+                Some(ms) => Duration::from_millis(ms),
+                None => HealthPolicy::default().interval,
+            },
+        },
     })
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::governance::GovernanceConfig;
 use super::tls::{ListenerTls, UpstreamTls};
 use crate::http::HttpLimits;
+use crate::upstream::health::HealthPolicy;
 
 /// Which I/O driver the worker cores run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +73,8 @@ pub struct ServerConfig {
     pub timeout: Duration,
     /// How an `https://` URL's certificate is verified.
     pub tls: UpstreamTls,
+    /// How the server is checked, and what its tools do while it is not healthy.
+    pub health: HealthPolicy,
 }
 
 #[derive(Debug, Clone)]

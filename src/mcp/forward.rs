@@ -80,6 +80,15 @@ impl Forwarding<'_> {
     /// gateway's internal time; or, when the server sends messages about the call first,
     /// leaves an SSE [`CallStream`] in `stream` that relays them and then the reply.
     pub async fn send(&mut self, server: &Arc<ServerEntry>, method: &'static str, params: Vec<u8>) {
+        if server.health.failing() {
+            // Its last check failed: answer now, naming it, rather than wait for its timeout.
+            let reason = server.health.report().last_error.unwrap_or_default();
+            let e = UpstreamError::Unavailable {
+                server: server.name.clone(),
+                reason: format!("its last health check failed: {reason}"),
+            };
+            return write_upstream_error(self.out, self.id, &e);
+        }
         let permit = match self.access.admit_call(self.cost_milli) {
             Ok(permit) => permit,
             Err(refusal) => return self.limited(&refusal),
@@ -173,7 +182,7 @@ impl Forwarding<'_> {
             Some(down) => {
                 let e = UpstreamError::Unavailable {
                     server: down.name.clone(),
-                    reason: down.error.clone().unwrap_or_default(),
+                    reason: down.why_not_serving(),
                 };
                 write_upstream_error(self.out, self.id, &e);
             }

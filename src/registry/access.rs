@@ -314,6 +314,8 @@ mod tests {
                 disabled: vec![],
             },
             error: None,
+            health: Default::default(),
+            policy: Default::default(),
         })
     }
 

@@ -3,9 +3,15 @@
 
 use std::sync::Arc;
 
-use super::snapshot::{RegistrySnapshot, ServerListing};
+use super::snapshot::{RegistrySnapshot, ServerEntry, ServerItems, ServerListing};
 use crate::auth::Governance;
 use crate::config::PrefixMode;
+use crate::upstream::health::{HealthState, OnFailure};
+
+/// A server that hides its items while not healthy, and is not.
+fn hidden(server: &ServerEntry) -> bool {
+    server.policy.on_failure == OnFailure::Hide && server.health.state() != HealthState::Healthy
+}
 
 pub struct RegistryBuilder {
     governance: Arc<Governance>,
@@ -39,7 +45,11 @@ impl RegistryBuilder {
             .iter()
             .map(|l| ServerListing {
                 server: l.server.clone(),
-                items: l.items.clone(),
+                items: if hidden(&l.server) {
+                    ServerItems::default()
+                } else {
+                    l.items.clone()
+                },
             })
             .collect();
         RegistrySnapshot::build(self.generation, self.mode, self.page_size, listings)
@@ -80,6 +90,13 @@ impl RegistryBuilder {
             }
             None => false,
         }
+    }
+
+    /// Whether `name`'s items leave the lists while it is not healthy (`on_failure: "hide"`).
+    pub fn hides_when_unhealthy(&self, name: &str) -> bool {
+        self.listings
+            .iter()
+            .any(|l| l.server.name == name && l.server.policy.on_failure == OnFailure::Hide)
     }
 
     /// Takes a server out (a config reload removed it).

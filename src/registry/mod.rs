@@ -9,6 +9,7 @@
 pub mod access;
 mod builder;
 pub mod catalog;
+pub mod health_watch;
 pub mod naming;
 mod published;
 pub mod reconfigure;

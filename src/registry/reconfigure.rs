@@ -15,6 +15,7 @@ use super::builder::RegistryBuilder;
 use super::snapshot::{ServerEntry, ServerItems, ServerListing};
 use crate::auth::Governance;
 use crate::config::{GovernanceConfig, PrefixMode, ServerConfig};
+use crate::upstream::health::{Health, HealthState};
 use crate::upstream::start::StartedUpstreams;
 use crate::upstream::Upstream;
 
@@ -44,6 +45,7 @@ pub fn apply(
     let governance = Governance::new(&r.governance, Some(current), current.cores())?;
     for name in &r.removed {
         if let Some(listing) = builder.remove(name) {
+            listing.server.health.set(name, HealthState::Disabled, None);
             tracing::info!(server = %name, "server removed by a config reload; stopping it once its calls are done");
             drain(listing.server, r.running.clone());
         }
@@ -57,6 +59,8 @@ pub fn apply(
             timeout: cfg.timeout,
             filter: cfg.tools,
             error: Some("starting: added by a config reload".to_owned()),
+            health: Arc::new(Health::default()),
+            policy: cfg.health,
         });
         tracing::info!(server = %entry.name, "server added by a config reload; starting it");
         builder.insert(ServerListing {

@@ -15,11 +15,13 @@ use futures_channel::mpsc;
 use futures_util::StreamExt;
 
 use super::builder::RegistryBuilder;
+use super::health_watch;
 use super::published::PublishedRegistry;
 use super::reconfigure::{self, Reconfiguration};
 use super::snapshot::ServerItems;
 use super::snapshot::{ServerEntry, ServerListing};
 use crate::runtime::{block_on, IoDriver};
+use crate::upstream::health::HealthState;
 use crate::upstream::listing::list_server;
 use crate::upstream::server_notices::{self, ServerNotice, PROMPTS, RESOURCES, TOOLS};
 use crate::upstream::sse_legacy::SseState;
@@ -35,6 +37,8 @@ const RETRY_MAX: Duration = Duration::from_secs(30);
 /// governance was reloaded.
 enum Update {
     Up(ServerListing),
+    /// A server's health changed state.
+    Health(String),
     Notice(ServerNotice),
     Reconfigure(Box<Reconfiguration>),
 }
@@ -77,6 +81,11 @@ pub fn spawn_recovery(
         .filter(|l| l.server.error.is_some())
         .map(|l| l.server.clone())
         .collect();
+    let everyone: Vec<Arc<ServerEntry>> = builder
+        .listings()
+        .iter()
+        .map(|l| l.server.clone())
+        .collect();
     let changes = server_notices::listen();
     let (tx, mut rx) = mpsc::unbounded::<Update>();
     let keeper = Keeper { tx: tx.clone() };
@@ -88,8 +97,16 @@ pub fn spawn_recovery(
                     let _ = tx.unbounded_send(Update::Up(listing));
                 });
             };
+            let check = |server: Arc<ServerEntry>, tx: mpsc::UnboundedSender<Update>| {
+                monoio::spawn(health_watch::watch(server, move |name: &str| {
+                    let _ = tx.unbounded_send(Update::Health(name.to_owned()));
+                }));
+            };
             for server in down {
                 wait_for(server, tx.clone());
+            }
+            for server in everyone {
+                check(server, tx.clone());
             }
             if let Some(mut changes) = changes {
                 let tx = tx.clone();
@@ -114,6 +131,14 @@ pub fn spawn_recovery(
                         (listeners.lists_changed)(TOOLS | PROMPTS | RESOURCES);
                         tracing::info!(server = %name, tools, "upstream came up; its tools are now served");
                     }
+                    Update::Health(name) => {
+                        // Only servers whose tools hide while unhealthy change the lists.
+                        if builder.hides_when_unhealthy(&name) {
+                            published.publish(builder.build());
+                            (listeners.lists_changed)(TOOLS | PROMPTS | RESOURCES);
+                            tracing::info!(server = %name, "lists updated for a server that hides while unhealthy");
+                        }
+                    }
                     Update::Notice(ServerNotice::ListsChanged { server, .. }) => {
                         if let Some(lists) = relist(&mut builder, &server).await {
                             published.publish(builder.build());
@@ -132,6 +157,7 @@ pub fn spawn_recovery(
                             }
                         };
                         for server in waiting {
+                            check(server.clone(), tx.clone());
                             wait_for(server, tx.clone());
                         }
                         published.publish(builder.build());
@@ -227,7 +253,10 @@ async fn wait_until_up(server: &ServerEntry) -> ServerListing {
                     timeout: server.timeout,
                     filter: server.filter.clone(),
                     error: None,
+                    health: server.health.clone(),
+                    policy: server.policy,
                 };
+                server.health.set(&server.name, HealthState::Healthy, None);
                 return ServerListing {
                     server: Arc::new(entry),
                     items,

@@ -10,6 +10,7 @@ use super::catalog::{Catalog, CatalogInput, CatalogKind, ExposedItem};
 use super::uri_routes::UriRoutes;
 use crate::auth::Governance;
 use crate::config::{PrefixMode, ToolFilter};
+use crate::upstream::health::{Health, HealthPolicy, HealthState};
 use crate::upstream::Upstream;
 
 /// An upstream as the registry knows it.
@@ -20,6 +21,28 @@ pub struct ServerEntry {
     pub filter: ToolFilter,
     /// Why the server is not serving tools, when it is not.
     pub error: Option<String>,
+    /// Kept current by the keeper's checks; shared by every entry of this upstream.
+    pub health: Arc<Health>,
+    pub policy: HealthPolicy,
+}
+
+impl ServerEntry {
+    /// Whether the server is up and passed its last check.
+    pub fn serving(&self) -> bool {
+        self.error.is_none() && self.health.state() == HealthState::Healthy
+    }
+
+    /// Why it is not serving: its start-up error, else its last failed check.
+    pub fn why_not_serving(&self) -> String {
+        match &self.error {
+            Some(e) => e.clone(),
+            None => {
+                let report = self.health.report();
+                let why = report.last_error.unwrap_or_default();
+                format!("{} ({why})", report.state.as_str())
+            }
+        }
+    }
 }
 
 /// What one server publishes, each item the raw JSON object it listed.
@@ -112,13 +135,13 @@ impl RegistrySnapshot {
         self.tools.get(exposed)
     }
 
-    /// The failed server whose prefix `exposed` carries (`<server>__…`), if any: a call to a tool
+    /// The failed or unhealthy server whose prefix `exposed` carries (`<server>__…`), if any: a call to a tool
     /// of a server that never came up is answered with that server's error, not "unknown tool".
     pub fn failed_server_for(&self, exposed: &str) -> Option<&ServerEntry> {
         let (prefix, _) = exposed.split_once(super::naming::SEPARATOR)?;
         self.servers
             .iter()
-            .find(|s| s.error.is_some() && super::naming::sanitize(&s.name) == prefix)
+            .find(|s| !s.serving() && super::naming::sanitize(&s.name) == prefix)
             .map(|s| &**s)
     }
 

@@ -9,6 +9,7 @@ pub mod backoff;
 pub mod call;
 pub mod error;
 pub mod handshake;
+pub mod health;
 pub mod http;
 pub mod listing;
 pub mod pending;

@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use super::health::{Health, HealthState};
 use super::http::HttpUpstream;
 use super::listing::{list_server, ServerItems};
 use super::sse_legacy::{SseSpec, SseUpstream};
@@ -275,6 +276,11 @@ pub fn start_upstreams(
                 upstream,
                 timeout: cfg.timeout,
                 filter: cfg.tools.clone(),
+                health: Arc::new(match &error {
+                    None => Health::new(HealthState::Healthy, None),
+                    Some(e) => Health::new(HealthState::Backoff, Some(e.clone())),
+                }),
+                policy: cfg.health,
                 error,
             }),
             items,

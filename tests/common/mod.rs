@@ -318,9 +318,14 @@ const EVERYTHING_READY: &str = "MCP Streamable HTTP Server listening on port";
 impl HttpUpstream {
     /// `mcpgate mock-upstream --listen 127.0.0.1:0 <extra>`; waits for its ready line.
     pub async fn mock(extra: &[&str]) -> HttpUpstream {
+        Self::mock_on(0, extra).await
+    }
+
+    /// `mcpgate mock-upstream --listen 127.0.0.1:<port> <extra>` (port 0: any free one).
+    pub async fn mock_on(port: u16, extra: &[&str]) -> HttpUpstream {
         let mut cmd = std::process::Command::new(mcpgate_bin());
-        cmd.args(["mock-upstream", "--listen", "127.0.0.1:0"])
-            .args(extra);
+        let listen = format!("127.0.0.1:{port}");
+        cmd.args(["mock-upstream", "--listen", &listen]).args(extra);
         let proc = Proc::spawn("mock-upstream (http)", cmd);
         let (proc, line) = wait_ready(proc, Stream::Stdout, |l| l.starts_with(MOCK_READY_PREFIX))
             .await

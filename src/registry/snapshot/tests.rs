@@ -15,6 +15,8 @@ fn server(name: &str, allow: &[&str], disabled: &[&str], error: Option<&str>) ->
             disabled: disabled.iter().map(|s| s.to_string()).collect(),
         },
         error: error.map(str::to_owned),
+        health: Default::default(),
+        policy: Default::default(),
     })
 }
 
