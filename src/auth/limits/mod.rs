@@ -9,10 +9,11 @@
 //! limit wins, and admission is all or nothing: if a later account refuses, what earlier
 //! ones took is given back, so a refused call costs nothing anywhere.
 //!
-//! Must never: block, take a lock, allocate or make a cross-core hop on the hot path. Shared
-//! state is one cache-aligned block of atomics per account, updated by CAS; each worker core
-//! keeps leases in plain `Cell`s ([`CoreLimits`]) so that busy cores touch shared state once
-//! per many calls. It also does not read the clock itself: callers pass [`Now`].
+//! Must never: block, take a lock, allocate (for chains of up to four capped accounts) or
+//! make a cross-core hop on the hot path. Shared state is one cache-aligned block of atomics
+//! per account, updated by CAS; each worker core keeps leases in plain `Cell`s
+//! ([`CoreLimits`]) so that busy cores touch shared state once per many calls. It does not
+//! read the clock itself either: callers pass [`Now`].
 //!
 //! Use: the control thread builds [`Limits`] from config ([`Limits::carry_over`] on reload,
 //! which keeps the counters); each worker core makes a [`CoreLimits`] from it; per HTTP
