@@ -27,9 +27,14 @@ pub struct ServerEntry {
 }
 
 impl ServerEntry {
-    /// Whether the server is up and passed its last check.
+    /// Whether the server is up and not known to be failing (not unhealthy, in backoff or
+    /// disabled).
     pub fn serving(&self) -> bool {
-        self.error.is_none() && self.health.state() == HealthState::Healthy
+        self.error.is_none()
+            && matches!(
+                self.health.state(),
+                HealthState::Healthy | HealthState::Starting
+            )
     }
 
     /// Why it is not serving: its start-up error, else its last failed check.

@@ -44,7 +44,7 @@ pub(super) struct BudgetParams {
 
 impl BudgetParams {
     pub fn new(spec: BudgetSpec, cores: usize) -> BudgetParams {
-        let share = spec.limit_milli / (64 * cores.max(1) as u64);
+        let share = spec.limit_milli / (cores.max(1) as u64).saturating_mul(64);
         let chunk_max = (share / MILLI * MILLI).min(MAX_CHUNK_MILLI);
         BudgetParams { spec, chunk_max }
     }

@@ -1,5 +1,6 @@
 use super::*;
 use crate::auth::limits::period::Period;
+use crate::auth::limits::tests::count_until_refused;
 
 const MS: u64 = 1_000_000;
 /// A period index well past tag 0, so nothing relies on a zeroed counter.
@@ -104,10 +105,7 @@ fn a_new_period_starts_fresh_and_voids_old_leases() {
     assert_eq!(p.chunk_max(), 15 * MILLI);
     let word = AtomicU64::new(0);
     let core = Core::new();
-    let mut n = 0;
-    while core.charge(&p, &word, P, MILLI, n * MS).is_some() {
-        n += 1;
-    }
+    let n = count_until_refused(|n| core.charge(&p, &word, P, MILLI, n * MS).is_some());
     assert_eq!(n, 1_000);
     // Hold a lease with units left in period P+1, then move to P+2.
     assert!(core.charge(&p, &word, P + 1, MILLI, n * MS).is_some());
@@ -153,7 +151,7 @@ fn leases_never_overspend_and_drain_exactly() {
     let cores: Vec<Core> = (0..cores_n).map(|_| Core::new()).collect();
     let mut spent = 0u64;
     let mut now = 0;
-    loop {
+    count_until_refused(|_| {
         let before = spent;
         for c in &cores {
             now += 1_000;
@@ -162,10 +160,8 @@ fn leases_never_overspend_and_drain_exactly() {
             }
             assert!(used(&word, P) <= p.spec.limit_milli);
         }
-        if spent == before {
-            break;
-        }
-    }
+        spent > before
+    });
     // Whole-unit leases and whole-unit costs: every leased unit gets spent.
     assert_eq!(spent, 10_000 * MILLI);
 }
@@ -181,12 +177,10 @@ fn an_idle_core_holds_at_most_one_lease() {
     }
     let held = idle.0.get().avail;
     assert!(held > 0 && held <= p.chunk_max(), "{held}");
-    let mut spent = 20 * MILLI;
-    let mut now = MS;
-    while busy.charge(&p, &word, P, MILLI, now).is_some() {
-        spent += MILLI;
-        now += 1_000;
-    }
+    let spent = 20 * MILLI
+        + MILLI
+            * count_until_refused(|i| busy.charge(&p, &word, P, MILLI, MS + i * 1_000).is_some());
+    let now = 100 * MS;
     assert_eq!(
         spent + held,
         10_000 * MILLI,

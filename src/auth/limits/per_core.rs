@@ -49,14 +49,16 @@ impl CoreLimits {
     }
 
     /// Admits one HTTP request against the rate limit of every account in `chain` (key →
-    /// team → customer). All or nothing: on refusal, nothing was taken anywhere.
+    /// team → customer). All or nothing: on refusal, nothing was taken anywhere. The first
+    /// account in chain order that refuses is the one reported. Ids must come from this
+    /// core's `Limits`; others are a wiring bug (a debug assertion) and limit nothing.
     pub fn admit_request(&self, chain: &[AccountId], now: Now) -> Result<(), Refusal> {
         self.inner.admit_rates(chain, now.mono_ns)
     }
 
-    /// Admits one forwarded call costing `cost_milli` against the budgets and concurrency
-    /// limits of every account in `chain`. All or nothing. The permit holds the call's
-    /// concurrency slots until dropped.
+    /// Admits one forwarded call costing `cost_milli` (0: charges no budget) against the
+    /// budgets and concurrency limits of every account in `chain`. All or nothing. The
+    /// permit holds the call's concurrency slots until dropped.
     pub fn admit_call(
         &self,
         chain: &[AccountId],

@@ -41,7 +41,8 @@ impl RateParams {
         // Float-to-int `as` saturates; validation already refused non-positive rates.
         let interval_ns = (1e9 / spec.per_second).round().clamp(1.0, MAX_INTERVAL_NS) as u64;
         let window_ns = interval_ns.saturating_mul(u64::from(spec.burst));
-        let lease_max = (spec.burst as usize / (4 * cores.max(1))).clamp(1, MAX_LEASE) as u32;
+        let lease_max =
+            (spec.burst as usize / cores.max(1).saturating_mul(4)).clamp(1, MAX_LEASE) as u32;
         RateParams {
             spec,
             interval_ns,
@@ -171,7 +172,7 @@ fn next_lease_size(l: &RateLease, max: u32, now: u64) -> u32 {
     }
     let spent = u64::from(l.size - l.cells);
     let elapsed = now.saturating_sub(l.taken_at).max(1);
-    (spent.saturating_mul(LEASE_TTL_NS) / (2 * elapsed)).clamp(1, u64::from(max)) as u32
+    (spent.saturating_mul(LEASE_TTL_NS) / elapsed.saturating_mul(2)).clamp(1, u64::from(max)) as u32
 }
 
 #[cfg(test)]

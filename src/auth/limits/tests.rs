@@ -61,6 +61,17 @@ fn chain_of(k: LimitSpec, t: LimitSpec, c: LimitSpec) -> (Arc<Limits>, [AccountI
     (limits, ids)
 }
 
+/// Counts admissions until the first refusal (`admit` returns false); fails instead of
+/// hanging if a bug admits without end.
+pub(super) fn count_until_refused(mut admit: impl FnMut(u64) -> bool) -> u64 {
+    for n in 0..10_000_000 {
+        if !admit(n) {
+            return n;
+        }
+    }
+    panic!("never refused");
+}
+
 fn refused_by(r: Result<impl std::fmt::Debug, Refusal>) -> Refusal {
     match r {
         Ok(v) => panic!("expected a refusal, got {v:?}"),
@@ -340,10 +351,7 @@ fn reload_carries_counters_over_by_label() {
     assert!(core.admit_request(&[eng2], T0).is_ok());
     assert!(core.admit_request(&[eng2], T0).is_err());
     // 3 of the new 10 units are used: 7 more.
-    let mut more = 0;
-    while core.admit_call(&[eng2], MILLI, T0).is_ok() {
-        more += 1;
-    }
+    let more = count_until_refused(|_| core.admit_call(&[eng2], MILLI, T0).is_ok());
     assert_eq!(more, 7);
 }
 

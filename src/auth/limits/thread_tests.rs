@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Barrier};
 
-use super::tests::{budget, concurrent, customer, key, rate, team};
+use super::tests::{budget, concurrent, count_until_refused, customer, key, rate, team};
 use super::*;
 
 const SEC: u64 = 1_000_000_000;
@@ -60,11 +60,7 @@ fn at_one_instant_all_threads_together_get_exactly_the_burst() {
         LimitSpec::default(),
     );
     let admitted = on_threads(&limits, move |i, core| {
-        let mut n = 0u64;
-        while core.admit_request(&chains[i], T0).is_ok() {
-            n += 1;
-        }
-        n
+        count_until_refused(|_| core.admit_request(&chains[i], T0).is_ok())
     });
     // Leased cells are spent before a core is refused, so nothing is stranded.
     assert_eq!(admitted.iter().sum::<u64>(), 4_000, "{admitted:?}");
@@ -139,14 +135,7 @@ fn threads_share_a_budget_exactly() {
     let team_id = chains[0][1];
     let c = chains.clone();
     let admitted = on_threads(&limits, move |i, core| {
-        let (mut n, mut now) = (0u64, T0);
-        loop {
-            now = now.plus_ns(1_000);
-            if core.admit_call(&c[i], MILLI, now).is_err() {
-                return n;
-            }
-            n += 1;
-        }
+        count_until_refused(|n| core.admit_call(&c[i], MILLI, T0.plus_ns(n * 1_000)).is_ok())
     });
     assert_eq!(admitted.iter().sum::<u64>(), 20_000, "{admitted:?}");
     assert_eq!(
@@ -161,12 +150,10 @@ fn threads_share_a_budget_exactly() {
         LimitSpec::default(),
     );
     let admitted = on_threads(&limits, move |i, core| {
-        let (mut n, mut now) = (0u64, T0);
-        while core.admit_call(&chains[i], 300, now).is_ok() {
-            n += 1;
-            now = now.plus_ns(1_000);
-        }
-        n
+        count_until_refused(|n| {
+            core.admit_call(&chains[i], 300, T0.plus_ns(n * 1_000))
+                .is_ok()
+        })
     });
     let spent = admitted.iter().sum::<u64>() * 300;
     assert!(
@@ -205,10 +192,7 @@ fn refunds_stay_exact_under_contention() {
     // The team's bucket lost the 500 admitted cells plus at most the leases that lapsed
     // with the cores, not the ~7,500 cells of refused attempts.
     let fresh = CoreLimits::new(&limits);
-    let mut left = 0;
-    while fresh.admit_request(&chains[0][1..2], T0).is_ok() {
-        left += 1;
-    }
+    let left = count_until_refused(|_| fresh.admit_request(&chains[0][1..2], T0).is_ok());
     assert!(
         (100_000 - 500 - THREADS as u64 * 31..=100_000 - 500).contains(&left),
         "{left}"
