@@ -13,7 +13,9 @@
 #![allow(dead_code)]
 
 pub mod proc;
+pub mod procfs;
 pub mod raw_http;
+pub mod raw_sse;
 
 use std::future::Future;
 use std::net::TcpListener;
