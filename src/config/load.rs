@@ -541,6 +541,25 @@ mod tests {
     }
 
     #[test]
+    fn shutdown_grace_and_header_read_timeout() {
+        let cfg = parse(r#"{"mcpServers": {"a": {"command": "x"}}}"#).unwrap();
+        assert_eq!(cfg.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(cfg.http_limits.header_read_timeout, Duration::from_secs(10));
+        let cfg = parse(
+            r#"{"shutdown_grace_ms": 0, "header_read_timeout_ms": 250, "mcpServers": {"a": {"command": "x"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.shutdown_grace, Duration::ZERO);
+        assert_eq!(
+            cfg.http_limits.header_read_timeout,
+            Duration::from_millis(250)
+        );
+        let err = parse(r#"{"header_read_timeout_ms": 0, "mcpServers": {"a": {"command": "x"}}}"#)
+            .unwrap_err();
+        assert_eq!(err.path, "header_read_timeout_ms");
+    }
+
+    #[test]
     fn vscode_servers_block() {
         let cfg = parse(r#"{"servers": {"a": {"type": "stdio", "command": "x"}}}"#).unwrap();
         assert_eq!(cfg.servers[0].name, "a");
