@@ -24,6 +24,7 @@ use tokio::net::TcpStream;
 both_drivers!(
     sigterm_lets_calls_in_flight_finish_then_exits_0,
     calls_still_running_at_the_deadline_are_answered_with_an_error,
+    a_streaming_call_cut_at_the_deadline_ends_with_an_error_event,
     a_second_signal_stops_at_once,
 );
 
@@ -49,9 +50,14 @@ fn children(gw: &Gateway) -> Vec<ProcInfo> {
     children
 }
 
-/// After the gateway exited: none of `children` exists any more (not even as a zombie), and
-/// nothing lives in their process groups.
-fn assert_no_child_remains(children: &[ProcInfo]) {
+/// After the gateway (pid `gateway`) exited: none of `children` exists any more (not even as a
+/// zombie), and nothing lives in their process groups or in the gateway's own.
+fn assert_no_child_remains(gateway: u32, children: &[ProcInfo]) {
+    let left = procfs::live_in_group(gateway);
+    assert!(
+        left.is_empty(),
+        "processes left in the gateway's group: {left:?}"
+    );
     for child in children {
         assert!(
             !procfs::still_there(child),
@@ -140,7 +146,7 @@ async fn idle_connection(session: &RawSession) -> TcpStream {
 async fn sigterm_lets_calls_in_flight_finish_then_exits_0(driver: &str) {
     let mut gw = Gateway::start(driver, &config(&[("mock", mock_stdio(&[]))])).await;
     let addr = gw.addr();
-    let children = children(&gw);
+    let (pid, children) = (gw.proc.pid(), children(&gw));
 
     let mut session_stream = open_session_stream(&addr).await;
     let session = RawSession::open(&addr).await;
@@ -247,14 +253,14 @@ async fn sigterm_lets_calls_in_flight_finish_then_exits_0(driver: &str) {
     assert!(field(&drained, "answered") >= CALLS as u64, "{drained}");
     assert_eq!(field(&drained, "abandoned"), 0, "{drained}");
     assert!(field(&drained, "streams_ended") >= 2, "{drained}");
-    assert_no_child_remains(&children);
+    assert_no_child_remains(pid, &children);
 }
 
 async fn calls_still_running_at_the_deadline_are_answered_with_an_error(driver: &str) {
     let mut cfg = config(&[("mock", mock_stdio(&["--faults"]))]);
     cfg["shutdown_grace_ms"] = json!(1000);
     let mut gw = Gateway::start(driver, &cfg).await;
-    let children = children(&gw);
+    let (pid, children) = (gw.proc.pid(), children(&gw));
     let session = RawSession::open(&gw.addr()).await;
     let mark = gw.proc.mark();
     let (id, body) = session.request_body("tools/call", json!({ "name": "mock__fault_hang" }));
@@ -292,7 +298,63 @@ async fn calls_still_running_at_the_deadline_are_answered_with_an_error(driver: 
     );
     let drained = wait_log(&mut gw, mark, |l| l.contains("drained"));
     assert_eq!(field(&drained, "abandoned"), 1, "{drained}");
-    assert_no_child_remains(&children);
+    assert_no_child_remains(pid, &children);
+}
+
+async fn a_streaming_call_cut_at_the_deadline_ends_with_an_error_event(driver: &str) {
+    let mut cfg = config(&[("everything", everything_stdio())]);
+    cfg["shutdown_grace_ms"] = json!(1000);
+    let mut gw = Gateway::start(driver, &cfg).await;
+    let (pid, children) = (gw.proc.pid(), children(&gw));
+    let session = RawSession::open(&gw.addr()).await;
+    // Ten minutes of progress: it streams, and it cannot finish within the grace period.
+    let (id, body) = session.request_body(
+        "tools/call",
+        json!({ "name": "everything__trigger-long-running-operation",
+                "arguments": { "duration": 600, "steps": 600 },
+                "_meta": { "progressToken": "cut" } }),
+    );
+    let headers = session.headers();
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let mut reply = SseConn::request(&gw.addr(), "POST", "/mcp", &headers, &body).await;
+    assert!(reply.head.starts_with("HTTP/1.1 200"), "{}", reply.head);
+    // The first progress event: the call is in flight and its reply streams.
+    let first = reply.next().await.expect("a progress event");
+    assert!(
+        matches!(&first, Chunk::Data(d) if d.contains("notifications/progress")),
+        "{first:?}"
+    );
+
+    let mark = gw.proc.mark();
+    gw.proc.signal(libc::SIGTERM);
+    let events = reply
+        .until_end()
+        .await
+        .unwrap_or_else(|e| panic!("the cut reply did not end cleanly: {e}"));
+    let last = events
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("data: "))
+        .map(|d| serde_json::from_str::<Value>(d.trim()).expect("JSON event"))
+        .unwrap_or_else(|| panic!("no event after SIGTERM: {events:?}"));
+    assert_eq!(last["id"], id, "{last}");
+    let message = last["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("shutting down"), "{last}");
+    assert_eq!(last["error"]["data"]["server"], "everything", "{last}");
+    reply
+        .closed_cleanly()
+        .await
+        .unwrap_or_else(|e| panic!("after the final chunk: {e}"));
+
+    let status = tokio::task::block_in_place(|| gw.proc.wait_exit(EXIT_WAIT));
+    assert!(
+        status.success(),
+        "exit status {status}\n{}",
+        gw.proc.log_tail()
+    );
+    let drained = wait_log(&mut gw, mark, |l| l.contains("drained"));
+    assert_eq!(field(&drained, "abandoned"), 1, "{drained}");
+    assert_no_child_remains(pid, &children);
 }
 
 async fn a_second_signal_stops_at_once(driver: &str) {
@@ -300,7 +362,7 @@ async fn a_second_signal_stops_at_once(driver: &str) {
     // Far longer than the test waits: only the second signal can end this drain in time.
     cfg["shutdown_grace_ms"] = json!(600_000);
     let mut gw = Gateway::start(driver, &cfg).await;
-    let children = children(&gw);
+    let (pid, children) = (gw.proc.pid(), children(&gw));
     let client = gw.client().await;
     let mark = gw.proc.mark();
     let hanging = tokio::spawn(async move {
@@ -316,7 +378,7 @@ async fn a_second_signal_stops_at_once(driver: &str) {
     let status = tokio::task::block_in_place(|| gw.proc.wait_exit(EXIT_WAIT));
     assert_eq!(status.code(), Some(1), "{}", gw.proc.log_tail());
     wait_log(&mut gw, mark, |l| l.contains("second stop signal"));
-    assert_no_child_remains(&children);
+    assert_no_child_remains(pid, &children);
     // The hanging call's connection went with the process.
     let (_client, result) = within("the cut call", hanging).await.expect("call task");
     assert!(result.is_err(), "{result:?}");

@@ -27,13 +27,25 @@ pub struct SseConn {
 impl SseConn {
     /// Sends `GET path` with `headers` and reads the response head.
     pub async fn open(addr: &str, path: &str, headers: &[(&str, &str)]) -> SseConn {
+        Self::request(addr, "GET", path, headers, b"").await
+    }
+
+    /// Sends `method path` with `headers` and `body` and reads the response head (a POST
+    /// whose reply streams).
+    pub async fn request(
+        addr: &str,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> SseConn {
         let mut conn = within("connect", TcpStream::connect(addr))
             .await
             .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-        let request = build_request("GET", path, addr, headers, b"");
+        let request = build_request(method, path, addr, headers, body);
         conn.write_all(&request)
             .await
-            .unwrap_or_else(|e| panic!("write GET {path}: {e}"));
+            .unwrap_or_else(|e| panic!("write {method} {path}: {e}"));
         let mut sse = SseConn {
             conn,
             buf: Vec::new(),
@@ -46,7 +58,7 @@ impl SseConn {
                 return sse;
             }
             if let Err(e) = sse.fill().await {
-                panic!("GET {path}: {e} before a response head");
+                panic!("{method} {path}: {e} before a response head");
             }
         }
     }
