@@ -143,6 +143,7 @@ fn keep_restart_only(served: &mut Config, old: Config) {
     served.allowed_origins = old.allowed_origins;
     served.max_upstream_reply_bytes = old.max_upstream_reply_bytes;
     served.busy_poll = old.busy_poll;
+    served.shutdown_grace = old.shutdown_grace;
 }
 
 /// The settings that differ and are not applied live.
@@ -167,6 +168,9 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     }
     if old.allowed_origins != new.allowed_origins {
         changed.push("allowed_origins");
+    }
+    if old.shutdown_grace != new.shutdown_grace {
+        changed.push("shutdown_grace_ms");
     }
     changed
 }

@@ -1,5 +1,7 @@
 //! `mcpgate serve`: start the upstreams, build the first registry, run the worker cores,
-//! and stop cleanly on SIGINT/SIGTERM.
+//! and stop cleanly on SIGINT/SIGTERM: drain the cores (`runtime::drain`: stop accepting,
+//! finish requests in progress up to `shutdown_grace_ms`, end SSE streams), then stop the
+//! upstreams' children. A second signal during the drain stops at once.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,8 +15,8 @@ use crate::mcp::{
 use crate::registry::recovery::{spawn_recovery, Keeper, KeeperListeners};
 use crate::registry::{PublishedRegistry, RegistryReader};
 use crate::reload::ConfigReloader;
-use crate::runtime::{bind_listeners, core_channel, serve_on_workers_after, IoDriver};
-use crate::upstream::start::{start_upstreams, StartedUpstreams};
+use crate::runtime::{bind_listeners, core_channel, drain, serve_on_workers_after, IoDriver};
+use crate::upstream::start::start_upstreams;
 
 /// Time given to stdio children to exit after their stdin closes, before signals.
 const CHILD_GRACE: Duration = Duration::from_secs(3);
@@ -23,9 +25,9 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 /// How often the config file's modification time is looked at.
 const CONFIG_POLL: Duration = Duration::from_secs(1);
 
-/// Serves until SIGINT or SIGTERM, then stops the upstreams; `config_file` (when the config
-/// came from one) is reloaded on SIGHUP and when it changes. An error says why serving could
-/// not start.
+/// Serves until SIGINT or SIGTERM, then drains and stops the upstreams; `config_file` (when
+/// the config came from one) is reloaded on SIGHUP and when it changes. An error says why
+/// serving could not start, or that a second signal cut the drain short.
 pub fn serve(config: Config, config_file: Option<PathBuf>, driver: IoDriver) -> Result<(), String> {
     if !config.listen.ip().is_loopback() && config.governance.keys.is_empty() {
         return Err(format!(
@@ -137,6 +139,8 @@ pub fn serve(config: Config, config_file: Option<PathBuf>, driver: IoDriver) -> 
     let (keeper, _keeper_thread) = spawn_recovery(started.builder, registry.clone(), listeners)
         .map_err(|e| format!("cannot start the registry keeper thread: {e}"))?;
     let metrics = MetricsHub::new();
+    // The shutdown drains every worker core.
+    let drained_cores = cores.clone();
     let start = Arc::new(WorkerStart {
         registry,
         sessions,
@@ -168,7 +172,8 @@ pub fn serve(config: Config, config_file: Option<PathBuf>, driver: IoDriver) -> 
             started.upstreams.clone(),
         )
     });
-    wait_for_stop(signals, &keeper, reloader.as_mut());
+    let signals = wait_for_stop(signals, &keeper, reloader.as_mut());
+    let drained = drain::drain_cores(&drained_cores, config.shutdown_grace, &signals);
     let t = metrics.internal_time();
     // One line that perf scripts read; nanoseconds.
     tracing::info!(
@@ -180,7 +185,12 @@ pub fn serve(config: Config, config_file: Option<PathBuf>, driver: IoDriver) -> 
         max_ns = t.max,
         "gateway internal time"
     );
-    shutdown(&started.upstreams);
+    if drained.interrupted {
+        // Asked twice: no grace for the children either (stdin closed, SIGTERM, SIGKILL).
+        started.upstreams.shutdown(Duration::ZERO);
+        return Err("stopped by a second signal before the drain finished".to_owned());
+    }
+    started.upstreams.shutdown(CHILD_GRACE);
     Ok(())
 }
 
@@ -193,11 +203,12 @@ struct WorkerStart {
 }
 
 /// Blocks until SIGINT or SIGTERM; meanwhile reloads the config on SIGHUP or a file change.
+/// Returns where later signals arrive (a second stop signal cuts the drain short).
 fn wait_for_stop(
     mut signals: signal_hook::iterator::Signals,
     keeper: &Keeper,
     mut reloader: Option<&mut ConfigReloader>,
-) {
+) -> crossbeam_channel::Receiver<i32> {
     // Signals arrive on a thread of their own so this one can also look at the file.
     let (tx, rx) = crossbeam_channel::bounded::<i32>(16);
     let forwarded = std::thread::Builder::new()
@@ -211,7 +222,7 @@ fn wait_for_stop(
         });
     if let Err(e) = forwarded {
         tracing::error!(error = %e, "cannot start the signal thread; stopping");
-        return;
+        return rx;
     }
     loop {
         match rx.recv_timeout(CONFIG_POLL) {
@@ -221,18 +232,14 @@ fn wait_for_stop(
             },
             Ok(sig) => {
                 tracing::info!(signal = sig, "stopping");
-                return;
+                return rx;
             }
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
                 if let Some(r) = reloader.as_deref_mut() {
                     r.reload_if_changed(keeper);
                 }
             }
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return rx,
         }
     }
-}
-
-fn shutdown(upstreams: &StartedUpstreams) {
-    upstreams.shutdown(CHILD_GRACE);
 }

@@ -25,6 +25,9 @@ pub const BUILTIN_DEFAULT: &str = r#"{
   }
 }"#;
 
+/// How long a drain waits for requests in progress unless `shutdown_grace_ms` says otherwise.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 const TOP_LEVEL_KEYS: &[&str] = &[
     "listen",
     "workers",
@@ -41,6 +44,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "startup_timeout_ms",
     "allowed_origins",
     "busy_poll_us",
+    "header_read_timeout_ms",
+    "shutdown_grace_ms",
     "virtual_keys",
     "groups",
     "teams",
@@ -73,6 +78,8 @@ struct RawConfig {
     startup_timeout_ms: Option<u64>,
     allowed_origins: Option<Vec<String>>,
     busy_poll_us: Option<u64>,
+    header_read_timeout_ms: Option<u64>,
+    shutdown_grace_ms: Option<u64>,
     virtual_keys: Option<Vec<governance::RawKey>>,
     groups: Option<BTreeMap<String, governance::GrantLists>>,
     teams: Option<BTreeMap<String, governance::RawTeam>>,
@@ -299,6 +306,16 @@ fn build(raw: RawConfig) -> Result<Config, ConfigError> {
     let http_limits = HttpLimits {
         max_header_bytes: positive(raw.max_header_bytes, "max_header_bytes", 16 * 1024)?,
         max_body_bytes: positive(raw.max_body_bytes, "max_body_bytes", 4 * 1024 * 1024)?,
+        header_read_timeout: match raw.header_read_timeout_ms {
+            Some(0) => {
+                return Err(ConfigError::at(
+                    "header_read_timeout_ms",
+                    "expected a positive number",
+                ))
+            }
+            Some(ms) => Duration::from_millis(ms),
+            None => crate::http::limits::DEFAULT_HEADER_READ_TIMEOUT,
+        },
     };
     let session_secret = match raw.session_secret {
         Some(s) if s.len() < 32 => {
@@ -371,6 +388,9 @@ fn build(raw: RawConfig) -> Result<Config, ConfigError> {
             .filter(|&us| us > 0)
             .map(Duration::from_micros),
         tls: super::tls::listener(raw.tls)?,
+        shutdown_grace: raw
+            .shutdown_grace_ms
+            .map_or(DEFAULT_SHUTDOWN_GRACE, Duration::from_millis),
     })
 }
 
@@ -544,6 +564,25 @@ mod tests {
         let err = parse(r#"{"mcpServers": {"legacy": {"type": "sse", "url": "ws://x/sse"}}}"#)
             .unwrap_err();
         assert_eq!(err.path, "mcpServers.legacy.url");
+    }
+
+    #[test]
+    fn shutdown_grace_and_header_read_timeout() {
+        let cfg = parse(r#"{"mcpServers": {"a": {"command": "x"}}}"#).unwrap();
+        assert_eq!(cfg.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(cfg.http_limits.header_read_timeout, Duration::from_secs(10));
+        let cfg = parse(
+            r#"{"shutdown_grace_ms": 0, "header_read_timeout_ms": 250, "mcpServers": {"a": {"command": "x"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.shutdown_grace, Duration::ZERO);
+        assert_eq!(
+            cfg.http_limits.header_read_timeout,
+            Duration::from_millis(250)
+        );
+        let err = parse(r#"{"header_read_timeout_ms": 0, "mcpServers": {"a": {"command": "x"}}}"#)
+            .unwrap_err();
+        assert_eq!(err.path, "header_read_timeout_ms");
     }
 
     #[test]

@@ -103,4 +103,7 @@ pub struct Config {
     pub governance: GovernanceConfig,
     /// The client listener's certificate and key; it serves only TLS when set.
     pub tls: Option<ListenerTls>,
+    /// On SIGTERM/SIGINT, how long requests in progress get to finish before they are
+    /// abandoned (0: abandoned at once).
+    pub shutdown_grace: Duration,
 }

@@ -1,5 +1,7 @@
 //! Bounds on what one HTTP peer may make the gateway hold.
 
+use std::time::Duration;
+
 /// Limits applied to every request on a client connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpLimits {
@@ -7,6 +9,11 @@ pub struct HttpLimits {
     pub max_header_bytes: usize,
     /// Decoded request body; more → 413.
     pub max_body_bytes: usize,
+    /// How long a request head may take to arrive, counted from the connection's start for its
+    /// first request and from the first byte of each later one; beyond it the connection is
+    /// closed (with 408 when part of a head had arrived). An idle keep-alive connection (no byte
+    /// of a next request yet) is not bounded by it.
+    pub header_read_timeout: Duration,
 }
 
 impl Default for HttpLimits {
@@ -14,9 +21,13 @@ impl Default for HttpLimits {
         HttpLimits {
             max_header_bytes: 16 * 1024,
             max_body_bytes: 4 * 1024 * 1024,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
         }
     }
 }
+
+/// [`HttpLimits::header_read_timeout`] unless configured.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Most headers a request may carry; more → 431.
 pub const MAX_HEADERS: usize = 64;

@@ -12,6 +12,7 @@ pub enum Status {
     NotFound,
     MethodNotAllowed,
     NotAcceptable,
+    RequestTimeout,
     PayloadTooLarge,
     UnsupportedMediaType,
     TooManyRequests,
@@ -33,6 +34,7 @@ impl Status {
             Status::NotFound => 404,
             Status::MethodNotAllowed => 405,
             Status::NotAcceptable => 406,
+            Status::RequestTimeout => 408,
             Status::PayloadTooLarge => 413,
             Status::UnsupportedMediaType => 415,
             Status::TooManyRequests => 429,
@@ -54,6 +56,7 @@ impl Status {
             Status::NotFound => b"HTTP/1.1 404 Not Found\r\n",
             Status::MethodNotAllowed => b"HTTP/1.1 405 Method Not Allowed\r\n",
             Status::NotAcceptable => b"HTTP/1.1 406 Not Acceptable\r\n",
+            Status::RequestTimeout => b"HTTP/1.1 408 Request Timeout\r\n",
             Status::PayloadTooLarge => b"HTTP/1.1 413 Content Too Large\r\n",
             Status::UnsupportedMediaType => b"HTTP/1.1 415 Unsupported Media Type\r\n",
             Status::TooManyRequests => b"HTTP/1.1 429 Too Many Requests\r\n",
@@ -174,10 +177,16 @@ pub fn write_response(out: &mut Vec<u8>, resp: &Response, keep_alive: bool, head
     }
 }
 
-/// Appends the head of a chunked SSE response; events follow as chunks.
-pub fn write_sse_head(out: &mut Vec<u8>, resp: &Response) {
+/// Appends the head of a chunked SSE response; events follow as chunks. Without `keep_alive`
+/// the head says the connection closes after the stream.
+pub fn write_sse_head(out: &mut Vec<u8>, resp: &Response, keep_alive: bool) {
     write_head_start(out, resp.status, Some("text/event-stream"), &resp.headers);
-    out.extend_from_slice(b"Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n");
+    out.extend_from_slice(b"Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n");
+    out.extend_from_slice(if keep_alive {
+        b"\r\n"
+    } else {
+        b"Connection: close\r\n\r\n"
+    });
 }
 
 /// Appends one chunk holding `data` (nothing for empty data: that would end the body).

@@ -5,18 +5,27 @@
 //! back as soon as the connection has nothing pending, so steady-state traffic allocates
 //! nothing here and an idle connection holds only a small read buffer (thousands of idle
 //! clients cost little memory).
+//!
+//! Bounds on slow peers: a request head must arrive within `header_read_timeout` (from the
+//! connection's start, or from the first byte of a later request). Shutdown: on a drain
+//! (`runtime::drain`) the listener stops accepting, a connection waiting for its next request
+//! closes, one serving a request answers it with `Connection: close` and closes, and at the
+//! drain's deadline whatever is still running is abandoned (see [`Handler::abandoned`]).
 
 use std::cell::RefCell;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use monoio::time::Instant;
 
 use super::chunked::{ChunkedDecoder, ChunkedError};
 use super::hang_up::HangUpWatch;
 use super::limits::HttpLimits;
 use super::request::{parse_head, BodyFraming, HeadParse, Method, RequestHead};
 use super::response::{write_chunk, write_response, write_sse_head, Response, Status, LAST_CHUNK};
+use crate::runtime::drain::{self, Event, Phase};
 use crate::tls::TlsAcceptor;
 
 /// What the handler did with a request.
@@ -33,6 +42,17 @@ pub enum Outcome<S> {
 pub trait SseStream {
     /// Appends the next event(s), already framed (`data: …\n\n`), to `out`; false ends the stream.
     async fn next_event(&mut self, out: &mut Vec<u8>) -> bool;
+
+    /// Whether the stream lasts as long as a session rather than one request's reply. A drain
+    /// does not wait for such a stream: the stream ends itself when the drain begins (its
+    /// `next_event` returns false), and it is counted apart from requests.
+    fn long_lived(&self) -> bool {
+        false
+    }
+
+    /// The drain's deadline passed with the stream still open: append a last event, if any,
+    /// that tells the client its request was abandoned. The stream ends after it.
+    fn abandon(&mut self, _out: &mut Vec<u8>) {}
 }
 
 /// The application behind the HTTP server.
@@ -46,6 +66,15 @@ pub trait Handler {
         body: &[u8],
         resp: &mut Response,
     ) -> Outcome<Self::Stream>;
+
+    /// Fills `resp` for a request whose handling was abandoned because the server is shutting
+    /// down and the drain's deadline passed. The connection closes after it.
+    fn abandoned(&self, _head: &RequestHead<'_>, _body: &[u8], resp: &mut Response) {
+        resp.text(
+            Status::ServiceUnavailable,
+            "the server is shutting down and this request did not finish in time\n",
+        );
+    }
 }
 
 /// Growth step of a read buffer that ran out of room.
@@ -150,14 +179,45 @@ struct ChunkedProgress {
 
 /// What scanning the read buffer decided.
 enum Scan {
-    /// Need more bytes.
-    Read,
+    /// Need more bytes: of a request head (or the start of one), or of a body.
+    Read { in_head: bool },
     /// Write what is queued and close.
     Close,
 }
 
+/// What may end a wait for more bytes, besides the bytes.
+#[derive(Clone, Copy)]
+struct ReadWait {
+    /// The request head must be complete by then.
+    until: Option<Instant>,
+    /// A drain reaching this phase ends the wait (and the connection).
+    end_at: Phase,
+}
+
+/// How a wait for more bytes ended.
+enum ReadEnd {
+    Data,
+    /// End of stream or an error: the peer is gone.
+    Closed,
+    /// The request head did not arrive in time.
+    TimedOut,
+    /// The drain reached the wait's phase.
+    Drained,
+}
+
+/// How an SSE reply ended.
+enum StreamEnd {
+    /// The stream ended by itself (or, for a long-lived one, because a drain began).
+    Finished,
+    /// The drain's deadline cut it; the abandon event, if any, is queued.
+    Abandoned,
+    /// The peer went away.
+    Gone,
+}
+
 /// Serves one connection until the peer closes it, asks to close, or sends something that
-/// forces a close (a malformed or oversized request).
+/// forces a close (a malformed or oversized request, a head that takes too long), or until a
+/// drain closes it.
 pub async fn serve_connection<S, H>(mut stream: S, handler: &H, limits: HttpLimits)
 where
     S: AsyncReadRent + AsyncWriteRent + HangUpWatch,
@@ -167,15 +227,19 @@ where
     let mut resp = Response::new();
     let mut chunked: Option<ChunkedProgress> = None;
     let mut continue_sent = false;
+    // When the awaited request head began: the connection's start for the first request, the
+    // first byte for later ones (`None` while a keep-alive connection is idle). The clock is
+    // read only then, not per request.
+    let mut head_since = Some(Instant::now());
     loop {
         let mut consumed = 0;
         let scan = loop {
             let input = &bufs.read[consumed..];
             if input.is_empty() {
-                break Scan::Read;
+                break Scan::Read { in_head: true };
             }
             let head = match parse_head(input, &limits) {
-                HeadParse::Partial => break Scan::Read,
+                HeadParse::Partial => break Scan::Read { in_head: true },
                 HeadParse::Reject(status, why) => {
                     resp.reset();
                     resp.text(status, why);
@@ -184,6 +248,7 @@ where
                 }
                 HeadParse::Complete(head) => head,
             };
+            head_since = None;
             let after_head = &input[head.head_len..];
             let (body, used): (&[u8], usize) = match head.framing {
                 BodyFraming::Empty => (&[], head.head_len),
@@ -196,7 +261,7 @@ where
                             .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
                         continue_sent = true;
                     }
-                    break Scan::Read;
+                    break Scan::Read { in_head: false };
                 }
                 BodyFraming::Chunked => {
                     let progress = chunked.get_or_insert_with(|| {
@@ -234,7 +299,7 @@ where
                                 .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
                             continue_sent = true;
                         }
-                        break Scan::Read;
+                        break Scan::Read { in_head: false };
                     }
                     (&bufs.body[..], head.head_len + progress.consumed)
                 }
@@ -243,6 +308,7 @@ where
             ensure_pooled(&mut resp.body);
             ensure_pooled(&mut bufs.write);
             crate::runtime::busy_poll::note_activity();
+            let mut work = drain::request();
             // Boxed: the handler's state machine (upstream calls and all) is several KiB and
             // would otherwise sit inline in every connection's task, idle ones included.
             let handled = Box::pin(handler.handle(&head, body, &mut resp));
@@ -251,35 +317,67 @@ where
                 stream.hung_up().await
             };
             let outcome = monoio::select! {
-                outcome = handled => outcome,
+                outcome = handled => Some(outcome),
                 // The client is gone: dropping the handler stops its work (an upstream call is
                 // cancelled upstream); there is nobody to answer.
                 () = hung_up => return,
+                // Shutting down and out of time: dropping the handler cancels its upstream
+                // work the same way; the client gets an error instead of a reply.
+                () = drain::reached(Phase::Deadline) => None,
             };
-            let keep_alive = head.keep_alive;
             consumed += used;
             chunked = None;
             continue_sent = false;
+            let head_only = head.method == Method::Head;
+            let Some(outcome) = outcome else {
+                resp.reset();
+                handler.abandoned(&head, body, &mut resp);
+                write_response(&mut bufs.write, &resp, false, head_only);
+                drain::note(Event::Abandoned);
+                break Scan::Close;
+            };
             match outcome {
-                Outcome::Done => write_response(
-                    &mut bufs.write,
-                    &resp,
-                    keep_alive,
-                    head.method == Method::Head,
-                ),
-                Outcome::Stream(mut events) => {
-                    write_sse_head(&mut bufs.write, &resp);
-                    let streamed =
-                        Box::pin(stream_events(&mut stream, &mut bufs.write, &mut events));
-                    if !streamed.await {
-                        return;
+                Outcome::Done => {
+                    // Once a drain has begun, each reply is the connection's last.
+                    let keep_alive = head.keep_alive && drain::phase() == Phase::Serving;
+                    write_response(&mut bufs.write, &resp, keep_alive, head_only);
+                    drain::note(Event::Answered);
+                    if !keep_alive {
+                        break Scan::Close;
                     }
-                    bufs.write.extend_from_slice(LAST_CHUNK);
+                }
+                Outcome::Stream(mut events) => {
+                    let long_lived = events.long_lived();
+                    if long_lived {
+                        work.long_lived();
+                    }
+                    let keep_alive = head.keep_alive && drain::phase() == Phase::Serving;
+                    write_sse_head(&mut bufs.write, &resp, keep_alive);
+                    let streamed =
+                        Box::pin(stream_events(&mut stream, &mut bufs.write, &mut events)).await;
+                    match streamed {
+                        StreamEnd::Gone => return,
+                        StreamEnd::Abandoned => {
+                            bufs.write.extend_from_slice(LAST_CHUNK);
+                            drain::note(Event::Abandoned);
+                            break Scan::Close;
+                        }
+                        StreamEnd::Finished => {
+                            bufs.write.extend_from_slice(LAST_CHUNK);
+                            drain::note(if long_lived {
+                                Event::StreamEnded
+                            } else {
+                                Event::Answered
+                            });
+                        }
+                    }
+                    // A drain may have begun while the stream ran.
+                    if !keep_alive || drain::phase() != Phase::Serving {
+                        break Scan::Close;
+                    }
                 }
             }
-            if !keep_alive {
-                break Scan::Close;
-            }
+            drop(work);
             if bufs.write.len() >= FLUSH_AT && !flush(&mut stream, &mut bufs.write).await {
                 return;
             }
@@ -290,11 +388,11 @@ where
         if !flush(&mut stream, &mut bufs.write).await {
             return;
         }
-        if let Scan::Close = scan {
+        let Scan::Read { in_head } = scan else {
             let _ = stream.shutdown().await;
             release(&mut resp.body);
             return;
-        }
+        };
         if bufs.read.is_empty() && chunked.is_none() {
             bufs.idle(&mut resp);
         }
@@ -306,9 +404,88 @@ where
             let _ = flush(&mut stream, &mut bufs.write).await;
             return;
         }
-        if !read_more(&mut stream, &mut bufs.read).await {
-            return;
+        let partial = !bufs.read.is_empty();
+        let wait = if !in_head {
+            // A body on its way: only the drain's deadline cuts it.
+            ReadWait {
+                until: None,
+                end_at: Phase::Deadline,
+            }
+        } else if !partial && head_since.is_none() {
+            // Idle between requests: unbounded, but a drain closes it at once.
+            ReadWait {
+                until: None,
+                end_at: Phase::Draining,
+            }
+        } else {
+            let since = *head_since.get_or_insert_with(Instant::now);
+            ReadWait {
+                until: Some(since + limits.header_read_timeout),
+                // A request that has begun to arrive may still be served during a drain.
+                end_at: if partial {
+                    Phase::Deadline
+                } else {
+                    Phase::Draining
+                },
+            }
+        };
+        match read_bounded(&mut stream, &mut bufs.read, wait).await {
+            ReadEnd::Data => {}
+            ReadEnd::Closed => return,
+            ReadEnd::TimedOut => {
+                // The dropped read took the buffer with it; `partial` says whether a head
+                // had begun, which is the only case with a request to answer.
+                if partial {
+                    resp.reset();
+                    resp.text(
+                        Status::RequestTimeout,
+                        "the request head did not arrive in time",
+                    );
+                    write_response(&mut bufs.write, &resp, false, false);
+                    let _ = flush(&mut stream, &mut bufs.write).await;
+                }
+                let _ = stream.shutdown().await;
+                return;
+            }
+            ReadEnd::Drained => {
+                if partial {
+                    drain::note(Event::Cut);
+                }
+                let _ = stream.shutdown().await;
+                return;
+            }
         }
+    }
+}
+
+/// Reads more bytes into `buf` unless `wait` ends first. When it does, the pending read is
+/// dropped and `buf` with it (monoio gives a dropped read's buffer to the kernel op): callers
+/// close the connection then.
+async fn read_bounded<S: AsyncReadRent>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+    wait: ReadWait,
+) -> ReadEnd {
+    if drain::phase() >= wait.end_at {
+        return ReadEnd::Drained;
+    }
+    let read = read_more(stream, buf);
+    let drained = drain::reached(wait.end_at);
+    let read = match wait.until {
+        None => monoio::select! {
+            ok = read => Some(ok),
+            () = drained => None,
+        },
+        Some(until) => monoio::select! {
+            ok = read => Some(ok),
+            () = drained => None,
+            () = monoio::time::sleep_until(until) => return ReadEnd::TimedOut,
+        },
+    };
+    match read {
+        Some(true) => ReadEnd::Data,
+        Some(false) => ReadEnd::Closed,
+        None => ReadEnd::Drained,
     }
 }
 
@@ -333,15 +510,28 @@ pub async fn serve_listener<H: Handler + 'static>(
             return;
         }
     };
+    // A drain shuts the socket through this registration (new connections are then refused
+    // at once) and wakes the loop below, which stops.
+    let registered = drain::listening(listener.as_raw_fd());
     loop {
-        match listener.accept().await {
+        let accepted = monoio::select! {
+            accepted = listener.accept() => Some(accepted),
+            () = drain::reached(Phase::Draining) => None,
+        };
+        let Some(accepted) = accepted else {
+            break;
+        };
+        match accepted {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
                 let handler = handler.clone();
+                // Counted from here, TLS handshake included: a drain waits for it.
+                let counted = drain::connection();
                 match &tls {
                     None => {
                         monoio::spawn(async move {
                             serve_connection(stream, &*handler, limits).await;
+                            drop(counted);
                         });
                     }
                     Some(acceptor) => {
@@ -353,49 +543,63 @@ pub async fn serve_listener<H: Handler + 'static>(
                                     tracing::debug!(%peer, "TLS handshake failed: {why}")
                                 }
                             }
+                            drop(counted);
                         });
                     }
                 }
             }
             Err(e) => {
+                if drain::phase() != Phase::Serving {
+                    break;
+                }
                 // Out of descriptors or similar: back off briefly instead of spinning.
                 tracing::warn!(error = %e, "accept failed");
                 monoio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
         }
     }
+    // Out of the registry before the descriptor closes, so a drain never shuts a reused one.
+    drop(registered);
+    drop(listener);
 }
 
-/// Writes an SSE stream's events as they come; false when the peer went away.
+/// Writes an SSE stream's events as they come, until it ends, the peer goes away, or a
+/// drain's deadline cuts it.
 async fn stream_events<S: AsyncWriteRent + HangUpWatch, E: SseStream>(
     stream: &mut S,
     write: &mut Vec<u8>,
     events: &mut E,
-) -> bool {
+) -> StreamEnd {
+    enum Next {
+        More(bool),
+        Gone,
+        Deadline,
+    }
     let mut event = take_buffer();
-    loop {
+    let end = loop {
         if !flush(stream, write).await {
-            give_buffer(event);
-            return false;
+            break StreamEnd::Gone;
         }
         event.clear();
         let next = monoio::select! {
-            more = events.next_event(&mut event) => Some(more),
-            () = stream.hung_up() => None,
+            more = events.next_event(&mut event) => Next::More(more),
+            () = stream.hung_up() => Next::Gone,
+            () = drain::reached(Phase::Deadline) => Next::Deadline,
         };
         match next {
-            Some(true) => {}
-            Some(false) => {
-                give_buffer(event);
-                return true;
-            }
-            None => {
-                give_buffer(event);
-                return false;
+            Next::More(true) => write_chunk(write, &event),
+            Next::More(false) => break StreamEnd::Finished,
+            Next::Gone => break StreamEnd::Gone,
+            Next::Deadline => {
+                event.clear();
+                events.abandon(&mut event);
+                write_chunk(write, &event);
+                break StreamEnd::Abandoned;
             }
         }
-        write_chunk(write, &event);
-    }
+    };
+    give_buffer(event);
+    end
 }
 
 /// Writes and clears `buf`; false when the peer is gone.

@@ -192,4 +192,16 @@ impl SseStream for BatchStream {
             }
         }
     }
+
+    /// Out of time while shutting down: the replies already in are sent, and every call still
+    /// running gets an error answer.
+    fn abandon(&mut self, out: &mut Vec<u8>) {
+        for item in self.items.drain(..) {
+            match item {
+                Reply::Nothing => {}
+                Reply::Ready(reply) => write_sse_event(out, &reply),
+                Reply::Streaming(mut call) => call.abandon(out),
+            }
+        }
+    }
 }

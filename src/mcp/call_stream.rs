@@ -191,7 +191,31 @@ impl SseStream for CallStream {
             }
         }
     }
+
+    /// The gateway is shutting down and the call ran out of time: it is answered with an
+    /// error naming its server, and dropped (which cancels it upstream).
+    fn abandon(&mut self, out: &mut Vec<u8>) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        self.call = None;
+        let reply = Err(UpstreamError::Unavailable {
+            server: self.server.name.clone(),
+            reason: SHUTTING_DOWN.to_owned(),
+        });
+        let mut message = Vec::with_capacity(256);
+        super::forward::write_reply(&mut message, &self.client.id, &self.server.name, &reply);
+        if let Some(terms) = self.client.stateless {
+            terms.complete_reply(&mut message, 0, &self.client.id);
+        }
+        write_sse_event(out, &message);
+    }
 }
+
+/// Why a call still running at the end of a drain got no answer from its server.
+pub const SHUTTING_DOWN: &str =
+    "mcpgate is shutting down and the call did not finish within its shutdown grace period";
 
 impl CallStream {
     /// Keeps the caller's concurrency slots taken until the stream ends.

@@ -314,10 +314,23 @@ fn splice_reply(out: &mut Vec<u8>, id: &str, server: &str, reply: &UpstreamReply
             id,
             &UpstreamError::Protocol {
                 server: server.to_owned(),
-                reason: "reply has neither result nor error".into(),
+                reason: unusable_reply(&reply.message),
             },
         ),
     }
+}
+
+/// Why a reply with no `result` or `error` to pass on is unusable: what a client (or operator)
+/// needs to tell a server that answered HTML or text from one that sent odd JSON-RPC.
+fn unusable_reply(message: &[u8]) -> String {
+    /// Bytes of a non-JSON reply quoted in the error.
+    const QUOTED: usize = 80;
+    if serde_json::from_slice::<serde::de::IgnoredAny>(message).is_ok() {
+        return "reply has neither result nor error".to_owned();
+    }
+    let start = String::from_utf8_lossy(&message[..message.len().min(QUOTED)]);
+    let more = if message.len() > QUOTED { "…" } else { "" };
+    format!("the reply is not JSON: {:?}{more}", start.trim())
 }
 
 fn write_upstream_error(out: &mut Vec<u8>, id: &str, e: &UpstreamError) {

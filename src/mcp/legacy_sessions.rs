@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use futures_channel::mpsc;
+use futures_util::task::AtomicWaker;
 
 /// Legacy streams open at once, process-wide.
 pub const MAX_SESSIONS: usize = 1024;
@@ -41,7 +42,15 @@ type Nonce = [u8; 8];
 struct Entry {
     tx: mpsc::Sender<Outgoing>,
     capabilities: u8,
-    in_flight: Arc<AtomicUsize>,
+    in_flight: Arc<Unanswered>,
+}
+
+/// A session's requests admitted and not yet answered on its stream, and the stream's waker
+/// for when that count drops to zero (a draining stream ends then).
+#[derive(Default)]
+struct Unanswered {
+    count: AtomicUsize,
+    none_left: AtomicWaker,
 }
 
 static TABLE: LazyLock<Mutex<HashMap<Nonce, Entry>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
@@ -64,6 +73,7 @@ pub enum OpenError {
 pub struct Registration {
     nonce: Nonce,
     pub rx: mpsc::Receiver<Outgoing>,
+    in_flight: Arc<Unanswered>,
 }
 
 /// Registers the stream of a new session.
@@ -76,12 +86,28 @@ pub fn open(nonce: Nonce) -> Result<Registration, OpenError> {
         return Err(OpenError::Taken);
     };
     let (tx, rx) = mpsc::channel(QUEUE);
+    let in_flight = Arc::new(Unanswered::default());
     slot.insert(Entry {
         tx,
         capabilities: 0,
-        in_flight: Arc::new(AtomicUsize::new(0)),
+        in_flight: in_flight.clone(),
     });
-    Ok(Registration { nonce, rx })
+    Ok(Registration {
+        nonce,
+        rx,
+        in_flight,
+    })
+}
+
+impl Registration {
+    /// Whether every admitted request of the session has been answered (its answer is queued
+    /// on `rx` or already taken). When not, `cx` is woken once that becomes true.
+    pub fn all_answered(&self, cx: &mut std::task::Context<'_>) -> bool {
+        self.in_flight.none_left.register(cx.waker());
+        // Acquire pairs with the ticket's release: an answer queued before its ticket dropped
+        // is visible on `rx` once the count reads zero.
+        self.in_flight.count.load(Ordering::Acquire) == 0
+    }
 }
 
 impl Drop for Registration {
@@ -110,7 +136,7 @@ pub enum Refusal {
 /// capabilities. Counts against [`MAX_IN_FLIGHT`] until dropped.
 pub struct Ticket {
     tx: mpsc::Sender<Outgoing>,
-    in_flight: Arc<AtomicUsize>,
+    in_flight: Arc<Unanswered>,
     pub capabilities: u8,
 }
 
@@ -120,6 +146,7 @@ pub fn admit(nonce: Nonce) -> Result<Ticket, Refusal> {
     let entry = t.get(&nonce).ok_or(Refusal::Closed)?;
     let admitted = entry
         .in_flight
+        .count
         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
             (n < MAX_IN_FLIGHT).then_some(n + 1)
         });
@@ -146,7 +173,9 @@ impl Ticket {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if self.in_flight.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.in_flight.none_left.wake();
+        }
     }
 }
 

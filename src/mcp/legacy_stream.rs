@@ -3,10 +3,13 @@
 //! any core (answers, and what servers send about calls), with heartbeat comments while idle.
 //!
 //! Owns: the stream's framing and its lifetime in the session table (the entry goes when this
-//! is dropped: the client disconnected, or the session expired). Must never: block its core
-//! waiting for messages, or write a message of another session.
+//! is dropped: the client disconnected, the session expired, or a drain ended it once every
+//! request the session had sent was answered). Must never: block its core waiting for
+//! messages, or write a message of another session.
 
+use std::future::poll_fn;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_channel::mpsc::UnboundedReceiver;
@@ -17,6 +20,7 @@ use super::legacy_sessions::Registration;
 use super::session::SessionKeys;
 use crate::auth::streams::StreamSlot;
 use crate::http::SseStream;
+use crate::runtime::drain::{self, Phase};
 
 /// Bytes gathered into one write when several messages are already queued.
 const BATCH_BYTES: usize = 256 * 1024;
@@ -71,6 +75,9 @@ impl SseStream for LegacyStream {
             out.extend_from_slice(&endpoint);
             return true;
         }
+        if drain::phase() != Phase::Serving {
+            return self.drain_event(out).await;
+        }
         let rx = &mut self.registration.rx;
         let queued = monoio::select! {
             queued = monoio::time::timeout(self.heartbeat, rx.next()) => queued,
@@ -85,6 +92,8 @@ impl SseStream for LegacyStream {
                 }
                 return true;
             }
+            // Shutting down: from now on only the answers still owed are sent.
+            () = drain::reached(Phase::Draining) => return self.drain_event(out).await,
         };
         match queued {
             Ok(Some(events)) => {
@@ -109,6 +118,37 @@ impl SseStream for LegacyStream {
                 out.extend_from_slice(b": ping\n\n");
                 true
             }
+        }
+    }
+
+    fn long_lived(&self) -> bool {
+        true
+    }
+}
+
+impl LegacyStream {
+    /// While draining: the next answer the session is owed, or the end of the stream once every
+    /// request it sent has been answered. (No new request can arrive: the listener is shut and
+    /// every connection closes after the request it is serving.)
+    async fn drain_event(&mut self, out: &mut Vec<u8>) -> bool {
+        let registration = &mut self.registration;
+        let next = poll_fn(|cx| {
+            if let Poll::Ready(queued) = registration.rx.poll_next_unpin(cx) {
+                return Poll::Ready(queued);
+            }
+            if registration.all_answered(cx) {
+                // The last answer may have been queued just before the count dropped.
+                return Poll::Ready(registration.rx.try_recv().ok());
+            }
+            Poll::Pending
+        })
+        .await;
+        match next {
+            Some(events) => {
+                out.extend_from_slice(&events);
+                true
+            }
+            None => false,
         }
     }
 }

@@ -459,6 +459,29 @@ async fn answer_server_request(env: &Envelope<'_>, claims: &SessionClaims) {
 impl Handler for McpService {
     type Stream = McpStream;
 
+    /// A request still running when a drain's deadline passed (its upstream call has been
+    /// cancelled): a JSON-RPC error answering its id, so the client sees its call fail rather
+    /// than its connection break.
+    fn abandoned(&self, _head: &RequestHead<'_>, body: &[u8], resp: &mut Response) {
+        let message = "mcpgate is shutting down and the request did not finish within its \
+                       shutdown grace period";
+        match parse_message(body) {
+            Ok(env) if env.kind() == MessageKind::Request => write_error(
+                resp.json(Status::Ok),
+                env.id_or_null(),
+                ErrorCode::InternalError,
+                message,
+            ),
+            // A batch, or no request at all: nothing to answer by id.
+            _ => refuse(
+                resp,
+                Status::ServiceUnavailable,
+                ErrorCode::InternalError,
+                message,
+            ),
+        }
+    }
+
     async fn handle(
         &self,
         head: &RequestHead<'_>,

@@ -2,6 +2,10 @@
 //! messages for a session go (heartbeats, SSE comments, keep proxies from closing it; it ends
 //! when the session does), a POST's reply when its call (or a call of its batch) streams,
 //! and a legacy session's `GET /sse` stream.
+//!
+//! On shutdown the session streams end cleanly as soon as the drain begins (a `GET /sse`
+//! stream once the answers it still owes are out); a call's reply runs until the call is
+//! answered, and at the drain's deadline ends with an error answer to the call.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +20,7 @@ use futures_util::StreamExt;
 use super::announcements::{self, Announcement};
 use super::session::SessionKeys;
 use crate::http::SseStream;
+use crate::runtime::drain::{self, Phase};
 
 /// A session's `GET /mcp` stream: list-change notifications, and heartbeats in between.
 pub struct HeartbeatStream {
@@ -59,6 +64,8 @@ impl SseStream for HeartbeatStream {
         let changed = monoio::select! {
             () = monoio::time::sleep(self.interval) => None,
             lists = self.changes.next() => lists,
+            // Shutting down: the stream ends (the client may reconnect elsewhere).
+            () = drain::reached(Phase::Draining) => return false,
         };
         if self.keys.verify(&self.token).is_err() {
             return false;
@@ -67,6 +74,10 @@ impl SseStream for HeartbeatStream {
             Some(announcement) => announcements::write_announcement(&announcement, b"", out),
             None => out.extend_from_slice(b": ping\n\n"),
         }
+        true
+    }
+
+    fn long_lived(&self) -> bool {
         true
     }
 }
@@ -87,6 +98,24 @@ impl SseStream for McpStream {
             McpStream::Call(s) => s.next_event(out).await,
             McpStream::Batch(s) => s.next_event(out).await,
             McpStream::Legacy(s) => s.next_event(out).await,
+        }
+    }
+
+    fn long_lived(&self) -> bool {
+        match self {
+            McpStream::Heartbeat(s) => s.long_lived(),
+            McpStream::Call(s) => s.long_lived(),
+            McpStream::Batch(s) => s.long_lived(),
+            McpStream::Legacy(s) => s.long_lived(),
+        }
+    }
+
+    fn abandon(&mut self, out: &mut Vec<u8>) {
+        match self {
+            McpStream::Heartbeat(s) => s.abandon(out),
+            McpStream::Call(s) => s.abandon(out),
+            McpStream::Batch(s) => s.abandon(out),
+            McpStream::Legacy(s) => s.abandon(out),
         }
     }
 }

@@ -272,15 +272,16 @@ impl MockServer {
         let mut out = result_head(id, self.catalog.result_size_hint());
         match self.catalog.call(params, &mut out) {
             tools::Call::Done { extra_delay } => {
-                out.push(b'}');
                 if !extra_delay.is_zero() {
-                    // Only `sleep` delays; tests watch for this line to know the call is here.
+                    // Only `sleep` delays; tests watch for this line to know the call is in
+                    // flight here.
                     eprintln!(
                         "mock-upstream: request {} sleeps {} ms",
                         String::from_utf8_lossy(id),
                         extra_delay.as_millis()
                     );
                 }
+                out.push(b'}');
                 MockOutcome::Reply {
                     body: out,
                     delay: self.latency.saturating_add(extra_delay),

@@ -2,11 +2,13 @@
 //! SO_REUSEPORT listener, pinned to a core.
 //!
 //! Owns: choosing and building the I/O driver (io_uring with cooperative task running, or
-//! epoll), binding listeners (refusing a port someone else holds), and starting workers.
+//! epoll), binding listeners (refusing a port someone else holds), starting workers, and
+//! draining them on shutdown ([`drain`]).
 //! Must never: pretend a driver runs that does not (the driver in use is reported).
 
 pub mod busy_poll;
 mod core_handle;
+pub mod drain;
 mod listener;
 mod placement;
 
@@ -216,6 +218,10 @@ where
                 }
                 None => tracing::error!(worker = index, "no listener for this worker"),
             }
+            // The listener stops only for a drain. The connections it started (finishing their
+            // requests), the stdio pipes driven here and the core's inbox are tasks of this
+            // runtime: it keeps running them until the process exits.
+            std::future::pending::<()>().await
         }
     })
 }

@@ -2,7 +2,8 @@
 //! pooled per core.
 //!
 //! The session is set up lazily (the first call, or the first after the server forgot it with
-//! a 404) so a server that was down at start is picked up when it returns. Replies may come as
+//! a 404, or a 400 about the session id) so a server that was down at start, or restarted, is
+//! picked up when it returns. Replies may come as
 //! JSON or as an SSE stream; either way the caller gets the JSON-RPC response message whole.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -311,6 +312,12 @@ impl HttpUpstream {
         }
         if !(200..300).contains(&head.status) {
             let status = pool::refusal(&mut conn, &head).await;
+            if head.status == 400
+                && session.is_some_and(|s| s.id.is_some())
+                && refuses_session(&status)
+            {
+                return Err(SessionExpired);
+            }
             return Err(self.protocol_error(status).into());
         }
         if id == 0 || head.status == 202 {
@@ -444,6 +451,14 @@ impl HttpUpstream {
             pool::put(self.pool_key, conn);
         }
     }
+}
+
+/// Whether a 400 refusal (`HTTP 400: <body>`) is about the session id. The spec has a server
+/// answer a session it does not know (it restarted, or expired it) with 404, but servers built on
+/// the TypeScript SDK answer 400 "Bad Request: No valid session ID provided"; treated like the
+/// 404, the gateway initializes again instead of failing every call until it restarts itself.
+fn refuses_session(refusal: &str) -> bool {
+    refusal.to_ascii_lowercase().contains("session")
 }
 
 /// Cancels an HTTP call upstream unless disarmed (its future was dropped before the reply).

@@ -465,8 +465,7 @@ fn run_child(inner: &Arc<Inner>) -> (String, Duration, Vec<JoinHandle<()>>) {
     if !shutting_down {
         match handshake(inner, &conn) {
             Ok(info) => {
-                let (pid, version) = (conn.process.pid(), &info.protocol_version);
-                tracing::info!(server = %name, pid, version = %version, "stdio server ready");
+                let (pid, version) = (conn.process.pid(), info.protocol_version.clone());
                 let mut s = lock(&inner.shared);
                 if !s.shutdown {
                     s.state = StdioState::Ready;
@@ -475,6 +474,9 @@ fn run_child(inner: &Arc<Inner>) -> (String, Duration, Vec<JoinHandle<()>>) {
                     *lock(&inner.current) = Some(conn.clone());
                     ready_at = Some(Instant::now());
                     inner.changed.notify_all();
+                    drop(s);
+                    // Logged once calls are accepted: the line is the event that says so.
+                    tracing::info!(server = %name, pid, version = %version, "stdio server ready");
                 }
             }
             Err(e) => {

@@ -12,8 +12,11 @@
 //! Each test file uses only part of this module, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod broken_http;
 pub mod proc;
+pub mod procfs;
 pub mod raw_http;
+pub mod raw_sse;
 
 use std::future::Future;
 use std::net::TcpListener;
@@ -318,20 +321,46 @@ const EVERYTHING_READY: &str = "MCP Streamable HTTP Server listening on port";
 impl HttpUpstream {
     /// `mcpgate mock-upstream --listen 127.0.0.1:0 <extra>`; waits for its ready line.
     pub async fn mock(extra: &[&str]) -> HttpUpstream {
-        Self::mock_on(0, extra).await
+        Self::mock_listening("127.0.0.1:0", extra).await
     }
 
-    /// `mcpgate mock-upstream --listen 127.0.0.1:<port> <extra>` (port 0: any free one).
+    /// `mcpgate mock-upstream --listen 127.0.0.1:<port> <extra>`: on a given port, to come back
+    /// where the gateway expects a server that was stopped.
     pub async fn mock_on(port: u16, extra: &[&str]) -> HttpUpstream {
+        Self::mock_listening(&format!("127.0.0.1:{port}"), extra).await
+    }
+
+    async fn mock_listening(listen: &str, extra: &[&str]) -> HttpUpstream {
         let mut cmd = std::process::Command::new(mcpgate_bin());
-        let listen = format!("127.0.0.1:{port}");
-        cmd.args(["mock-upstream", "--listen", &listen]).args(extra);
+        cmd.args(["mock-upstream", "--listen", listen]).args(extra);
         let proc = Proc::spawn("mock-upstream (http)", cmd);
         let (proc, line) = wait_ready(proc, Stream::Stdout, |l| l.starts_with(MOCK_READY_PREFIX))
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let url = line[MOCK_READY_PREFIX.len()..].trim().to_string();
         HttpUpstream { proc, url }
+    }
+
+    /// `mcp-server-everything streamableHttp` on `port` (one that was stopped, to come back
+    /// where the gateway expects it). It issues session ids, so a restart forgets them.
+    pub async fn everything_on(port: u16) -> HttpUpstream {
+        let proc = everything_on_port("streamableHttp", port, |l| l.contains(EVERYTHING_READY))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        HttpUpstream {
+            proc,
+            url: format!("http://127.0.0.1:{port}/mcp"),
+        }
+    }
+
+    /// The port of [`HttpUpstream::url`].
+    pub fn port(&self) -> u16 {
+        self.url
+            .trim_start_matches("http://127.0.0.1:")
+            .split('/')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {}", self.url))
     }
 
     /// A Node.js fixture server run with `node <script> --http`, which prints

@@ -108,6 +108,78 @@ impl Proc {
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// Waits until `count` stderr lines captured after `mark` match `pred`; returns them.
+    pub fn wait_stderr_lines_after(
+        &mut self,
+        mark: usize,
+        pred: impl Fn(&str) -> bool,
+        count: usize,
+        timeout: Duration,
+    ) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.log.state.lock().unwrap();
+        loop {
+            let found: Vec<String> = state.lines[mark.min(state.lines.len())..]
+                .iter()
+                .filter(|(s, l)| *s == Stream::Stderr && pred(l))
+                .map(|(_, l)| l.clone())
+                .collect();
+            if found.len() >= count {
+                return found;
+            }
+            let now = Instant::now();
+            if state.open == 0 || now >= deadline {
+                drop(state);
+                panic!(
+                    "{}: {} of {count} expected stderr lines within {timeout:?}\n{}",
+                    self.name,
+                    found.len(),
+                    self.log_tail()
+                );
+            }
+            state = self
+                .log
+                .changed
+                .wait_timeout(state, deadline - now)
+                .unwrap()
+                .0;
+        }
+    }
+
+    /// Sends `signal` to the process (not its group).
+    pub fn signal(&self, signal: libc::c_int) {
+        let pid = self.pid() as libc::pid_t;
+        assert!(pid > 0, "{} was already reaped", self.name);
+        // SAFETY: kill(2) on a pid we spawned and have not reaped yet.
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(rc, 0, "kill({pid}, {signal}) failed");
+    }
+
+    /// Waits for the process to exit (at most `timeout`, else it is SIGKILLed and the test
+    /// fails) and returns its status. Its captured output stays readable.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("the process was already reaped");
+        let pid = child.id() as libc::pid_t;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        match rx.recv_timeout(timeout) {
+            Ok(status) => status.expect("wait for the process"),
+            Err(_) => {
+                // SAFETY: the process is not reaped yet (its waiter has not returned), so the
+                // pid is still its group's id.
+                unsafe { libc::kill(-pid, libc::SIGKILL) };
+                let _ = rx.recv();
+                panic!(
+                    "{} did not exit within {timeout:?}\n{}",
+                    self.name,
+                    self.log_tail()
+                );
+            }
+        }
+    }
+
     /// Waits for a line on `stream` matching `pred`; the error carries the captured output.
     pub fn try_wait_line(
         &mut self,

@@ -114,7 +114,8 @@ pub async fn send_raw(addr: &str, request: Vec<u8>) -> Response {
     .await
 }
 
-async fn read_response(reader: &mut (impl AsyncReadExt + Unpin)) -> Response {
+/// Reads one response (head and body) from `reader`.
+pub async fn read_response(reader: &mut (impl AsyncReadExt + Unpin)) -> Response {
     let mut buf = Vec::new();
     loop {
         // Headers.

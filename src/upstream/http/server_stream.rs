@@ -82,7 +82,13 @@ async fn read_stream(up: &Arc<HttpUpstream>, session: &Arc<Session>) -> End {
         200 if head.kind == ReplyKind::EventStream => {}
         405 => return End::NotOffered,
         404 => return End::SessionGone,
-        _ => return End::Failed(pool::refusal(&mut conn, &head).await),
+        status => {
+            let refusal = pool::refusal(&mut conn, &head).await;
+            if status == 400 && session.id.is_some() && super::refuses_session(&refusal) {
+                return End::SessionGone;
+            }
+            return End::Failed(refusal);
+        }
     }
     tracing::info!(server = %up.name, "following the server's GET stream");
     let mut events = SseEvents::new(conn, &head, up.max_reply);
