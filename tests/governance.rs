@@ -6,7 +6,9 @@
 
 mod common;
 
-use common::raw_http::{build_request, post, send_raw, ACCEPT_BOTH, PROTOCOL_VERSION};
+use common::raw_http::{
+    build_request, initialize_body, post, send_raw, ACCEPT_BOTH, PROTOCOL_VERSION,
+};
 use common::*;
 use serde_json::{json, Value};
 
@@ -100,16 +102,6 @@ async fn a_key_without_grants_sees_nothing(driver: &str) {
     close(carol).await;
 }
 
-fn initialize_body() -> Vec<u8> {
-    json!({
-        "jsonrpc": "2.0", "id": 1, "method": "initialize",
-        "params": { "protocolVersion": PROTOCOL_VERSION, "capabilities": {},
-                    "clientInfo": { "name": "governance-test", "version": "0" } }
-    })
-    .to_string()
-    .into_bytes()
-}
-
 /// POSTs `body` to `path` with the usual MCP headers plus `extra`.
 async fn post_to(
     addr: &str,
@@ -130,7 +122,7 @@ both_drivers!(missing_and_wrong_keys_get_401);
 async fn missing_and_wrong_keys_get_401(driver: &str) {
     let gw = Gateway::start(driver, &governed_config()).await;
     let addr = gw.addr();
-    let body = initialize_body();
+    let body = initialize_body(PROTOCOL_VERSION);
 
     let none = post(
         &addr,
@@ -194,7 +186,7 @@ async fn a_session_is_refused_to_another_key(driver: &str) {
         &addr,
         "/mcp",
         &[("Authorization", &alice_bearer)],
-        &initialize_body(),
+        &initialize_body(PROTOCOL_VERSION),
     )
     .await;
     assert_eq!(opened.status, 200, "{opened:?}");
@@ -261,7 +253,7 @@ async fn a_group_url_shows_only_its_tools(driver: &str) {
         &gw.addr(),
         "/mcp/no-such-group",
         &[("x-api-key", DAVE)],
-        &initialize_body(),
+        &initialize_body(PROTOCOL_VERSION),
     )
     .await;
     assert_eq!(unknown.status, 404, "{unknown:?}");
@@ -272,22 +264,6 @@ async fn a_group_url_shows_only_its_tools(driver: &str) {
 }
 
 const ERIN: &str = "erin-key-4b8d1f6a2c9e0537";
-
-fn hang_up(gw: &Gateway) {
-    // SAFETY: sends SIGHUP to the gateway process this test started and still owns.
-    let rc = unsafe { libc::kill(gw.proc.pid() as i32, libc::SIGHUP) };
-    assert_eq!(rc, 0, "kill -HUP failed");
-}
-
-/// Writes `config` over the served file and asks for a reload; returns once the gateway logged
-/// a line containing `outcome` about it.
-fn reload_with(gw: &mut Gateway, config: &Value, outcome: &str) -> String {
-    let mark = gw.proc.mark();
-    std::fs::write(gw.config_path(), serde_json::to_vec_pretty(config).unwrap()).unwrap();
-    hang_up(gw);
-    gw.proc
-        .wait_stderr_line_after(mark, |l| l.contains(outcome), READY_TIMEOUT)
-}
 
 both_drivers!(keys_are_reloaded_and_never_logged);
 
@@ -307,7 +283,7 @@ async fn keys_are_reloaded_and_never_logged(driver: &str) {
         &gw.addr(),
         "/mcp",
         &[("x-api-key", &near_miss)],
-        &initialize_body(),
+        &initialize_body(PROTOCOL_VERSION),
     )
     .await;
     assert_eq!(refused.status, 401);
@@ -319,7 +295,7 @@ async fn keys_are_reloaded_and_never_logged(driver: &str) {
           "grants": { "ledger": ["echo", "recorded"], "mock": ["*"] } },
         { "name": "erin", "key": ERIN, "grants": { "ledger": ["echo"] } }
     ]);
-    reload_with(&mut gw, &next, "config reload applied");
+    gw.reload_with(&next, "config reload applied");
     let erin = connect_http_with_key(&gw.url, ERIN).await;
     assert_eq!(sorted_names(&list_tools(&erin).await), ["ledger__echo"]);
     assert!(try_connect_http_with_key(&gw.url, BOB).await.is_err());
@@ -333,7 +309,7 @@ async fn keys_are_reloaded_and_never_logged(driver: &str) {
     // An invalid file (a grant on a server that does not exist) is refused; the old one serves.
     let mut invalid = next.clone();
     invalid["virtual_keys"][1]["grants"] = json!({ "nowhere": ["*"] });
-    let line = reload_with(&mut gw, &invalid, "config reload refused");
+    let line = gw.reload_with(&invalid, "config reload refused");
     assert!(line.contains("virtual_keys[1].grants.nowhere"), "{line}");
     call_ok(
         &erin,

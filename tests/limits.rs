@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::raw_http::{build_request, send_raw, RawSession, ACCEPT_BOTH, PROTOCOL_VERSION};
+use common::raw_http::{
+    build_request, initialize_body, send_raw, RawSession, ACCEPT_BOTH, PROTOCOL_VERSION,
+};
 use common::*;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -33,16 +35,6 @@ fn limited_config() -> Value {
     cfg
 }
 
-fn initialize_body() -> Vec<u8> {
-    json!({
-        "jsonrpc": "2.0", "id": 1, "method": "initialize",
-        "params": { "protocolVersion": PROTOCOL_VERSION, "capabilities": {},
-                    "clientInfo": { "name": "limits-test", "version": "0" } }
-    })
-    .to_string()
-    .into_bytes()
-}
-
 async fn initialize_with(addr: &str, key: &str) -> common::raw_http::Response {
     let headers = [
         ("Content-Type", "application/json"),
@@ -51,7 +43,13 @@ async fn initialize_with(addr: &str, key: &str) -> common::raw_http::Response {
     ];
     send_raw(
         addr,
-        build_request("POST", "/mcp", addr, &headers, &initialize_body()),
+        build_request(
+            "POST",
+            "/mcp",
+            addr,
+            &headers,
+            &initialize_body(PROTOCOL_VERSION),
+        ),
     )
     .await
 }

@@ -6,7 +6,7 @@ mod common;
 
 use common::raw_http::{post, RawSession};
 use common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// The gateway's child processes: (pid, command line).
 fn children_of(parent: u32) -> Vec<(u32, String)> {
@@ -42,22 +42,6 @@ fn child_with(gw: &Gateway, marker: &str) -> Option<u32> {
         .into_iter()
         .find(|(_, cmd)| cmd.contains(marker))
         .map(|(pid, _)| pid)
-}
-
-fn hang_up(gw: &Gateway) {
-    // SAFETY: sends SIGHUP to the gateway process this test started and still owns.
-    let rc = unsafe { libc::kill(gw.proc.pid() as i32, libc::SIGHUP) };
-    assert_eq!(rc, 0, "kill -HUP failed");
-}
-
-/// Writes `config` over the served file, sends SIGHUP, and returns the first log line after
-/// that containing `outcome`.
-fn reload_with(gw: &mut Gateway, config: &Value, outcome: &str) -> String {
-    let mark = gw.proc.mark();
-    std::fs::write(gw.config_path(), serde_json::to_vec_pretty(config).unwrap()).unwrap();
-    hang_up(gw);
-    gw.proc
-        .wait_stderr_line_after(mark, |l| l.contains(outcome), READY_TIMEOUT)
 }
 
 fn sorted_tools(tools: &[rmcp::model::Tool]) -> Vec<String> {
@@ -107,7 +91,7 @@ async fn servers_are_added_changed_and_removed_while_calls_run(driver: &str) {
     ]);
     after["tool_prefix"] = json!("always");
     let mark = gw.proc.mark();
-    reload_with(&mut gw, &after, "config reload applied");
+    gw.reload_with(&after, "config reload applied");
 
     // The calls that were running finish normally on the servers they started on.
     for (what, task) in [("gone", on_gone), ("changing", on_changing)] {
@@ -168,7 +152,7 @@ async fn an_invalid_config_is_refused_and_the_old_one_serves(driver: &str) {
         ("mock", mock_stdio(&[])),
         ("broken", json!({ "url": "ftp://nowhere/mcp" })),
     ]);
-    let line = reload_with(&mut gw, &bad, "config reload refused");
+    let line = gw.reload_with(&bad, "config reload refused");
     assert!(line.contains("mcpServers.broken.url"), "{line}");
     call_ok(&client, "mock__echo", json!({ "message": "old config" })).await;
     let tools = sorted_tools(&list_tools(&client).await);

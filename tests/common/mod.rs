@@ -210,6 +210,22 @@ impl Gateway {
         self._dir.path().join("mcpgate.json")
     }
 
+    /// Writes `config` over the served file, sends SIGHUP, and returns the first log line after
+    /// that containing `outcome` (e.g. "config reload applied", "config reload refused").
+    pub fn reload_with(&mut self, config: &Value, outcome: &str) -> String {
+        let mark = self.proc.mark();
+        std::fs::write(
+            self.config_path(),
+            serde_json::to_vec_pretty(config).expect("config"),
+        )
+        .expect("write config");
+        // SAFETY: sends SIGHUP to the gateway process this test started and still owns.
+        let rc = unsafe { libc::kill(self.proc.pid() as i32, libc::SIGHUP) };
+        assert_eq!(rc, 0, "kill -HUP failed");
+        self.proc
+            .wait_stderr_line_after(mark, |l| l.contains(outcome), READY_TIMEOUT)
+    }
+
     /// Starts `mcpgate serve` with no `--config`, in an empty temp working directory: the
     /// README's "start the gateway" command, on the built-in default config.
     pub async fn start_default_config(driver: &str) -> Gateway {

@@ -216,6 +216,20 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
+/// An `initialize` request (id 1) asking for `version`, as JSON bytes.
+pub fn initialize_body(version: &str) -> Vec<u8> {
+    json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {
+            "protocolVersion": version,
+            "capabilities": {},
+            "clientInfo": { "name": "mcpgate-raw-test", "version": "0.0.0" }
+        }
+    })
+    .to_string()
+    .into_bytes()
+}
+
 /// An MCP session opened by hand: `initialize`, then `notifications/initialized`.
 pub struct RawSession {
     pub addr: String,
@@ -233,21 +247,13 @@ impl RawSession {
 
     /// Like [`RawSession::open`], asking `initialize` for `version` (which must be granted).
     pub async fn open_at(addr: &str, version: &str) -> RawSession {
-        let init = json!({
-            "jsonrpc": "2.0", "id": 1, "method": "initialize",
-            "params": {
-                "protocolVersion": version,
-                "capabilities": {},
-                "clientInfo": { "name": "mcpgate-raw-test", "version": "0.0.0" }
-            }
-        });
         let response = post(
             addr,
             &[
                 ("Content-Type", "application/json"),
                 ("Accept", ACCEPT_BOTH),
             ],
-            init.to_string().as_bytes(),
+            &initialize_body(version),
         )
         .await;
         assert_eq!(response.status, 200, "initialize: {response:?}");
