@@ -218,7 +218,8 @@ pub(super) fn build(
         if !names.insert(key.name.clone()) {
             return Err(ConfigError::at(
                 format!("{path}.name"),
-                format!("another key is already named {:?}", key.name),
+                // Not quoted: the name may come from `${VAR}`, and the path says which key.
+                "another key has the same name",
             ));
         }
         if key.key.chars().count() < MIN_KEY_LEN {
@@ -241,7 +242,8 @@ pub(super) fn build(
             if !groups.contains_key(group) {
                 return Err(ConfigError::at(
                     format!("{path}.groups[{j}]"),
-                    format!("no group named {group:?} in \"groups\""),
+                    // Not quoted: the name may come from `${VAR}`; the path points at it.
+                    "no group of that name in \"groups\"",
                 ));
             }
         }
@@ -434,6 +436,27 @@ mod tests {
         for (text, path) in cases {
             let err = parse(text).unwrap_err();
             assert!(err.path.starts_with(path), "{text} -> {err}");
+            assert!(!err.to_string().contains(SECRET), "{err}");
+        }
+    }
+
+    /// Found by the `config` fuzz target: a key's group reference that came from `${VAR}` was
+    /// quoted in the error; the message for a repeated key name had the same flaw.
+    #[test]
+    fn names_from_variables_are_not_echoed() {
+        let cases = [
+            (
+                r#""virtual_keys": [{"name": "${KEY}", "key": "key-0123456789abcdef"}, {"name": "${KEY}", "key": "key-fedcba9876543210"}]"#,
+                "virtual_keys[1].name",
+            ),
+            (
+                r#""virtual_keys": [{"name": "k", "key": "key-0123456789abcdef", "groups": ["${KEY}"]}]"#,
+                "virtual_keys[0].groups[0]",
+            ),
+        ];
+        for (text, path) in cases {
+            let err = parse(text).unwrap_err();
+            assert_eq!(err.path, path, "{text} -> {err}");
             assert!(!err.to_string().contains(SECRET), "{err}");
         }
     }

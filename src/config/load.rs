@@ -197,24 +197,45 @@ pub fn parse_config(
 }
 
 /// serde's messages quote the offending value (`invalid type: string "…"`); after `${VAR}`
-/// expansion that value may be a secret, so it is dropped from the message.
+/// expansion that value may be a secret, so it is dropped from the message. The quoted text
+/// may contain anything (quotes, backticks, the words around it), so its end is found from
+/// how serde writes it, not by searching for a delimiter.
 fn without_values(message: &str) -> String {
-    let mut out = message.to_owned();
-    // `invalid type: string "…", expected …` and `invalid value: string "…"`
-    if let Some(start) = out.find("string \"") {
-        let after = start + "string \"".len();
-        let end = out[after..]
-            .find("\", ")
-            .map_or(out.len(), |e| after + e + 1);
-        out.replace_range(start..end, "a string");
+    // `unknown variant `…`, expected one of `a`, `b``: the variant is written raw, so it ends
+    // at the last "`, expected " (the list after it never contains that).
+    if let Some(variant) = message.strip_prefix("unknown variant `") {
+        let after = variant
+            .rfind("`, expected ")
+            .or_else(|| variant.rfind("`, there are no variants"))
+            .map_or("", |end| &variant[end + 1..]);
+        return format!("unknown value{after}");
     }
-    // `unknown variant `…`, expected one of …`
-    if let Some(start) = out.find("unknown variant `") {
-        let after = start + "unknown variant `".len();
-        if let Some(e) = out[after..].find('`') {
-            out.replace_range(start..after + e + 1, "unknown value");
+    // `invalid type: string "…", expected …`: the string is Debug-escaped, so it ends at the
+    // first quote not preceded by an escaping backslash.
+    const QUOTED: &str = "string \"";
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find(QUOTED) {
+        out.push_str(&rest[..start]);
+        out.push_str("a string");
+        let quoted = &rest[start + QUOTED.len()..];
+        let mut end = quoted.len();
+        let mut chars = quoted.char_indices();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => {
+                    chars.next();
+                }
+                '"' => {
+                    end = i + 1;
+                    break;
+                }
+                _ => {}
+            }
         }
+        rest = &quoted[end..];
     }
+    out.push_str(rest);
     out
 }
 
@@ -643,5 +664,28 @@ mod tests {
         let err = parse(r#"{"mcpServers": {"a": {"url": "http://x", "headers": {"A": 5}}}}"#)
             .unwrap_err();
         assert!(!err.to_string().contains("t0k"));
+    }
+
+    /// Found by the `config` fuzz target: text around a `${VAR}` that looks like the end of
+    /// serde's quote (`", ` or a backtick) made the rest of the value, secret included, show.
+    #[test]
+    fn secrets_next_to_quote_like_text_are_not_echoed() {
+        for text in [
+            r#"{"workers": "a\", b${TOKEN}", "mcpServers": {"a": {"command": "x"}}}"#,
+            r#"{"tool_prefix": "x`y${TOKEN}", "mcpServers": {"a": {"command": "x"}}}"#,
+            r#"{"tool_prefix": "x`, expected ${TOKEN}`, expected", "mcpServers": {"a": {"command": "x"}}}"#,
+            r#"{"io_driver": "unknown variant `${TOKEN}", "mcpServers": {"a": {"command": "x"}}}"#,
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(!err.to_string().contains("t0k"), "{text} -> {err}");
+        }
+        assert_eq!(
+            without_values(r#"invalid type: string "a\", b\\", expected usize"#),
+            "invalid type: a string, expected usize"
+        );
+        assert_eq!(
+            without_values("unknown variant `x`y`, expected one of `always`, `never`"),
+            "unknown value, expected one of `always`, `never`"
+        );
     }
 }

@@ -191,16 +191,7 @@ impl ClientConn {
     /// Reads the response head (skipping any 1xx interim responses).
     pub async fn read_head(&mut self) -> Result<ReplyHead, ClientError> {
         loop {
-            let parsed = {
-                let mut headers = [httparse::EMPTY_HEADER; 64];
-                let mut resp = httparse::Response::new(&mut headers);
-                match resp.parse(&self.rbuf) {
-                    Ok(httparse::Status::Complete(n)) => Some((n, head_from(&resp)?)),
-                    Ok(httparse::Status::Partial) => None,
-                    Err(_) => return Err(ClientError::Malformed("invalid response head")),
-                }
-            };
-            match parsed {
+            match parse_reply_head(&self.rbuf)? {
                 Some((n, head)) => {
                     self.rbuf.drain(..n);
                     if (100..200).contains(&head.status) {
@@ -228,6 +219,18 @@ impl ClientConn {
         let mut reader = BodyReader::new(head.framing, limit);
         while reader.read(self, out, limit).await? {}
         Ok(())
+    }
+}
+
+/// Parses the reply head at the start of `buf` (sans I/O): `None` until it is complete, then
+/// the head and its length. Interim 1xx heads come back like any other.
+pub fn parse_reply_head(buf: &[u8]) -> Result<Option<(usize, ReplyHead)>, ClientError> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut resp = httparse::Response::new(&mut headers);
+    match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => Ok(Some((n, head_from(&resp)?))),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(_) => Err(ClientError::Malformed("invalid response head")),
     }
 }
 

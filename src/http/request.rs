@@ -76,7 +76,11 @@ fn has_token(value: &[u8], token: &str) -> bool {
 pub fn parse_head<'a>(buf: &'a [u8], limits: &HttpLimits) -> HeadParse<'a> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
-    let head_len = match req.parse(buf) {
+    // Only the first `max_header_bytes` can hold an acceptable head. Parsing no further makes
+    // the verdict independent of how the bytes arrived: a malformed line past the limit is
+    // "too large" (431) whether it came in the same read as the start or a later one.
+    let window = &buf[..buf.len().min(limits.max_header_bytes)];
+    let head_len = match req.parse(window) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             return if buf.len() > limits.max_header_bytes {
@@ -328,6 +332,34 @@ mod tests {
         assert!(matches!(
             parse(&many),
             HeadParse::Reject(Status::HeaderFieldsTooLarge, _)
+        ));
+    }
+
+    /// Found by the `http_head` fuzz target: a malformed line beyond the head limit was
+    /// answered 400 when it arrived with the rest and 431 when it came in a later read.
+    #[test]
+    fn the_verdict_past_the_limit_does_not_depend_on_reads() {
+        let limits = HttpLimits {
+            max_header_bytes: 32,
+            max_body_bytes: 16,
+        };
+        let raw = b"GET / HTTP/1.1\r\nHost: x\r\nX-Long: 0123456789\r\nno colon\r\n\r\n";
+        assert!(matches!(
+            parse_head(raw, &limits),
+            HeadParse::Reject(Status::HeaderFieldsTooLarge, _)
+        ));
+        assert!(matches!(
+            parse_head(&raw[..30], &limits),
+            HeadParse::Partial
+        ));
+        assert!(matches!(
+            parse_head(&raw[..40], &limits),
+            HeadParse::Reject(Status::HeaderFieldsTooLarge, _)
+        ));
+        // Within the limit, a malformed line is still a malformed request.
+        assert!(matches!(
+            parse_head(b"GET / HTTP/1.1\r\nno colon\r\n\r\n", &limits),
+            HeadParse::Reject(Status::BadRequest, _)
         ));
     }
 

@@ -1,0 +1,7 @@
+#![no_main]
+//! The check itself lives in `fuzz/checks/sse.rs`, shared with the stable smoke test.
+
+#[path = "../checks/sse.rs"]
+mod check;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check::check(data));
