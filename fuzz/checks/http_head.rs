@@ -8,12 +8,14 @@
 use mcpgate::http::chunked::{ChunkedDecoder, ChunkedError};
 use mcpgate::http::client::{parse_reply_head, ReplyFraming};
 use mcpgate::http::request::{parse_head, BodyFraming, HeadParse};
+use mcpgate::http::limits::DEFAULT_HEADER_READ_TIMEOUT;
 use mcpgate::http::{HttpLimits, Method, Status};
 
 /// Limits small enough for short inputs to reach them.
 const SMALL: HttpLimits = HttpLimits {
     max_header_bytes: 64,
     max_body_bytes: 16,
+    header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
 };
 
 pub fn check(data: &[u8]) {

@@ -342,6 +342,7 @@ mod tests {
         let limits = HttpLimits {
             max_header_bytes: 32,
             max_body_bytes: 16,
+            ..HttpLimits::default()
         };
         let raw = b"GET / HTTP/1.1\r\nHost: x\r\nX-Long: 0123456789\r\nno colon\r\n\r\n";
         assert!(matches!(
