@@ -7,8 +7,8 @@
 
 use mcpgate::http::chunked::{ChunkedDecoder, ChunkedError};
 use mcpgate::http::client::{parse_reply_head, ReplyFraming};
-use mcpgate::http::request::{parse_head, BodyFraming, HeadParse};
 use mcpgate::http::limits::DEFAULT_HEADER_READ_TIMEOUT;
+use mcpgate::http::request::{parse_head, BodyFraming, HeadParse};
 use mcpgate::http::{HttpLimits, Method, Status};
 
 /// Limits small enough for short inputs to reach them.
