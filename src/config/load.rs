@@ -666,8 +666,9 @@ mod tests {
         assert!(!err.to_string().contains("t0k"));
     }
 
-    /// Found by the `config` fuzz target: text around a `${VAR}` that looks like the end of
-    /// serde's quote (`", ` or a backtick) made the rest of the value, secret included, show.
+    /// Found by the `config` fuzz check (on its stable smoke run): text around a `${VAR}` that
+    /// looks like the end of serde's quote (`", ` or a backtick) made the rest of the value,
+    /// secret included, show.
     #[test]
     fn secrets_next_to_quote_like_text_are_not_echoed() {
         for text in [

@@ -335,8 +335,9 @@ mod tests {
         ));
     }
 
-    /// Found by the `http_head` fuzz target: a malformed line beyond the head limit was
-    /// answered 400 when it arrived with the rest and 431 when it came in a later read.
+    /// Found by the `http_head` fuzz check (on its stable smoke run): a malformed line beyond
+    /// the head limit was answered 400 when it arrived with the rest and 431 when it came in a
+    /// later read.
     #[test]
     fn the_verdict_past_the_limit_does_not_depend_on_reads() {
         let limits = HttpLimits {
