@@ -19,11 +19,9 @@ const WAIT: Duration = Duration::from_secs(20);
 
 /// The upstream id of the call the mock reports hanging, from its log line.
 fn hanging_id(line: &str) -> u64 {
-    line.split("mock-upstream: request ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|id| id.parse().ok())
-        .unwrap_or_else(|| panic!("no request id in {line:?}"))
+    let id = mock_request_id(line);
+    id.parse()
+        .unwrap_or_else(|_| panic!("request id {id:?} is not a number"))
 }
 
 fn wait_line(gw: &mut Gateway, mark: usize, needle: &str) -> String {

@@ -204,12 +204,7 @@ async fn hung_upstream_times_out_while_other_calls_are_answered(driver: &str) {
         |l| l.contains("hangs (fault_hang)") && l.contains("server=hang"),
         READY_TIMEOUT,
     );
-    let upstream_id = line
-        .split("mock-upstream: request ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .unwrap_or_else(|| panic!("no request id in {line:?}"))
-        .to_owned();
+    let upstream_id = mock_request_id(&line);
 
     // Meanwhile the gateway answers everything else: the other server, and the hung server's
     // own other calls.

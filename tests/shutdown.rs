@@ -266,12 +266,7 @@ async fn calls_still_running_at_the_deadline_are_answered_with_an_error(driver: 
     let (id, body) = session.request_body("tools/call", json!({ "name": "mock__fault_hang" }));
     let hanging = tokio::spawn(async move { session.post(&body).await });
     let line = wait_log(&mut gw, mark, |l| l.contains("hangs (fault_hang)"));
-    let upstream_id = line
-        .split("mock-upstream: request ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .unwrap_or_else(|| panic!("no request id in {line:?}"))
-        .to_owned();
+    let upstream_id = mock_request_id(&line);
 
     let mark = gw.proc.mark();
     gw.proc.signal(libc::SIGTERM);

@@ -106,12 +106,9 @@ fn with_core_limits<R>(limits: &Arc<Limits>, f: impl FnOnce(&CoreLimits) -> R) -
             .as_ref()
             .is_some_and(|core| Arc::ptr_eq(core.limits(), limits));
         if !current {
-            *slot = Some(CoreLimits::new(limits));
+            *slot = None;
         }
-        match slot.as_ref() {
-            Some(core) => f(core),
-            None => f(&CoreLimits::new(limits)),
-        }
+        f(slot.get_or_insert_with(|| CoreLimits::new(limits)))
     })
 }
 

@@ -709,6 +709,15 @@ pub fn mcp_error(
     }
 }
 
+/// The upstream request id in a mock-upstream log line (`mock-upstream: request 7 hangs …`).
+pub fn mock_request_id(line: &str) -> String {
+    line.split("mock-upstream: request ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("no request id in {line:?}"))
+        .to_owned()
+}
+
 /// A token unique within this test process (for messages that must not collide).
 pub fn unique_token() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
