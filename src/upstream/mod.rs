@@ -183,7 +183,10 @@ impl Upstream {
             }
             // Dropping the call at the timeout forgets it, so a late reply is dropped.
             Upstream::Sse(s) => {
-                match monoio::time::timeout(timeout, s.call(method, params, events, timing)).await {
+                // Boxed: the legacy transport's call is large and rare; inline it would
+                // enlarge every call's future.
+                let call = Box::pin(s.call(method, params, events, timing));
+                match monoio::time::timeout(timeout, call).await {
                     Ok(reply) => reply,
                     Err(_) => Err(timed_out()),
                 }
@@ -226,7 +229,7 @@ mod tests {
     fn payload_spans_point_at_result_or_error() {
         let line =
             br#"{"jsonrpc":"2.0","id":3,"result":{"content":[{"type":"text","text":"a\"b"}]}}"#;
-        let env: Envelope<'_> = serde_json::from_slice(line).unwrap();
+        let env = Envelope::decode(line).unwrap();
         let reply = UpstreamReply {
             message: line.to_vec(),
             payload: Payload::locate(line, &env),
@@ -237,7 +240,7 @@ mod tests {
         );
 
         let line = br#"{"jsonrpc":"2.0","error":{"code":-32602,"message":"no"},"id":4}"#;
-        let env: Envelope<'_> = serde_json::from_slice(line).unwrap();
+        let env = Envelope::decode(line).unwrap();
         let reply = UpstreamReply {
             message: line.to_vec(),
             payload: Payload::locate(line, &env),
@@ -251,11 +254,11 @@ mod tests {
     #[test]
     fn values_from_another_buffer_are_not_located() {
         let parsed_from = br#"{"jsonrpc":"2.0","id":1,"result":{}}"#.to_vec();
-        let env: Envelope<'_> = serde_json::from_slice(&parsed_from).unwrap();
+        let env = Envelope::decode(&parsed_from).unwrap();
         let other = vec![b' '; 4];
         assert_eq!(Payload::locate(&other, &env), None);
         let nothing = br#"{"jsonrpc":"2.0","id":1}"#;
-        let env: Envelope<'_> = serde_json::from_slice(nothing).unwrap();
+        let env = Envelope::decode(nothing).unwrap();
         assert_eq!(Payload::locate(nothing, &env), None);
         assert_eq!(
             UpstreamReply::unparsed(nothing.to_vec()).payload_text(),

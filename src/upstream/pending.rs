@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use serde_json::value::RawValue;
+use crate::jsonrpc::RawJson;
 
 use super::call::{EventSink, Responder, ServerMessage};
 use super::process::lock;
@@ -108,7 +108,7 @@ impl PendingCalls {
     pub fn pass_notification(
         &self,
         method: &str,
-        params: Option<&RawValue>,
+        params: Option<RawJson<'_>>,
         message: &[u8],
     ) -> bool {
         let sink = match method {
@@ -203,7 +203,7 @@ pub fn unrelayable(method: &str) -> String {
 
 /// The numeric progress token the gateway put in a call's `_meta`, from a progress
 /// notification's params.
-pub fn progress_token(params: Option<&RawValue>) -> Option<u64> {
+pub fn progress_token(params: Option<RawJson<'_>>) -> Option<u64> {
     #[derive(serde::Deserialize)]
     struct Progress {
         #[serde(rename = "progressToken")]

@@ -24,7 +24,8 @@ static NEXT_POOL_KEY: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
     /// Idle connections of this core, by pool key.
-    static POOLS: RefCell<HashMap<u64, Vec<ClientConn>>> = RefCell::new(HashMap::new());
+    static POOLS: RefCell<HashMap<u64, Vec<ClientConn>, ahash::RandomState>> =
+        RefCell::new(HashMap::default());
 }
 
 /// A key unique in this process, naming one upstream's connections in every core's pool.
@@ -71,7 +72,9 @@ impl fmt::Display for PostError {
 
 /// Opens a new connection to `url`'s server, TLS for `https://` (not pooled until [`put`]).
 pub async fn connect(url: &UpstreamUrl) -> Result<ClientConn, PostError> {
-    ClientConn::connect(url.addr, url.tls.as_ref())
+    // Boxed: connecting (a TLS handshake included) takes a few KiB of future state, which
+    // would otherwise sit in every call's future although pooled calls never connect.
+    Box::pin(ClientConn::connect(url.addr, url.tls.as_ref()))
         .await
         .map_err(|error| PostError::Connect {
             addr: url.addr,
