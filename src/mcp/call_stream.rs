@@ -69,10 +69,13 @@ enum Step {
 /// Waits for the reply or the first message about the call, whichever comes first. Messages
 /// the server sent before its reply are relayed before it, so a reply that is already in with
 /// messages queued still streams.
+///
+/// `client` is called only when the call streams: most calls are answered at once and never
+/// need the client's terms copied out of the request.
 pub async fn await_call(
     mut call: CallFuture,
     mut events: CallEvents,
-    client: CallClient,
+    client: impl FnOnce() -> CallClient,
     server: Arc<ServerEntry>,
     mut cancellation: Cancellation,
 ) -> CallOutcome {
@@ -89,7 +92,7 @@ pub async fn await_call(
         reply: done,
         first: Some(first),
         events,
-        client,
+        client: client(),
         server,
         cancellation,
         filed: Vec::new(),

@@ -111,12 +111,18 @@ impl Forwarding<'_> {
                 .await;
             (reply, timing)
         });
-        let client = CallClient {
-            id: self.id.into(),
+        let (id, session, capabilities, stateless) = (
+            self.id,
+            self.session,
+            self.client_capabilities,
+            self.stateless,
+        );
+        let client = move || CallClient {
+            id: id.into(),
             progress_token: client_token,
-            session: self.session,
-            capabilities: self.client_capabilities,
-            stateless: self.stateless,
+            session,
+            capabilities,
+            stateless,
         };
         let (registered, signal) = in_flight::register(self.session, self.id);
         let cancellation = Cancellation {
