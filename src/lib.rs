@@ -6,6 +6,7 @@
 //! client listener and `https://` upstreams.
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod http;

@@ -210,9 +210,10 @@ impl McpService {
                 )
             }
         };
-        // What the token says, with the capabilities the client declared at `initialize`.
+        // What the token says, with what the client declared at `initialize`.
         let claims = SessionClaims {
             client_capabilities: ticket.capabilities,
+            client: ticket.client,
             ..claims
         };
         if env.kind() != MessageKind::Request {
@@ -267,7 +268,11 @@ impl Answer {
         if env.method.as_deref() == Some("initialize") {
             let out = resp.json(Status::Ok);
             if let Some(handshake) = methods::handshake(&env, out) {
-                legacy_sessions::set_capabilities(self.claims.nonce, handshake.capabilities);
+                legacy_sessions::set_declared(
+                    self.claims.nonce,
+                    handshake.capabilities,
+                    handshake.client,
+                );
                 methods::write_initialize_result(out, id, handshake.version);
             }
         } else {

@@ -15,6 +15,7 @@ pub mod announcements;
 mod batch;
 mod call_stream;
 pub(crate) mod checks;
+pub mod client_info;
 mod completion;
 mod cors;
 mod forward;
