@@ -28,6 +28,6 @@ mod writer;
 pub use access::{AccessPath, AccessRecord};
 pub use entry::AuditEntry;
 pub use observation::{Caller, Observation, Recorder};
-pub use pipeline::{AuditCounts, AuditLog, AuditSender, AuditStats};
+pub use pipeline::{AuditCounts, AuditLog, AuditSender, AuditSenders, AuditStats};
 pub use query::{query, AuditQuery, AuditQueryError};
 pub use record::{AuditRecord, Detail, Outcome, RoutedMethod};

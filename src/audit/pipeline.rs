@@ -166,6 +166,24 @@ impl AuditSender {
     }
 }
 
+/// Hands out one [`AuditSender`] per worker core.
+#[derive(Clone)]
+pub struct AuditSenders {
+    shared: Arc<Shared>,
+    log_arguments: bool,
+}
+
+impl AuditSenders {
+    pub fn sender(&self) -> AuditSender {
+        AuditSender {
+            shared: self.shared.clone(),
+            records_since_check: Cell::new(0),
+            access_since_check: Cell::new(0),
+            log_arguments: self.log_arguments,
+        }
+    }
+}
+
 /// The running pipeline: hands out senders, and stops the log thread at shutdown.
 pub struct AuditLog {
     shared: Arc<Shared>,
@@ -243,12 +261,10 @@ impl AuditLog {
         }))
     }
 
-    /// A sender for one worker core.
-    pub fn sender(&self) -> AuditSender {
-        AuditSender {
+    /// What worker cores take their senders from.
+    pub fn senders(&self) -> AuditSenders {
+        AuditSenders {
             shared: self.shared.clone(),
-            records_since_check: Cell::new(0),
-            access_since_check: Cell::new(0),
             log_arguments: self.log_arguments,
         }
     }

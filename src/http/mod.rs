@@ -17,4 +17,4 @@ pub mod sse;
 pub use limits::HttpLimits;
 pub use request::{Method, RequestHead};
 pub use response::{Response, Status};
-pub use server::{serve_connection, serve_listener, Handler, Outcome, SseStream};
+pub use server::{serve_connection, serve_listener, Handler, Outcome, RequestLog, SseStream};

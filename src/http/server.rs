@@ -11,10 +11,16 @@
 //! (`runtime::drain`) the listener stops accepting, a connection waiting for its next request
 //! closes, one serving a request answers it with `Connection: close` and closes, and at the
 //! drain's deadline whatever is still running is abandoned (see [`Handler::abandoned`]).
+//!
+//! Access log: a handler that keeps one ([`Handler::logs_requests`]) is told of every request
+//! once its reply is written ([`Handler::log_request`]); only then is the clock read per
+//! request.
 
 use std::cell::RefCell;
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
@@ -75,7 +81,66 @@ pub trait Handler {
             "the server is shutting down and this request did not finish in time\n",
         );
     }
+
+    /// Whether [`Handler::log_request`] wants to hear of every request.
+    fn logs_requests(&self) -> bool {
+        false
+    }
+
+    /// One request is done: its reply written, abandoned by a drain, or left by its client.
+    fn log_request(&self, _request: &RequestLog<'_>) {}
 }
+
+/// One request as the access log sees it.
+pub struct RequestLog<'a> {
+    pub peer: Option<SocketAddr>,
+    pub method: Method,
+    /// The path, without the query string.
+    pub path: &'a str,
+    /// 499 when the client went away before the reply was written.
+    pub status: u16,
+    /// The request as it arrived: head and body (with any chunk framing).
+    pub bytes_in: usize,
+    /// The reply as written: head and body (for an SSE reply, every event).
+    pub bytes_out: usize,
+    /// From the request's head being read to its reply written (or its stream's end).
+    pub duration: std::time::Duration,
+    /// [`Response::who`].
+    pub who: Option<&'a Arc<str>>,
+}
+
+/// What a logged request needs besides its head and response.
+#[derive(Clone, Copy)]
+struct Logged {
+    peer: Option<SocketAddr>,
+    started: std::time::Instant,
+    bytes_in: usize,
+}
+
+impl Logged {
+    fn report<H: Handler>(
+        self,
+        handler: &H,
+        head: &RequestHead<'_>,
+        status: u16,
+        who: Option<&Arc<str>>,
+        bytes_out: usize,
+    ) {
+        handler.log_request(&RequestLog {
+            peer: self.peer,
+            method: head.method,
+            path: head.path,
+            status,
+            bytes_in: self.bytes_in,
+            bytes_out,
+            duration: self.started.elapsed(),
+            who,
+        });
+    }
+}
+
+/// Status logged for a request whose client went away before its reply was written.
+const CLIENT_GONE: u16 = 499;
 
 /// Growth step of a read buffer that ran out of room.
 const READ_CHUNK: usize = 8 * 1024;
@@ -218,11 +283,16 @@ enum StreamEnd {
 /// Serves one connection until the peer closes it, asks to close, or sends something that
 /// forces a close (a malformed or oversized request, a head that takes too long), or until a
 /// drain closes it.
-pub async fn serve_connection<S, H>(mut stream: S, handler: &H, limits: HttpLimits)
-where
+pub async fn serve_connection<S, H>(
+    mut stream: S,
+    handler: &H,
+    limits: HttpLimits,
+    peer: Option<SocketAddr>,
+) where
     S: AsyncReadRent + AsyncWriteRent + HangUpWatch,
     H: Handler,
 {
+    let logging = handler.logs_requests();
     let mut bufs = ConnBuffers::new();
     let mut resp = Response::new();
     let mut chunked: Option<ChunkedProgress> = None;
@@ -308,6 +378,11 @@ where
             ensure_pooled(&mut resp.body);
             ensure_pooled(&mut bufs.write);
             crate::runtime::busy_poll::note_activity();
+            let logged = logging.then(|| Logged {
+                peer,
+                started: std::time::Instant::now(),
+                bytes_in: used,
+            });
             let mut work = drain::request();
             // Boxed: the handler's state machine (upstream calls and all) is several KiB and
             // would otherwise sit inline in every connection's task, idle ones included.
@@ -320,7 +395,12 @@ where
                 outcome = handled => Some(outcome),
                 // The client is gone: dropping the handler stops its work (an upstream call is
                 // cancelled upstream); there is nobody to answer.
-                () = hung_up => return,
+                () = hung_up => {
+                    if let Some(logged) = logged {
+                        logged.report(handler, &head, CLIENT_GONE, None, 0);
+                    }
+                    return;
+                }
                 // Shutting down and out of time: dropping the handler cancels its upstream
                 // work the same way; the client gets an error instead of a reply.
                 () = drain::reached(Phase::Deadline) => None,
@@ -329,11 +409,17 @@ where
             chunked = None;
             continue_sent = false;
             let head_only = head.method == Method::Head;
+            let written_before = bufs.write.len();
             let Some(outcome) = outcome else {
+                let who = resp.who.take();
                 resp.reset();
                 handler.abandoned(&head, body, &mut resp);
                 write_response(&mut bufs.write, &resp, false, head_only);
                 drain::note(Event::Abandoned);
+                if let Some(logged) = logged {
+                    let out = bufs.write.len() - written_before;
+                    logged.report(handler, &head, resp.status.code(), who.as_ref(), out);
+                }
                 break Scan::Close;
             };
             match outcome {
@@ -342,6 +428,11 @@ where
                     let keep_alive = head.keep_alive && drain::phase() == Phase::Serving;
                     write_response(&mut bufs.write, &resp, keep_alive, head_only);
                     drain::note(Event::Answered);
+                    if let Some(logged) = logged {
+                        let out = bufs.write.len() - written_before;
+                        let status = resp.status.code();
+                        logged.report(handler, &head, status, resp.who.as_ref(), out);
+                    }
                     if !keep_alive {
                         break Scan::Close;
                     }
@@ -353,8 +444,24 @@ where
                     }
                     let keep_alive = head.keep_alive && drain::phase() == Phase::Serving;
                     write_sse_head(&mut bufs.write, &resp, keep_alive);
-                    let streamed =
-                        Box::pin(stream_events(&mut stream, &mut bufs.write, &mut events)).await;
+                    let head_bytes = bufs.write.len() - written_before;
+                    let mut sent = 0;
+                    let streamed = Box::pin(stream_events(
+                        &mut stream,
+                        &mut bufs.write,
+                        &mut events,
+                        &mut sent,
+                    ))
+                    .await;
+                    if let Some(logged) = logged {
+                        let (status, who) = (resp.status.code(), resp.who.as_ref());
+                        let last = if matches!(streamed, StreamEnd::Gone) {
+                            0
+                        } else {
+                            LAST_CHUNK.len()
+                        };
+                        logged.report(handler, &head, status, who, head_bytes + sent + last);
+                    }
                     match streamed {
                         StreamEnd::Gone => return,
                         StreamEnd::Abandoned => {
@@ -530,7 +637,7 @@ pub async fn serve_listener<H: Handler + 'static>(
                 match &tls {
                     None => {
                         monoio::spawn(async move {
-                            serve_connection(stream, &*handler, limits).await;
+                            serve_connection(stream, &*handler, limits, Some(peer)).await;
                             drop(counted);
                         });
                     }
@@ -538,7 +645,9 @@ pub async fn serve_listener<H: Handler + 'static>(
                         let acceptor = acceptor.clone();
                         monoio::spawn(async move {
                             match acceptor.accept(stream).await {
-                                Ok(conn) => serve_connection(conn, &*handler, limits).await,
+                                Ok(conn) => {
+                                    serve_connection(conn, &*handler, limits, Some(peer)).await
+                                }
                                 Err(why) => {
                                     tracing::debug!(%peer, "TLS handshake failed: {why}")
                                 }
@@ -564,11 +673,12 @@ pub async fn serve_listener<H: Handler + 'static>(
 }
 
 /// Writes an SSE stream's events as they come, until it ends, the peer goes away, or a
-/// drain's deadline cuts it.
+/// drain's deadline cuts it. `sent` counts the bytes of the events' chunks.
 async fn stream_events<S: AsyncWriteRent + HangUpWatch, E: SseStream>(
     stream: &mut S,
     write: &mut Vec<u8>,
     events: &mut E,
+    sent: &mut usize,
 ) -> StreamEnd {
     enum Next {
         More(bool),
@@ -586,6 +696,7 @@ async fn stream_events<S: AsyncWriteRent + HangUpWatch, E: SseStream>(
             () = stream.hung_up() => Next::Gone,
             () = drain::reached(Phase::Deadline) => Next::Deadline,
         };
+        let before = write.len();
         match next {
             Next::More(true) => write_chunk(write, &event),
             Next::More(false) => break StreamEnd::Finished,
@@ -594,9 +705,11 @@ async fn stream_events<S: AsyncWriteRent + HangUpWatch, E: SseStream>(
                 event.clear();
                 events.abandon(&mut event);
                 write_chunk(write, &event);
+                *sent += write.len() - before;
                 break StreamEnd::Abandoned;
             }
         }
+        *sent += write.len() - before;
     };
     give_buffer(event);
     end

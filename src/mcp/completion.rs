@@ -23,6 +23,9 @@ pub async fn complete(access: Access<'_>, params: Option<&RawValue>, mut fwd: Fo
     let Some(reference) = obj.get("ref").and_then(|r| RawObject::parse(r.get()).ok()) else {
         return fwd.invalid_params("Invalid params: params.ref must be an object");
     };
+    if let Some(argument) = obj.get("argument") {
+        fwd.observed.arguments(argument.get());
+    }
     let mut upstream_ref = Vec::with_capacity(obj.get("ref").map_or(0, |r| r.get().len()) + 8);
     let server = match reference.get_str("type").as_deref() {
         Some("ref/prompt") => {
@@ -32,6 +35,10 @@ pub async fn complete(access: Access<'_>, params: Option<&RawValue>, mut fwd: Fo
             let Some((index, prompt)) = snapshot.prompts.find(&name) else {
                 return fwd.unknown_name(snapshot, "prompt", &name);
             };
+            if let Some(server) = snapshot.servers.get(prompt.server) {
+                fwd.observed.server(&server.shared_name);
+            }
+            fwd.observed.item(&prompt.shared_original);
             if !access.allows_item(CatalogKind::Prompts, index) {
                 return fwd.denied(access, "prompt", &name);
             }
@@ -42,6 +49,7 @@ pub async fn complete(access: Access<'_>, params: Option<&RawValue>, mut fwd: Fo
             let Some(uri) = reference.get_str("uri") else {
                 return fwd.invalid_params("Invalid params: params.ref.uri must be a string");
             };
+            fwd.observed.named(&uri);
             let Some(route) = route_uri(access, &uri, &mut fwd) else {
                 return;
             };

@@ -25,6 +25,7 @@ mod legacy_sse;
 mod legacy_stream;
 mod log_level;
 mod methods;
+mod outcome;
 mod resources;
 pub mod server_requests;
 mod service;

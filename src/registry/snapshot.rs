@@ -16,6 +16,8 @@ use crate::upstream::Upstream;
 /// An upstream as the registry knows it.
 pub struct ServerEntry {
     pub name: String,
+    /// The name again, shared: what audit records and metrics carry (cloned, never copied).
+    pub shared_name: Arc<str>,
     pub upstream: Upstream,
     pub timeout: Duration,
     pub filter: ToolFilter,
