@@ -397,7 +397,7 @@ pub async fn serve_connection<S, H>(
                 // cancelled upstream); there is nobody to answer.
                 () = hung_up => {
                     if let Some(logged) = logged {
-                        logged.report(handler, &head, CLIENT_GONE, None, 0);
+                        logged.report(handler, &head, CLIENT_GONE, resp.who.as_ref(), 0);
                     }
                     return;
                 }
