@@ -105,7 +105,7 @@ pub fn serve(config: Config, config_file: Option<PathBuf>, driver: IoDriver) -> 
                     start.audit.as_ref().map(AuditSenders::sender),
                 ));
                 monoio::spawn(flush_metrics(recorder.clone()));
-                Some(McpService::new(
+                Some(McpService::with_recorder(
                     RegistryReader::new(start.registry.clone()),
                     SessionVerifier::new(start.sessions.clone()),
                     start.settings.clone(),
@@ -221,8 +221,11 @@ pub fn serve(config: Config, config_file: Option<PathBuf>, driver: IoDriver) -> 
             );
         }
         tracing::info!(
-            written = c.written, dropped = c.dropped, sink_errors = c.sink_errors,
-            access_written = c.access_written, access_dropped = c.access_dropped,
+            written = c.written,
+            dropped = c.dropped,
+            sink_errors = c.sink_errors,
+            access_written = c.access_written,
+            access_dropped = c.access_dropped,
             "audit log closed"
         );
     }

@@ -114,11 +114,19 @@ async fn every_routed_request_is_recorded_once_in_both_sinks(driver: &str) {
 
     call_ok(&alice, "mock__echo", json!({ "message": token })).await;
     call_ok(&alice, "mock__add", json!({ "a": 1, "b": 2 })).await;
-    let tool_error = call(&alice, "mock__echo", json!({})).await.expect("a result");
+    let tool_error = call(&alice, "mock__echo", json!({}))
+        .await
+        .expect("a result");
     assert_eq!(tool_error.is_error, Some(true));
     mcp_error("unknown", call(&alice, "mock__nope", json!({})).await);
-    mcp_error("timeout", call(&alice, "slow__sleep", json!({ "ms": 5000 })).await);
-    mcp_error("denied", call(&bob, "mock__add", json!({ "a": 1, "b": 2 })).await);
+    mcp_error(
+        "timeout",
+        call(&alice, "slow__sleep", json!({ "ms": 5000 })).await,
+    );
+    mcp_error(
+        "denied",
+        call(&bob, "mock__add", json!({ "a": 1, "b": 2 })).await,
+    );
     let unknown_uri = within(
         "resources/read",
         alice.read_resource(ReadResourceRequestParams::new("file:///nowhere")),
@@ -178,7 +186,11 @@ async fn every_routed_request_is_recorded_once_in_both_sinks(driver: &str) {
         assert!(e["arguments"].is_null(), "no arguments by default: {e}");
         assert_eq!(e["group"], Value::Null);
         let ok = e["outcome"] == "ok";
-        assert_eq!(e["error"].is_null(), ok, "an error message exactly when not ok: {e}");
+        assert_eq!(
+            e["error"].is_null(),
+            ok,
+            "an error message exactly when not ok: {e}"
+        );
         if e["tool"] == "fault_hang" {
             // The stateless request: no session, its client as `_meta` named it.
             assert_eq!(e["session"], Value::Null, "{e}");
@@ -216,14 +228,20 @@ async fn every_routed_request_is_recorded_once_in_both_sinks(driver: &str) {
         "{timeout}"
     );
     let denied = entry(&entries, "outcome", "denied");
-    assert!(denied["error"].as_str().unwrap_or("").contains("\"bob\""), "{denied}");
+    assert!(
+        denied["error"].as_str().unwrap_or("").contains("\"bob\""),
+        "{denied}"
+    );
     assert_eq!(denied["upstream_us"], Value::Null);
     let unknown = entry(&entries, "tool", "mock__nope");
     assert_eq!(unknown["server"], Value::Null);
     assert_eq!(unknown["error"], "Unknown tool: mock__nope");
     let uri = entry(&entries, "tool", "file:///nowhere");
     assert_eq!(uri["method"], "resources/read");
-    assert_eq!(entry(&entries, "outcome", "upstream_error")["server"], "crashy");
+    assert_eq!(
+        entry(&entries, "outcome", "upstream_error")["server"],
+        "crashy"
+    );
     assert!(entry(&entries, "outcome", "cancelled")["error"]
         .as_str()
         .unwrap_or("")
@@ -252,7 +270,10 @@ async fn every_routed_request_is_recorded_once_in_both_sinks(driver: &str) {
         .iter()
         .find(|l| l["key"] == "alice" && l["status"] == 200)
         .unwrap_or_else(|| panic!("no line of alice's: {access:#?}"));
-    assert!(served["remote"].as_str().unwrap_or("").starts_with("127.0.0.1:"));
+    assert!(served["remote"]
+        .as_str()
+        .unwrap_or("")
+        .starts_with("127.0.0.1:"));
     assert!(served["bytes_in"].as_u64() > Some(0) && served["bytes_out"].as_u64() > Some(0));
     assert!(served["duration_us"].is_u64() && is_rfc3339_millis(&served["time"]));
     let gone = access
@@ -293,7 +314,10 @@ async fn arguments_are_recorded_only_when_asked_and_then_redacted(driver: &str) 
         assert_eq!(a["message"], visible.as_str(), "{e}");
         assert_eq!(a["password"], "[redacted]", "{e}");
         assert_eq!(a["options"]["apiKey"], "[redacted]", "{e}");
-        assert_eq!(a["options"]["list"][0]["Authorization"], "[redacted]", "{e}");
+        assert_eq!(
+            a["options"]["list"][0]["Authorization"], "[redacted]",
+            "{e}"
+        );
     }
     let jsonl_text = std::fs::read_to_string(dir.join("audit.jsonl")).expect("jsonl");
     let db_text = store_bytes(&dir.join("mcpgate-audit.db"));
@@ -363,17 +387,21 @@ async fn every_transport_yields_its_records(driver: &str) {
 
     let lines = wait_lines(&dir.join("audit.jsonl"), 5).await;
     assert_eq!(lines.len(), 5, "{lines:#?}");
-    assert!(lines.iter().all(|l| l["outcome"] == "ok" && l["key"] == "anonymous"));
-    let by_client = |name: &str| -> Vec<&Value> {
-        lines.iter().filter(|l| l["client_name"] == name).collect()
-    };
+    assert!(lines
+        .iter()
+        .all(|l| l["outcome"] == "ok" && l["key"] == "anonymous"));
+    let by_client =
+        |name: &str| -> Vec<&Value> { lines.iter().filter(|l| l["client_name"] == name).collect() };
     let legacy = by_client("mcpgate-legacy-test");
     assert_eq!(legacy.len(), 2, "{lines:#?}");
     assert_eq!(legacy[0]["client_version"], "1.0.0");
     assert_eq!(legacy[0]["session"], legacy[1]["session"]);
     let raw = by_client("mcpgate-raw-test");
     assert_eq!(raw.len(), 3, "{lines:#?}");
-    let batched: Vec<&&Value> = raw.iter().filter(|l| l["rpc_id"] == 10 || l["rpc_id"] == 11).collect();
+    let batched: Vec<&&Value> = raw
+        .iter()
+        .filter(|l| l["rpc_id"] == 10 || l["rpc_id"] == 11)
+        .collect();
     assert_eq!(batched.len(), 2);
     assert_eq!(batched[0]["session"], batched[1]["session"]);
     let long: Vec<&Value> = lines
@@ -395,19 +423,29 @@ async fn every_transport_yields_its_records(driver: &str) {
         .map(|l| l["reply_bytes"].as_u64().unwrap_or(0))
         .min()
         .unwrap_or(0);
-    assert!(streamed_bytes > echo["reply_bytes"].as_u64().unwrap_or(u64::MAX), "{lines:#?}");
+    assert!(
+        streamed_bytes > echo["reply_bytes"].as_u64().unwrap_or(u64::MAX),
+        "{lines:#?}"
+    );
 
     let access = wait_until(
         "the legacy stream's line",
         || jsonl(&dir.join("access.log")),
-        |lines| lines.iter().any(|l| l["path"] == "/messages" && l["status"] == 202),
+        |lines| {
+            lines
+                .iter()
+                .any(|l| l["path"] == "/messages" && l["status"] == 202)
+        },
     )
     .await;
-    assert!(access.iter().all(|l| l["key"] == "anonymous"), "{access:#?}");
     assert!(
-        access
-            .iter()
-            .any(|l| l["path"] == "/mcp" && l["status"] == 200 && l["bytes_out"].as_u64() > Some(0)),
+        access.iter().all(|l| l["key"] == "anonymous"),
+        "{access:#?}"
+    );
+    assert!(
+        access.iter().any(|l| l["path"] == "/mcp"
+            && l["status"] == 200
+            && l["bytes_out"].as_u64() > Some(0)),
         "{access:#?}"
     );
 }
@@ -434,27 +472,57 @@ async fn the_jsonl_file_rotates_by_size(driver: &str) {
     wait_until(
         "the last record in the current file",
         || jsonl(&path),
-        |lines| lines.iter().any(|l| l["arguments"]["message"] == last.as_str()),
+        |lines| {
+            lines
+                .iter()
+                .any(|l| l["arguments"]["message"] == last.as_str())
+        },
     )
     .await;
     let calls_in = |p: &Path| -> Vec<usize> {
         jsonl(p)
             .iter()
-            .filter_map(|l| l["arguments"]["message"].as_str()?.strip_prefix("call-")?.parse().ok())
+            .filter_map(|l| {
+                l["arguments"]["message"]
+                    .as_str()?
+                    .strip_prefix("call-")?
+                    .parse()
+                    .ok()
+            })
             .collect()
     };
-    let (oldest, older, newest) = (calls_in(&rotated(2)), calls_in(&rotated(1)), calls_in(&path));
-    for (p, calls) in [(rotated(2), &oldest), (rotated(1), &older), (path.clone(), &newest)] {
+    let (oldest, older, newest) = (
+        calls_in(&rotated(2)),
+        calls_in(&rotated(1)),
+        calls_in(&path),
+    );
+    for (p, calls) in [
+        (rotated(2), &oldest),
+        (rotated(1), &older),
+        (path.clone(), &newest),
+    ] {
         let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
-        assert!(!calls.is_empty() && size <= 1200, "{}: {size} bytes, {calls:?}", p.display());
+        assert!(
+            !calls.is_empty() && size <= 1200,
+            "{}: {size} bytes, {calls:?}",
+            p.display()
+        );
     }
     assert!(!rotated(3).exists(), "only jsonl_keep rotated files");
-    let in_order: Vec<usize> = oldest.iter().chain(&older).chain(&newest).copied().collect();
+    let in_order: Vec<usize> = oldest
+        .iter()
+        .chain(&older)
+        .chain(&newest)
+        .copied()
+        .collect();
     assert!(
         in_order.windows(2).all(|w| w[0] + 1 == w[1]) && in_order.last() == Some(&(CALLS - 1)),
         "consecutive calls, newest last: {in_order:?}"
     );
-    assert!(in_order.len() < CALLS, "the oldest files were deleted: {in_order:?}");
+    assert!(
+        in_order.len() < CALLS,
+        "the oldest files were deleted: {in_order:?}"
+    );
 }
 
 /// With a tiny queue and a sink that blocks (a FIFO nobody reads), records are dropped and

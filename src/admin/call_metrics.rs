@@ -111,11 +111,14 @@ fn addr(name: Option<&Arc<str>>) -> usize {
 
 type CountKey = (RoutedMethod, Outcome, usize, usize);
 
+/// The server and tool a count is for, and the count.
+type Counted = (Option<Arc<str>>, Option<Arc<str>>, u64);
+
 /// One core's figures since its last merge (and its calls in flight, which persist).
 #[derive(Default)]
 pub(super) struct CoreCalls {
     /// The names are held so their addresses cannot be reused while they key the table.
-    counts: HashMap<CountKey, (Option<Arc<str>>, Option<Arc<str>>, u64)>,
+    counts: HashMap<CountKey, Counted>,
     servers: HashMap<usize, CoreServer>,
 }
 
@@ -344,7 +347,11 @@ mod tests {
         assert_eq!(latency[0].client.count, 5);
         assert_eq!(latency[0].client.sum_micros, 5_000);
         assert_eq!(latency[0].upstream.count, 5);
-        let le_1ms = latency[0].client.buckets.iter().find(|b| b.le_micros == 1_000);
+        let le_1ms = latency[0]
+            .client
+            .buckets
+            .iter()
+            .find(|b| b.le_micros == 1_000);
         assert_eq!(le_1ms.map(|b| b.cumulative), Some(5));
         assert_eq!(latency[0].client.buckets[0].cumulative, 0, "none ≤ 100 µs");
         assert_eq!(

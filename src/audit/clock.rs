@@ -160,10 +160,7 @@ mod tests {
             "local time minus its offset"
         );
         assert_eq!(parse_rfc3339("1970-01-01T00:00:01.5Z"), Some(1_500_000));
-        assert_eq!(
-            parse_rfc3339("1970-01-01T00:00:00.1234567Z"),
-            Some(123_456)
-        );
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00.1234567Z"), Some(123_456));
     }
 
     #[test]

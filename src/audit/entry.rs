@@ -165,7 +165,10 @@ pub(crate) mod tests {
         );
         assert_eq!(v["latency_us"], 200_345);
         assert_eq!(v["upstream_us"], serde_json::Value::Null);
-        assert_eq!((v["request_bytes"].as_u64(), v["reply_bytes"].as_u64()), (Some(120), Some(180)));
+        assert_eq!(
+            (v["request_bytes"].as_u64(), v["reply_bytes"].as_u64()),
+            (Some(120), Some(180))
+        );
         assert_eq!(v["rpc_id"], "req-7");
         assert_eq!(v["arguments"]["ms"], 5000);
         assert_eq!(v["arguments"]["token"], "[redacted]");

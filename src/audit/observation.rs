@@ -150,7 +150,11 @@ impl Observation {
             audit.arguments = Some(if raw.len() <= MAX_ARGUMENTS {
                 raw.into()
             } else {
-                format!("\"[{} bytes, over the {MAX_ARGUMENTS}-byte limit]\"", raw.len()).into()
+                format!(
+                    "\"[{} bytes, over the {MAX_ARGUMENTS}-byte limit]\"",
+                    raw.len()
+                )
+                .into()
             });
         }
     }

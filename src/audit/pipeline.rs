@@ -228,14 +228,13 @@ impl AuditLog {
             }
         }
         if let Some(access) = access {
-            let file = RotatingFile::open(&access.path, access.max_bytes, access.keep).map_err(
-                |e| {
+            let file =
+                RotatingFile::open(&access.path, access.max_bytes, access.keep).map_err(|e| {
                     format!(
                         "access_log.path: cannot open {}: {e}",
                         access.path.display()
                     )
-                },
-            )?;
+                })?;
             sinks.access = Some(file);
         }
         let shared = Arc::new(Shared {

@@ -298,7 +298,10 @@ mod tests {
     #[test]
     fn query_strings_are_read() {
         assert_eq!(parse("").unwrap(), AuditQuery::default());
-        assert_eq!(parse("limit=&server=&tool=").unwrap(), AuditQuery::default());
+        assert_eq!(
+            parse("limit=&server=&tool=").unwrap(),
+            AuditQuery::default()
+        );
         let q = parse(
             "limit=5&server=my%20srv&tool=a+b&key=eng&outcome=tool_error&method=tools%2Fcall&since=2023-11-14T22:13:20Z",
         )
@@ -382,7 +385,10 @@ mod tests {
         assert_eq!(all[0]["session"], "deadbeef00010203");
         assert_eq!(run(&path, "key=ci")[0]["outcome"], "denied");
         assert_eq!(run(&path, "tool=echo&key=eng").len(), 2);
-        assert_eq!(run(&path, "server=mock&tool=add")[0]["outcome"], "tool_error");
+        assert_eq!(
+            run(&path, "server=mock&tool=add")[0]["outcome"],
+            "tool_error"
+        );
         assert_eq!(run(&path, "outcome=ok&limit=1")[0]["time"], times[0]);
         assert_eq!(run(&path, "since=2023-11-14T22:13:22Z").len(), 2);
         assert_eq!(run(&path, "method=prompts/get").len(), 0);

@@ -174,7 +174,12 @@ impl RpcId {
 
 impl std::fmt::Debug for RpcId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RpcId({}{})", self.start(), if self.cut { "…" } else { "" })
+        write!(
+            f,
+            "RpcId({}{})",
+            self.start(),
+            if self.cut { "…" } else { "" }
+        )
     }
 }
 

@@ -82,7 +82,10 @@ mod tests {
         let v: Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v["query"], "x");
         assert_eq!(v["password"], REDACTED);
-        assert_eq!(v["nested"]["apiKey"], REDACTED, "the whole value, whatever its type");
+        assert_eq!(
+            v["nested"]["apiKey"], REDACTED,
+            "the whole value, whatever its type"
+        );
         assert_eq!(v["nested"]["list"][0]["Access-Token"], REDACTED);
         assert_eq!(v["nested"]["list"][0]["keep"], 2);
         assert_eq!(v["nested"]["AUTHORIZATION"], REDACTED);

@@ -293,7 +293,10 @@ mod tests {
             (access.path, access.max_bytes, access.keep),
             (PathBuf::from("access.log"), 100, 0)
         );
-        assert_eq!(parse(r#""audit": {"sqlite": null},"#).unwrap().audit.sqlite, None);
+        assert_eq!(
+            parse(r#""audit": {"sqlite": null},"#).unwrap().audit.sqlite,
+            None
+        );
         assert_eq!(
             parse(r#""access_log": {"enabled": false},"#)
                 .unwrap()
@@ -301,7 +304,11 @@ mod tests {
             None
         );
         assert_eq!(
-            parse(r#""access_log": {},"#).unwrap().access_log.unwrap().path,
+            parse(r#""access_log": {},"#)
+                .unwrap()
+                .access_log
+                .unwrap()
+                .path,
             PathBuf::from(DEFAULT_ACCESS_LOG)
         );
     }
@@ -313,10 +320,16 @@ mod tests {
             (r#""audit": {"jsonl": ""},"#, "audit.jsonl"),
             (r#""audit": {"jsonl": true},"#, "audit.jsonl"),
             (r#""audit": {"queue_capacity": 0},"#, "audit.queue_capacity"),
-            (r#""audit": {"jsonl_max_bytes": 0},"#, "audit.jsonl_max_bytes"),
+            (
+                r#""audit": {"jsonl_max_bytes": 0},"#,
+                "audit.jsonl_max_bytes",
+            ),
             (r#""audit": {"jsonl_keep": 5000},"#, "audit.jsonl_keep"),
             (r#""audit": {"redact": ["a", " "]},"#, "audit.redact[1]"),
-            (r#""audit": {"log_arguments": "yes"},"#, "audit.log_arguments"),
+            (
+                r#""audit": {"log_arguments": "yes"},"#,
+                "audit.log_arguments",
+            ),
             (r#""audit": {"rotate": 1},"#, "audit.rotate"),
             (r#""access_log": {"path": ""},"#, "access_log.path"),
             (r#""access_log": {"max_bytes": 0},"#, "access_log.max_bytes"),

@@ -35,9 +35,7 @@ pub async fn complete(access: Access<'_>, params: Option<&RawValue>, mut fwd: Fo
             let Some((index, prompt)) = snapshot.prompts.find(&name) else {
                 return fwd.unknown_name(snapshot, "prompt", &name);
             };
-            if let Some(server) = snapshot.servers.get(prompt.server) {
-                fwd.observed.server(&server.shared_name);
-            }
+            fwd.for_server(prompt.server);
             fwd.observed.item(&prompt.shared_original);
             if !access.allows_item(CatalogKind::Prompts, index) {
                 return fwd.denied(access, "prompt", &name);
@@ -65,6 +63,5 @@ pub async fn complete(access: Access<'_>, params: Option<&RawValue>, mut fwd: Fo
     };
     let mut upstream_params = Vec::with_capacity(upstream_ref.len() + 64);
     obj.write_replacing_raw(&mut upstream_params, "ref", &upstream_ref);
-    fwd.send(&snapshot.servers[server], METHOD, upstream_params)
-        .await
+    fwd.send(server, METHOD, upstream_params).await
 }

@@ -10,7 +10,6 @@
 
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::value::RawValue;
@@ -28,7 +27,7 @@ use crate::auth::limits::Refusal;
 use crate::jsonrpc::{
     write_error, write_error_with_data, write_result, Envelope, ErrorCode, RawObject,
 };
-use crate::registry::{Access, CatalogKind, RegistrySnapshot, ServerEntry};
+use crate::registry::{Access, CatalogKind, RegistrySnapshot};
 use crate::upstream::{CallTiming, EventSink, UpstreamError, UpstreamReply};
 
 /// Why a call the client cancelled with `notifications/cancelled` is `cancelled`.
@@ -164,11 +163,21 @@ impl Forwarding<'_> {
         parsed.ok()
     }
 
-    /// Sends `method` with `params` to `server` and splices its reply into `out`, recording the
-    /// gateway's internal time; or, when the server sends messages about the call first,
-    /// leaves an SSE [`CallStream`] in `stream` that relays them and then the reply.
-    pub async fn send(&mut self, server: &Arc<ServerEntry>, method: &'static str, params: Vec<u8>) {
-        self.observed.server(&server.shared_name);
+    /// The request is for server `index` of the snapshot.
+    pub fn for_server(&mut self, index: usize) {
+        if let Some(name) = self.access.snapshot().server_names.get(index) {
+            self.observed.server(name);
+        }
+    }
+
+    /// Sends `method` with `params` to server `index` of the snapshot and splices its reply
+    /// into `out`, recording the gateway's internal time; or, when the server sends messages
+    /// about the call first, leaves an SSE [`CallStream`] in `stream` that relays them and
+    /// then the reply.
+    pub async fn send(&mut self, index: usize, method: &'static str, params: Vec<u8>) {
+        let snapshot = self.access.snapshot();
+        let (server, name) = (&snapshot.servers[index], &snapshot.server_names[index]);
+        self.observed.server(name);
         if server.health.failing() {
             // Its last check failed: answer now, naming it, rather than wait for its timeout.
             let reason = server.health.report().last_error.unwrap_or_default();
@@ -183,7 +192,7 @@ impl Forwarding<'_> {
             Ok(permit) => permit,
             Err(refusal) => return self.limited(&refusal),
         };
-        self.observed.sent(&server.shared_name);
+        self.observed.sent(name);
         let (params, progress_token, client_token) = with_gateway_progress_token(params);
         let (sink, events) = EventSink::new(progress_token);
         let entry = server.clone();
@@ -278,9 +287,10 @@ impl Forwarding<'_> {
     /// server's error (it is not "unknown", it is unavailable); anything else -32602.
     pub fn unknown_name(&mut self, snapshot: &RegistrySnapshot, noun: &str, name: &str) {
         self.observed.named(name);
-        match snapshot.failed_server_for(name) {
-            Some(down) => {
-                self.observed.server(&down.shared_name);
+        match snapshot.failed_server_index(name) {
+            Some(index) => {
+                self.for_server(index);
+                let down = &snapshot.servers[index];
                 let e = UpstreamError::Unavailable {
                     server: down.name.clone(),
                     reason: down.why_not_serving(),
@@ -330,8 +340,7 @@ pub async fn forward_named(
     let Some((index, item)) = snapshot.catalog(request.kind).find(&name) else {
         return fwd.unknown_name(snapshot, request.noun, &name);
     };
-    let server = &snapshot.servers[item.server];
-    fwd.observed.server(&server.shared_name);
+    fwd.for_server(item.server);
     fwd.observed.item(&item.shared_original);
     if let Some(arguments) = obj.get("arguments") {
         fwd.observed.arguments(arguments.get());
@@ -344,7 +353,7 @@ pub async fn forward_named(
     }
     let mut upstream_params = Vec::with_capacity(params.map_or(0, |p| p.get().len()) + 8);
     obj.write_replacing(&mut upstream_params, "name", &item.original);
-    fwd.send(server, request.method, upstream_params).await
+    fwd.send(item.server, request.method, upstream_params).await
 }
 
 /// The reply's `result` (`false`) or `error` (`true`) as raw JSON text. Uses the span the

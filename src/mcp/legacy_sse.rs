@@ -16,10 +16,10 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::forward::Arrival;
 use super::admission::Admission;
 use super::call_stream::CallStream;
 use super::checks::accepts;
+use super::forward::Arrival;
 use super::legacy_sessions::{self, OpenError, Refusal, Ticket, MAX_MESSAGE};
 use super::legacy_stream::LegacyStream;
 use super::methods;

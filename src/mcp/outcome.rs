@@ -150,7 +150,9 @@ mod tests {
         assert!(is_tool_error(error));
         assert!(is_tool_error(r#"{ "isError" : true , "content": [] }"#));
         assert!(!is_tool_error(r#"{"content":[],"isError":false}"#));
-        assert!(!is_tool_error(r#"{"content":[{"type":"text","text":"fine"}]}"#));
+        assert!(!is_tool_error(
+            r#"{"content":[{"type":"text","text":"fine"}]}"#
+        ));
         // In the middle: the whole object is read.
         assert!(is_tool_error(r#"{"a":1,"isError":true,"content":[]}"#));
         // Nested or quoted: not the result's own flag.

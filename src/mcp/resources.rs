@@ -42,7 +42,7 @@ pub async fn forward_by_uri(
         }
         _ => {}
     }
-    fwd.send(server, method, upstream_params).await
+    fwd.send(route.server, method, upstream_params).await
 }
 
 /// The route for `uri`; `None` (with the -32602 or -32003 reply written, and the request's
@@ -55,9 +55,7 @@ pub fn route_uri<'u>(
     let snapshot = access.snapshot();
     match snapshot.uri_routes.resolve(uri) {
         Ok(route) => {
-            if let Some(server) = snapshot.servers.get(route.server) {
-                fwd.observed.server(&server.shared_name);
-            }
+            fwd.for_server(route.server);
             if access.allows_uri(route.server, route.original) {
                 return Some(route);
             }

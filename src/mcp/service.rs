@@ -22,6 +22,7 @@ use super::session::{SessionClaims, SessionVerifier};
 use super::stateless;
 use super::stream::{HeartbeatStream, McpStream};
 use super::version::ProtocolVersion;
+use crate::admin::metrics::CoreMetrics;
 use crate::audit::{AccessPath, AccessRecord, Recorder, RoutedMethod};
 use crate::auth::streams::StreamSlot;
 use crate::http::{Handler, Method, Outcome, RequestHead, RequestLog, Response, Status};
@@ -80,7 +81,20 @@ pub(super) fn media_types_ok(head: &RequestHead<'_>, resp: &mut Response) -> boo
 }
 
 impl McpService {
+    /// A core's endpoint that records metrics only (no audit or access log).
     pub fn new(
+        registry: RegistryReader,
+        sessions: SessionVerifier,
+        settings: Arc<ServiceSettings>,
+        metrics: CoreMetrics,
+    ) -> Self {
+        let recorder = Rc::new(Recorder::new(metrics, None));
+        McpService::with_recorder(registry, sessions, settings, recorder)
+    }
+
+    /// A core's endpoint whose observations go to `recorder` (metrics, and the audit and access
+    /// logs when they run).
+    pub fn with_recorder(
         registry: RegistryReader,
         sessions: SessionVerifier,
         settings: Arc<ServiceSettings>,

@@ -161,8 +161,8 @@ impl SessionKeys {
         let (client, signed) = match token[0] {
             FORMAT_3 if n == TOKEN => (ClientInfo::default(), PAYLOAD),
             FORMAT if n > TOKEN => {
-                let (client, used) = ClientInfo::decode(&token[PAYLOAD..n - TAG])
-                    .ok_or(SessionError::Malformed)?;
+                let (client, used) =
+                    ClientInfo::decode(&token[PAYLOAD..n - TAG]).ok_or(SessionError::Malformed)?;
                 (client, PAYLOAD + used)
             }
             _ => return Err(SessionError::Malformed),

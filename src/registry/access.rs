@@ -323,7 +323,6 @@ mod tests {
             .unwrap();
         Arc::new(ServerEntry {
             name: name.to_owned(),
-            shared_name: Arc::from(name),
             upstream,
             timeout: Duration::from_secs(1),
             filter: ToolFilter {

@@ -54,7 +54,6 @@ pub fn apply(
     for (cfg, upstream) in r.added {
         r.running.add(upstream.clone());
         let entry = Arc::new(ServerEntry {
-            shared_name: Arc::from(cfg.name.as_str()),
             name: cfg.name,
             upstream,
             timeout: cfg.timeout,

@@ -249,7 +249,6 @@ async fn wait_until_up(server: &ServerEntry) -> ServerListing {
             Ok(items) => {
                 let entry = ServerEntry {
                     name: server.name.clone(),
-                    shared_name: server.shared_name.clone(),
                     upstream: server.upstream.clone(),
                     timeout: server.timeout,
                     filter: server.filter.clone(),

@@ -273,7 +273,6 @@ pub fn start_upstreams(
         entries.push(ServerListing {
             server: Arc::new(ServerEntry {
                 name: cfg.name.clone(),
-                shared_name: Arc::from(cfg.name.as_str()),
                 upstream,
                 timeout: cfg.timeout,
                 filter: cfg.tools.clone(),

@@ -8,7 +8,6 @@ fn server(name: &str, allow: &[&str], disabled: &[&str], error: Option<&str>) ->
     };
     Arc::new(ServerEntry {
         name: name.to_owned(),
-        shared_name: Arc::from(name),
         upstream,
         timeout: Duration::from_secs(1),
         filter: ToolFilter {
