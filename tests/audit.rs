@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 
 both_drivers!(
     every_routed_request_is_recorded_once_in_both_sinks,
+    audit_settings_wait_for_a_restart,
     arguments_are_recorded_only_when_asked_and_then_redacted,
     every_transport_yields_its_records,
     the_jsonl_file_rotates_by_size,
@@ -51,6 +52,7 @@ fn keyed_config() -> Value {
         { "name": "carol", "key": CAROL, "grants": { "mock": ["fault_hang", "echo"] },
           "max_concurrent_calls": 1 }
     ]);
+    cfg["groups"] = json!({ "ro": { "mock": ["echo"] } });
     cfg["audit"] = json!({ "sqlite": "audit.db", "jsonl": "audit.jsonl" });
     cfg["access_log"] = json!({ "path": "access.log" });
     cfg
@@ -111,8 +113,15 @@ async fn every_routed_request_is_recorded_once_in_both_sinks(driver: &str) {
     let alice = connect_http_with_key(&gw.url, ALICE).await;
     let bob = connect_http_with_key(&gw.url, BOB).await;
     let carol = connect_http_with_key(&gw.url, CAROL).await;
+    let alice_in_group = connect_http_with_key(&format!("{}/ro", gw.url), ALICE).await;
 
     call_ok(&alice, "mock__echo", json!({ "message": token })).await;
+    call_ok(
+        &alice_in_group,
+        "mock__echo",
+        json!({ "message": "grouped" }),
+    )
+    .await;
     call_ok(&alice, "mock__add", json!({ "a": 1, "b": 2 })).await;
     let tool_error = call(&alice, "mock__echo", json!({}))
         .await
@@ -157,11 +166,12 @@ async fn every_routed_request_is_recorded_once_in_both_sinks(driver: &str) {
     let refused = raw_http::post(&gw.addr(), &[("Content-Type", "application/json")], b"{}").await;
     assert_eq!(refused.status, 401);
 
-    const N: usize = 10;
+    const N: usize = 11;
     let lines = wait_lines(&dir.join("audit.jsonl"), N).await;
     let entries = wait_entries(&dir.join("audit.db"), N).await;
     let expected: Vec<(String, String, String)> = [
         ("alice", "add", "ok"),
+        ("alice", "echo", "ok"),
         ("alice", "echo", "ok"),
         ("alice", "echo", "tool_error"),
         ("alice", "fault_exit", "upstream_error"),
@@ -184,7 +194,6 @@ async fn every_routed_request_is_recorded_once_in_both_sinks(driver: &str) {
         assert!(e["latency_us"].is_u64(), "{e}");
         assert!(!e["rpc_id"].is_null(), "{e}");
         assert!(e["arguments"].is_null(), "no arguments by default: {e}");
-        assert_eq!(e["group"], Value::Null);
         let ok = e["outcome"] == "ok";
         assert_eq!(
             e["error"].is_null(),
@@ -208,6 +217,12 @@ async fn every_routed_request_is_recorded_once_in_both_sinks(driver: &str) {
             assert!(e["reply_bytes"].as_u64() > Some(0), "{e}");
         }
     }
+    let grouped: Vec<&Value> = entries.iter().filter(|e| !e["group"].is_null()).collect();
+    assert_eq!(grouped.len(), 1, "{entries:#?}");
+    assert_eq!(
+        (&grouped[0]["group"], &grouped[0]["tool"]),
+        (&json!("ro"), &json!("echo"))
+    );
     let ok = entries
         .iter()
         .find(|e| e["tool"] == "add" && e["outcome"] == "ok")
@@ -285,7 +300,7 @@ async fn every_routed_request_is_recorded_once_in_both_sinks(driver: &str) {
     for secret in [ALICE, BOB, CAROL] {
         assert!(!access_text.contains(secret), "{secret} in the access log");
     }
-    for client in [alice, bob, carol] {
+    for client in [alice, bob, carol, alice_in_group] {
         close(client).await;
     }
 }
@@ -323,6 +338,73 @@ async fn arguments_are_recorded_only_when_asked_and_then_redacted(driver: &str) 
     let db_text = store_bytes(&dir.join("mcpgate-audit.db"));
     assert!(jsonl_text.contains(&visible));
     assert!(!jsonl_text.contains("secret") && !db_text.contains("secret"));
+}
+
+/// Audit settings are read at start: a reload that changes them says they wait for a restart,
+/// and records keep following the settings the gateway started with.
+async fn audit_settings_wait_for_a_restart(driver: &str) {
+    let mut cfg = config(&[("mock", mock_stdio(&[]))]);
+    cfg["audit"] = json!({ "jsonl": "audit.jsonl", "sqlite": false, "log_arguments": true });
+    let mut gw = Gateway::start(driver, &cfg).await;
+    let dir = dir_of(&gw);
+    cfg["audit"]["log_arguments"] = json!(false);
+    let line = gw.reload_with(&cfg, "take effect at the next restart");
+    assert!(line.contains("audit/access_log"), "{line}");
+    let client = gw.client().await;
+    call_ok(
+        &client,
+        "mock__echo",
+        json!({ "message": "after the reload" }),
+    )
+    .await;
+    close(client).await;
+    let lines = wait_lines(&dir.join("audit.jsonl"), 1).await;
+    assert_eq!(lines[0]["arguments"]["message"], "after the reload");
+}
+
+/// A sink path that cannot be opened stops `serve` before it listens, naming the config key.
+#[test]
+fn an_unusable_sink_path_stops_serve_naming_its_key() {
+    let dir = TempDir::new("audit-unusable");
+    let cases = [
+        (
+            "audit",
+            json!({ "sqlite": "missing-dir/audit.db" }),
+            "audit.sqlite",
+        ),
+        (
+            "audit",
+            json!({ "sqlite": false, "jsonl": "missing-dir/a.jsonl" }),
+            "audit.jsonl",
+        ),
+        (
+            "access_log",
+            json!({ "path": "missing-dir/access.log" }),
+            "access_log.path",
+        ),
+    ];
+    for (block, value, key) in cases {
+        let mut cfg = config(&[("mock", mock_stdio(&[]))]);
+        cfg[block] = value;
+        let path = dir.path().join("mcpgate.json");
+        std::fs::write(&path, cfg.to_string()).expect("write config");
+        let mut cmd = std::process::Command::new(mcpgate_bin());
+        cmd.arg("serve").arg("--config").arg(&path).args([
+            "--listen",
+            "127.0.0.1:0",
+            "--io-driver",
+            "epoll",
+        ]);
+        let mut proc = Proc::spawn("mcpgate serve (unusable sink)", cmd);
+        let status = proc.wait_exit(READY_TIMEOUT);
+        let stderr = proc.stderr_text();
+        assert!(!status.success(), "{key}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{key}: cannot open")),
+            "{key}: {stderr}"
+        );
+        assert!(stderr.contains("missing-dir"), "{key}: {stderr}");
+    }
 }
 
 /// A legacy SSE session (one plain call, one streamed), a JSON-RPC batch of two calls, and a

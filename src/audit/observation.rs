@@ -127,9 +127,6 @@ impl Observation {
     /// The catalog item (tool, prompt) the request names, by its original name.
     pub fn item(&mut self, name: &Arc<str>) {
         self.item = Some(name.clone());
-        if let Some(audit) = &mut self.audit {
-            audit.target = Target::Item(name.clone());
-        }
     }
 
     /// What the request names when it is not a catalog item: a URI, an unknown name.
@@ -159,11 +156,15 @@ impl Observation {
         }
     }
 
-    /// The request goes upstream to `server` now.
+    /// The request goes upstream to `server` (the one named by [`Observation::server`]) now.
     pub fn sent(&mut self, server: &Arc<str>) {
-        self.server = Some(server.clone());
-        self.recorder.metrics.in_flight(server, 1);
-        self.in_flight = true;
+        if self.server.is_none() {
+            self.server = Some(server.clone());
+        }
+        if let Some(server) = &self.server {
+            self.recorder.metrics.in_flight(server, 1);
+            self.in_flight = true;
+        }
     }
 
     /// When the upstream had the request and its reply.
@@ -243,7 +244,11 @@ impl Observation {
             session: caller.session,
             client: caller.client,
             server: self.server.take(),
-            target,
+            // A catalog item's shared name is moved here, not cloned again.
+            target: match (target, self.item.take()) {
+                (Target::None, Some(item)) => Target::Item(item),
+                (target, _) => target,
+            },
             detail: detail(),
             latency_us,
             upstream_us: self.upstream_us,

@@ -289,3 +289,124 @@ impl AuditLog {
         (flushed, self.shared.stats.counts())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::audit::entry::tests::sample;
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "mcpgate-pipeline-{tag}-{}-{}",
+            std::process::id(),
+            crate::audit::clock::now_micros()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn config(dir: &std::path::Path) -> AuditConfig {
+        AuditConfig {
+            sqlite: Some(dir.join("audit.db")),
+            jsonl: Some(dir.join("audit.jsonl")),
+            ..AuditConfig::default()
+        }
+    }
+
+    #[test]
+    fn records_reach_both_sinks_and_close_writes_what_is_queued() {
+        let dir = temp_dir("sinks");
+        let log = AuditLog::start(&config(&dir), None).unwrap().unwrap();
+        let sender = log.senders().sender();
+        for _ in 0..3 {
+            sender.record(Box::new(sample()));
+        }
+        let (flushed, counts) = log.close(Duration::from_secs(30));
+        assert!(flushed);
+        assert_eq!(
+            (counts.written, counts.dropped, counts.sink_errors),
+            (3, 0, 0)
+        );
+        let lines = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap();
+        assert_eq!(lines.lines().count(), 3);
+        let q = crate::audit::AuditQuery::default();
+        let stored: Vec<serde_json::Value> =
+            serde_json::from_str(&crate::audit::query(&dir.join("audit.db"), &q).unwrap()).unwrap();
+        assert_eq!(stored.len(), 3);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn nothing_to_write_starts_no_thread() {
+        let off = AuditConfig {
+            enabled: false,
+            ..AuditConfig::default()
+        };
+        assert!(AuditLog::start(&off, None).unwrap().is_none());
+        let no_sinks = AuditConfig {
+            sqlite: None,
+            ..AuditConfig::default()
+        };
+        assert!(AuditLog::start(&no_sinks, None).unwrap().is_none());
+    }
+
+    #[test]
+    fn unusable_paths_name_their_key() {
+        let missing = PathBuf::from("/nonexistent-mcpgate-dir/x");
+        let sqlite = AuditConfig {
+            sqlite: Some(missing.clone()),
+            ..AuditConfig::default()
+        };
+        let err = AuditLog::start(&sqlite, None).err().unwrap();
+        assert!(err.starts_with("audit.sqlite: ") && err.contains("/nonexistent-mcpgate-dir/x"));
+        let jsonl = AuditConfig {
+            sqlite: None,
+            jsonl: Some(missing.clone()),
+            ..AuditConfig::default()
+        };
+        let err = AuditLog::start(&jsonl, None).err().unwrap();
+        assert!(err.starts_with("audit.jsonl: "), "{err}");
+        let access = AccessLogConfig {
+            path: missing,
+            max_bytes: 1,
+            keep: 1,
+        };
+        let err = AuditLog::start(&jsonl_off(), Some(&access)).err().unwrap();
+        assert!(err.starts_with("access_log.path: "), "{err}");
+    }
+
+    fn jsonl_off() -> AuditConfig {
+        AuditConfig {
+            enabled: false,
+            ..AuditConfig::default()
+        }
+    }
+
+    #[test]
+    fn sink_errors_are_counted_and_never_stop_the_log() {
+        let dir = temp_dir("errors");
+        // Rotation cannot happen (a directory stands where the rotated file would go).
+        std::fs::create_dir_all(dir.join("audit.jsonl.1").join("x")).unwrap();
+        let cfg = AuditConfig {
+            sqlite: None,
+            jsonl: Some(dir.join("audit.jsonl")),
+            jsonl_max_bytes: 10,
+            jsonl_keep: 1,
+            ..AuditConfig::default()
+        };
+        let log = AuditLog::start(&cfg, None).unwrap().unwrap();
+        let sender = log.senders().sender();
+        for _ in 0..3 {
+            sender.record(Box::new(sample()));
+        }
+        let (flushed, counts) = log.close(Duration::from_secs(30));
+        assert!(flushed);
+        assert_eq!(counts.written, 3);
+        assert!(counts.sink_errors >= 1, "{counts:?}");
+        let lines = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap();
+        assert_eq!(lines.lines().count(), 3, "the records were kept");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

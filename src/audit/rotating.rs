@@ -52,18 +52,22 @@ impl RotatingFile {
     }
 
     /// Adds one line (without its newline, which is added). It reaches the file at the next
-    /// [`RotatingFile::flush`], or earlier when a rotation is due. An error is a rotation that
-    /// failed (the line is then kept for the next attempt).
+    /// [`RotatingFile::flush`], or earlier when a rotation is due. An error is a write or a
+    /// rotation that failed; after a failed rotation the line goes to the current file (past
+    /// `max_bytes`) rather than being lost, and the next line tries again.
     pub fn push_line(&mut self, line: &[u8]) -> Result<(), (Failure, io::Error)> {
         let len = line.len() as u64 + 1;
         let would_be = self.size + self.pending.len() as u64 + len;
+        let mut failed = None;
         if would_be > self.max_bytes && self.size + self.pending.len() as u64 > 0 {
-            self.flush()?;
-            self.rotate().map_err(|e| (Failure::Rotate, e))?;
+            failed = self.flush().err();
+            if failed.is_none() {
+                failed = self.rotate().err().map(|e| (Failure::Rotate, e));
+            }
         }
         self.pending.extend_from_slice(line);
         self.pending.push(b'\n');
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 
     /// Writes the pending lines. On failure they are dropped (a full disk must not grow this
@@ -162,6 +166,21 @@ mod tests {
         f.flush().unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "abcdefghij\n");
         assert!(!numbered(&path, 1).exists(), "keep 0: nothing kept");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_rotation_keeps_the_lines() {
+        let dir = temp_dir("stuck");
+        let path = dir.join("a.log");
+        // A directory where the rotated file should go: the rename cannot happen.
+        std::fs::create_dir_all(numbered(&path, 1).join("x")).unwrap();
+        let mut f = RotatingFile::open(&path, 4, 1).unwrap();
+        f.push_line(b"first").unwrap();
+        let err = f.push_line(b"second").unwrap_err();
+        assert_eq!(err.0, Failure::Rotate);
+        f.flush().unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "first\nsecond\n");
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
