@@ -10,6 +10,7 @@ pub mod client;
 pub mod hang_up;
 pub mod limits;
 pub mod request;
+pub mod request_log;
 pub mod response;
 pub mod server;
 pub mod sse;

@@ -20,7 +20,6 @@ use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
-use std::sync::Arc;
 
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
@@ -30,6 +29,8 @@ use super::chunked::{ChunkedDecoder, ChunkedError};
 use super::hang_up::HangUpWatch;
 use super::limits::HttpLimits;
 use super::request::{parse_head, BodyFraming, HeadParse, Method, RequestHead};
+use super::request_log::{Logged, CLIENT_GONE};
+pub use super::request_log::RequestLog;
 use super::response::{write_chunk, write_response, write_sse_head, Response, Status, LAST_CHUNK};
 use crate::runtime::drain::{self, Event, Phase};
 use crate::tls::TlsAcceptor;
@@ -91,56 +92,7 @@ pub trait Handler {
     fn log_request(&self, _request: &RequestLog<'_>) {}
 }
 
-/// One request as the access log sees it.
-pub struct RequestLog<'a> {
-    pub peer: Option<SocketAddr>,
-    pub method: Method,
-    /// The path, without the query string.
-    pub path: &'a str,
-    /// 499 when the client went away before the reply was written.
-    pub status: u16,
-    /// The request as it arrived: head and body (with any chunk framing).
-    pub bytes_in: usize,
-    /// The reply as written: head and body (for an SSE reply, every event).
-    pub bytes_out: usize,
-    /// From the request's head being read to its reply written (or its stream's end).
-    pub duration: std::time::Duration,
-    /// [`Response::who`].
-    pub who: Option<&'a Arc<str>>,
-}
 
-/// What a logged request needs besides its head and response.
-#[derive(Clone, Copy)]
-struct Logged {
-    peer: Option<SocketAddr>,
-    started: std::time::Instant,
-    bytes_in: usize,
-}
-
-impl Logged {
-    fn report<H: Handler>(
-        self,
-        handler: &H,
-        head: &RequestHead<'_>,
-        status: u16,
-        who: Option<&Arc<str>>,
-        bytes_out: usize,
-    ) {
-        handler.log_request(&RequestLog {
-            peer: self.peer,
-            method: head.method,
-            path: head.path,
-            status,
-            bytes_in: self.bytes_in,
-            bytes_out,
-            duration: self.started.elapsed(),
-            who,
-        });
-    }
-}
-
-/// Status logged for a request whose client went away before its reply was written.
-const CLIENT_GONE: u16 = 499;
 
 /// Growth step of a read buffer that ran out of room.
 const READ_CHUNK: usize = 8 * 1024;
