@@ -121,7 +121,10 @@ impl Observation {
 
     /// The server the request is for.
     pub fn server(&mut self, name: &Arc<str>) {
-        self.server = Some(name.clone());
+        // Told twice on the way (routing, then sending): one shared count is enough.
+        if !self.server.as_ref().is_some_and(|s| Arc::ptr_eq(s, name)) {
+            self.server = Some(name.clone());
+        }
     }
 
     /// The catalog item (tool, prompt) the request names, by its original name.

@@ -29,8 +29,8 @@ use super::chunked::{ChunkedDecoder, ChunkedError};
 use super::hang_up::HangUpWatch;
 use super::limits::HttpLimits;
 use super::request::{parse_head, BodyFraming, HeadParse, Method, RequestHead};
-use super::request_log::{Logged, CLIENT_GONE};
 pub use super::request_log::RequestLog;
+use super::request_log::{Logged, CLIENT_GONE};
 use super::response::{write_chunk, write_response, write_sse_head, Response, Status, LAST_CHUNK};
 use crate::runtime::drain::{self, Event, Phase};
 use crate::tls::TlsAcceptor;
@@ -91,8 +91,6 @@ pub trait Handler {
     /// One request is done: its reply written, abandoned by a drain, or left by its client.
     fn log_request(&self, _request: &RequestLog<'_>) {}
 }
-
-
 
 /// Growth step of a read buffer that ran out of room.
 const READ_CHUNK: usize = 8 * 1024;
