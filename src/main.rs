@@ -234,6 +234,43 @@ fn describe(cfg: &Config) {
         }
     }
     describe_governance(&cfg.governance);
+    describe_logs(cfg);
+}
+
+/// Where the audit log and the access log go.
+fn describe_logs(cfg: &Config) {
+    let a = &cfg.audit;
+    let mut sinks = Vec::new();
+    if let Some(db) = &a.sqlite {
+        sinks.push(format!("sqlite {}", db.display()));
+    }
+    if let Some(jsonl) = &a.jsonl {
+        sinks.push(format!(
+            "jsonl {} (rotated at {} bytes, {} kept)",
+            jsonl.display(),
+            a.jsonl_max_bytes,
+            a.jsonl_keep
+        ));
+    }
+    if !a.enabled || sinks.is_empty() {
+        println!("audit: off");
+    } else {
+        let arguments = if a.log_arguments {
+            format!("recorded, redacting [{}]", a.redact.join(", "))
+        } else {
+            "not recorded".to_owned()
+        };
+        println!("audit: {}; arguments {arguments}", sinks.join(", "));
+    }
+    match &cfg.access_log {
+        Some(l) => println!(
+            "access_log: {} (rotated at {} bytes, {} kept)",
+            l.path.display(),
+            l.max_bytes,
+            l.keep
+        ),
+        None => println!("access_log: off"),
+    }
 }
 
 /// Keys by name (never their values), what they reach, and the tool groups.

@@ -144,6 +144,8 @@ fn keep_restart_only(served: &mut Config, old: Config) {
     served.max_upstream_reply_bytes = old.max_upstream_reply_bytes;
     served.busy_poll = old.busy_poll;
     served.shutdown_grace = old.shutdown_grace;
+    served.audit = old.audit;
+    served.access_log = old.access_log;
 }
 
 /// The settings that differ and are not applied live.
@@ -171,6 +173,10 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     }
     if old.shutdown_grace != new.shutdown_grace {
         changed.push("shutdown_grace_ms");
+    }
+    // The log thread opened its sinks at start and owns them until the gateway stops.
+    if old.audit != new.audit || old.access_log != new.access_log {
+        changed.push("audit/access_log");
     }
     changed
 }

@@ -1,13 +1,16 @@
 //! `mcpgate serve`: start the upstreams, build the first registry, run the worker cores,
 //! and stop cleanly on SIGINT/SIGTERM: drain the cores (`runtime::drain`: stop accepting,
 //! finish requests in progress up to `shutdown_grace_ms`, end SSE streams), then stop the
-//! upstreams' children. A second signal during the drain stops at once.
+//! upstreams' children. A second signal during the drain stops at once. The audit log thread
+//! writes what is still queued before `serve` returns.
 
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::admin::metrics::{CoreMetrics, MetricsHub};
+use crate::audit::{AuditLog, AuditSenders, Recorder};
 use crate::config::Config;
 use crate::mcp::{
     announcements, subscriptions, McpService, ServiceSettings, SessionKeys, SessionVerifier,
@@ -24,6 +27,14 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 
 /// How often the config file's modification time is looked at.
 const CONFIG_POLL: Duration = Duration::from_secs(1);
+
+/// How often each core merges its metrics when it records nothing (so idle cores' figures,
+/// calls in flight among them, stay current).
+const METRICS_FLUSH: Duration = Duration::from_secs(1);
+
+/// Longest the shutdown waits for the audit log thread to write what is queued (a sink that
+/// hangs must not hold the exit).
+const AUDIT_FLUSH_BOUND: Duration = Duration::from_secs(5);
 
 /// Serves until SIGINT or SIGTERM, then drains and stops the upstreams; `config_file` (when
 /// the config came from one) is reloaded on SIGHUP and when it changes. An error says why
@@ -44,6 +55,8 @@ pub fn serve(config: Config, config_file: Option<PathBuf>, driver: IoDriver) -> 
         )),
         None => None,
     };
+    // The audit sinks too: an unusable path is a config error naming its key.
+    let audit = AuditLog::start(&config.audit, config.access_log.as_ref())?;
     match crate::runtime::raise_fd_limit() {
         Ok(n) => tracing::debug!(open_files = n, "open-file limit"),
         Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
@@ -87,11 +100,16 @@ pub fn serve(config: Config, config_file: Option<PathBuf>, driver: IoDriver) -> 
                 monoio::spawn(inbox.run());
                 // Dropped without a start (start-up failed): this worker ends unserved.
                 let start = wait.await.ok()?;
-                Some(McpService::new(
+                let recorder = Rc::new(Recorder::new(
+                    CoreMetrics::new(start.metrics.clone()),
+                    start.audit.as_ref().map(AuditSenders::sender),
+                ));
+                monoio::spawn(flush_metrics(recorder.clone()));
+                Some(McpService::with_recorder(
                     RegistryReader::new(start.registry.clone()),
                     SessionVerifier::new(start.sessions.clone()),
                     start.settings.clone(),
-                    CoreMetrics::new(start.metrics.clone()),
+                    recorder,
                 ))
             }
         },
@@ -139,6 +157,9 @@ pub fn serve(config: Config, config_file: Option<PathBuf>, driver: IoDriver) -> 
     let (keeper, _keeper_thread) = spawn_recovery(started.builder, registry.clone(), listeners)
         .map_err(|e| format!("cannot start the registry keeper thread: {e}"))?;
     let metrics = MetricsHub::new();
+    if let Some(audit) = &audit {
+        metrics.attach_audit(audit.stats());
+    }
     // The shutdown drains every worker core.
     let drained_cores = cores.clone();
     let start = Arc::new(WorkerStart {
@@ -151,6 +172,7 @@ pub fn serve(config: Config, config_file: Option<PathBuf>, driver: IoDriver) -> 
             cores: cores.clone(),
         }),
         metrics: metrics.clone(),
+        audit: audit.as_ref().map(AuditLog::senders),
     });
     for tx in go {
         if tx.send(start.clone()).is_err() {
@@ -185,6 +207,28 @@ pub fn serve(config: Config, config_file: Option<PathBuf>, driver: IoDriver) -> 
         max_ns = t.max,
         "gateway internal time"
     );
+    if let Some(audit) = audit {
+        let bound = if drained.interrupted {
+            Duration::ZERO
+        } else {
+            AUDIT_FLUSH_BOUND
+        };
+        let (flushed, c) = audit.close(bound);
+        if !flushed {
+            tracing::warn!(
+                bound_ms = bound.as_millis() as u64,
+                "the audit log thread did not finish writing in time; what it had not written is lost"
+            );
+        }
+        tracing::info!(
+            written = c.written,
+            dropped = c.dropped,
+            sink_errors = c.sink_errors,
+            access_written = c.access_written,
+            access_dropped = c.access_dropped,
+            "audit log closed"
+        );
+    }
     if drained.interrupted {
         // Asked twice: no grace for the children either (stdin closed, SIGTERM, SIGKILL).
         started.upstreams.shutdown(Duration::ZERO);
@@ -200,6 +244,16 @@ struct WorkerStart {
     sessions: Arc<SessionKeys>,
     settings: Arc<ServiceSettings>,
     metrics: Arc<MetricsHub>,
+    /// Where each core gets its end of the audit queues, when the audit log runs.
+    audit: Option<AuditSenders>,
+}
+
+/// Merges a core's metrics every [`METRICS_FLUSH`], for as long as the core runs.
+async fn flush_metrics(recorder: Rc<Recorder>) {
+    loop {
+        monoio::time::sleep(METRICS_FLUSH).await;
+        recorder.metrics.flush();
+    }
 }
 
 /// Blocks until SIGINT or SIGTERM; meanwhile reloads the config on SIGHUP or a file change.

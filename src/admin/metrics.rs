@@ -1,16 +1,29 @@
-//! Gateway internal time: how long a call spends inside mcpgate itself, from the parsed
-//! request to the upstream write, plus from the upstream reply to the client write. Upstream
-//! and network time are excluded, so this is the gateway's own overhead.
+//! What the worker cores measure, collected without slowing them: the gateway's internal
+//! time, and the per-call figures of `call_metrics` (requests by method, server, tool and
+//! outcome; client-facing and upstream latency; calls in flight). The audit pipeline's
+//! counters are read from it too, so one snapshot ([`MetricsHub::calls`]) has everything a
+//! renderer (Prometheus text, the admin API) needs.
 //!
-//! Each core records into its own histogram and merges it into the shared one every
-//! [`MERGE_EVERY`] calls or [`MERGE_AFTER`], whichever comes first; the shared lock is taken
-//! only then.
+//! Internal time is how long a call spends inside mcpgate itself, from the parsed request to
+//! the upstream write, plus from the upstream reply to the client write. Upstream and network
+//! time are excluded, so this is the gateway's own overhead.
+//!
+//! Each core records into its own tables and merges them into the shared ones every
+//! [`MERGE_EVERY`] calls or [`MERGE_AFTER`], whichever comes first (and when
+//! [`CoreMetrics::flush`] is called, which a timer on each core does every second so idle
+//! cores report too); the shared lock is taken only then.
 
 use std::cell::{Cell, RefCell};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+
+use super::call_metrics::{
+    CallFigures, CoreCalls, HubCalls, RequestCount, ServerGauge, ServerLatency,
+};
+use crate::audit::{AuditCounts, AuditStats};
 
 /// Calls recorded on a core before its histogram is merged into the shared one.
 const MERGE_EVERY: u64 = 4096;
@@ -28,6 +41,27 @@ fn new_histogram() -> Histogram<u64> {
 /// The figures every core contributes to.
 pub struct MetricsHub {
     internal: Mutex<Histogram<u64>>,
+    calls: Mutex<HubCalls>,
+    /// Cores registered so far (each gets an index for its in-flight gauges).
+    cores: AtomicUsize,
+    /// The audit pipeline's counters, when it runs.
+    audit: OnceLock<Arc<AuditStats>>,
+}
+
+/// Everything about calls, at one moment: plain data for a renderer to walk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallsSnapshot {
+    /// Sorted by method, outcome, server, tool.
+    pub requests: Vec<RequestCount>,
+    /// Per server, by name.
+    pub latency: Vec<ServerLatency>,
+    /// Per server, by name: calls sent upstream and not yet answered.
+    pub in_flight: Vec<ServerGauge>,
+    /// The audit log's and access log's records written and dropped, and sink errors (all
+    /// zero when neither runs).
+    pub audit: AuditCounts,
+    /// Whether the audit pipeline runs.
+    pub audit_running: bool,
 }
 
 /// Percentiles of gateway internal time, in nanoseconds.
@@ -45,7 +79,33 @@ impl MetricsHub {
     pub fn new() -> Arc<Self> {
         Arc::new(MetricsHub {
             internal: Mutex::new(new_histogram()),
+            calls: Mutex::new(HubCalls::default()),
+            cores: AtomicUsize::new(0),
+            audit: OnceLock::new(),
         })
+    }
+
+    /// Makes the audit pipeline's counters part of the snapshots.
+    pub fn attach_audit(&self, stats: Arc<AuditStats>) {
+        let _ = self.audit.set(stats);
+    }
+
+    /// The per-call figures merged so far (each core's are at most [`MERGE_AFTER`] old while
+    /// it records, about a second while it is idle).
+    pub fn calls(&self) -> CallsSnapshot {
+        let (requests, latency, in_flight) = self
+            .calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .snapshot();
+        let audit = self.audit.get();
+        CallsSnapshot {
+            requests,
+            latency,
+            in_flight,
+            audit: audit.map(|s| s.counts()).unwrap_or_default(),
+            audit_running: audit.is_some(),
+        }
     }
 
     pub fn internal_time(&self) -> InternalTimeSummary {
@@ -73,21 +133,34 @@ impl MetricsHub {
         drop(shared);
         local.reset();
     }
+
+    fn merge_calls(&self, core: usize, local: &mut CoreCalls) {
+        self.calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .merge(core, local);
+    }
 }
 
 /// One core's recorder.
 pub struct CoreMetrics {
     hub: Arc<MetricsHub>,
+    /// This core's index among the hub's cores.
+    core: usize,
     internal: RefCell<Histogram<u64>>,
+    calls: RefCell<CoreCalls>,
     unmerged: Cell<u64>,
     last_merge: Cell<Instant>,
 }
 
 impl CoreMetrics {
     pub fn new(hub: Arc<MetricsHub>) -> Self {
+        let core = hub.cores.fetch_add(1, Ordering::Relaxed);
         CoreMetrics {
             hub,
+            core,
             internal: RefCell::new(new_histogram()),
+            calls: RefCell::new(CoreCalls::default()),
             unmerged: Cell::new(0),
             last_merge: Cell::new(Instant::now()),
         }
@@ -95,23 +168,43 @@ impl CoreMetrics {
 
     /// Records one call's internal time; `now` is a timestamp the caller already took.
     pub fn record_internal(&self, nanos: u64, now: Instant) {
-        let mut h = self.internal.borrow_mut();
-        let _ = h.record(nanos.clamp(1, MAX_NANOS));
+        let _ = self.internal.borrow_mut().record(nanos.clamp(1, MAX_NANOS));
+        self.recorded(now);
+    }
+
+    /// Records one finished routed request; `now` is a timestamp the caller already took.
+    pub fn record_call(&self, call: &CallFigures<'_>, now: Instant) {
+        self.calls.borrow_mut().record(call);
+        self.recorded(now);
+    }
+
+    /// A call was sent to `server` (`+1`) or came back from it (`-1`).
+    pub fn in_flight(&self, server: &Arc<str>, delta: i64) {
+        self.calls.borrow_mut().in_flight(server, delta);
+    }
+
+    /// Counts a record and merges when enough are waiting or enough time passed.
+    fn recorded(&self, now: Instant) {
         let n = self.unmerged.get() + 1;
         if n >= MERGE_EVERY || now.saturating_duration_since(self.last_merge.get()) >= MERGE_AFTER {
-            self.hub.merge(&mut h);
-            self.unmerged.set(0);
+            self.merge_all();
             self.last_merge.set(now);
         } else {
             self.unmerged.set(n);
         }
     }
 
-    /// Merges what this core recorded so far.
+    fn merge_all(&self) {
+        self.hub.merge(&mut self.internal.borrow_mut());
+        self.hub
+            .merge_calls(self.core, &mut self.calls.borrow_mut());
+        self.unmerged.set(0);
+    }
+
+    /// Merges what this core recorded so far (and its calls in flight).
     pub fn flush(&self) {
-        if self.unmerged.get() > 0 {
-            self.hub.merge(&mut self.internal.borrow_mut());
-            self.unmerged.set(0);
+        if self.unmerged.get() > 0 || self.calls.borrow().dirty() {
+            self.merge_all();
         }
     }
 }
@@ -141,5 +234,42 @@ mod tests {
         assert_eq!(s.count, 200);
         assert!(s.p50 >= 49_000 && s.p50 <= 51_000, "{s:?}");
         assert!(s.max >= 99_900, "{s:?}");
+    }
+
+    #[test]
+    fn call_figures_reach_the_snapshot_after_a_merge() {
+        use crate::audit::record::{Outcome, RoutedMethod};
+        let hub = MetricsHub::new();
+        let core = CoreMetrics::new(hub.clone());
+        let server: Arc<str> = Arc::from("mock");
+        let tool: Arc<str> = Arc::from("echo");
+        let start = Instant::now();
+        core.in_flight(&server, 1);
+        let call = CallFigures {
+            method: RoutedMethod::ToolsCall,
+            server: Some(&server),
+            tool: Some(&tool),
+            outcome: Outcome::Ok,
+            latency_us: 50,
+            upstream_us: Some(30),
+        };
+        core.record_call(&call, start);
+        assert!(hub.calls().requests.is_empty(), "per core until merged");
+        core.flush();
+        let calls = hub.calls();
+        assert_eq!(calls.requests.len(), 1);
+        assert_eq!(calls.in_flight[0].in_flight, 1);
+        assert!(!calls.audit_running);
+        // A second later the next record merges by itself.
+        core.in_flight(&server, -1);
+        core.record_call(&call, start + MERGE_AFTER);
+        let calls = hub.calls();
+        assert_eq!(calls.requests[0].count, 2);
+        assert_eq!(calls.in_flight[0].in_flight, 0);
+        let stats = Arc::new(AuditStats::default());
+        stats.dropped.fetch_add(3, Ordering::Relaxed);
+        hub.attach_audit(stats);
+        assert_eq!(hub.calls().audit.dropped, 3);
+        assert!(hub.calls().audit_running);
     }
 }

@@ -4,4 +4,5 @@
 //! Owns: collecting figures from the worker cores without slowing them (per-core recording,
 //! merged off the hot path). Must never: take a lock shared between cores per request.
 
+pub mod call_metrics;
 pub mod metrics;

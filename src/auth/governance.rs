@@ -59,6 +59,8 @@ impl AuthError {
 #[derive(Debug)]
 pub struct KeyPolicy {
     pub name: String,
+    /// The name again, shared: what audit and access-log records carry.
+    pub shared_name: Arc<str>,
     /// What the key's sessions record of it.
     pub fingerprint: [u8; 8],
     /// The key's own grants and those of its groups.
@@ -69,6 +71,8 @@ pub struct KeyPolicy {
 #[derive(Debug)]
 pub struct GroupPolicy {
     pub name: String,
+    /// The name again, shared: what audit records carry.
+    pub shared_name: Arc<str>,
     pub grants: Grants,
 }
 
@@ -205,6 +209,7 @@ impl Governance {
             .groups
             .iter()
             .map(|(name, lists)| GroupPolicy {
+                shared_name: Arc::from(name.as_str()),
                 name: name.clone(),
                 grants: Grants::from_lists(lists),
             })
@@ -226,6 +231,7 @@ impl Governance {
                 }
                 KeyPolicy {
                     name: k.name.clone(),
+                    shared_name: Arc::from(k.name.as_str()),
                     fingerprint: k.hash.fingerprint(),
                     grants,
                     team: k.team.clone(),

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::audit;
 use super::expand::expand_vars;
 use super::governance::{self, RawGovernance};
 use super::model::{Config, IoDriverChoice, PrefixMode, ServerConfig, ToolFilter, Transport};
@@ -53,11 +54,13 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "max_concurrent_calls_per_key",
     "max_streams_per_key",
     "tls",
+    "audit",
+    "access_log",
 ];
 
 /// Keys of the product that this build does not enforce yet. Refusing them beats silently
 /// serving without the access control or audit the operator asked for.
-const NOT_YET_SUPPORTED: &[&str] = &["admin", "audit"];
+const NOT_YET_SUPPORTED: &[&str] = &["admin"];
 
 #[derive(Deserialize)]
 struct RawConfig {
@@ -87,6 +90,8 @@ struct RawConfig {
     max_concurrent_calls_per_key: Option<u32>,
     max_streams_per_key: Option<u32>,
     tls: Option<super::tls::RawListenerTls>,
+    audit: Option<audit::RawAudit>,
+    access_log: Option<audit::RawAccessLog>,
 }
 
 #[derive(Deserialize)]
@@ -142,7 +147,8 @@ struct RawServer {
     insecure_skip_verify: Option<bool>,
 }
 
-/// Reads and checks a config file.
+/// Reads and checks a config file. Relative audit and access-log paths are taken from the
+/// file's directory.
 pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigError::at(
@@ -150,7 +156,13 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
             format!("cannot read config file {}: {e}", path.display()),
         )
     })?;
-    parse_config(&text, &|name| std::env::var(name).ok())
+    let mut config = parse_config(&text, &|name| std::env::var(name).ok())?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    audit::resolve_paths(&mut config.audit, config.access_log.as_mut(), dir);
+    Ok(config)
 }
 
 /// Parses config text; `lookup` resolves `${VAR}` references.
@@ -412,6 +424,8 @@ fn build(raw: RawConfig) -> Result<Config, ConfigError> {
         shutdown_grace: raw
             .shutdown_grace_ms
             .map_or(DEFAULT_SHUTDOWN_GRACE, Duration::from_millis),
+        audit: audit::audit(raw.audit)?,
+        access_log: audit::access_log(raw.access_log)?,
     })
 }
 
@@ -641,8 +655,8 @@ mod tests {
                 "tool_prefix",
             ),
             (
-                r#"{"audit": {}, "mcpServers": {"a": {"command": "x"}}}"#,
-                "audit",
+                r#"{"admin": {}, "mcpServers": {"a": {"command": "x"}}}"#,
+                "admin",
             ),
             (r#"{}"#, "mcpServers"),
         ];

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::audit::{AccessLogConfig, AuditConfig};
 use super::governance::GovernanceConfig;
 use super::tls::{ListenerTls, UpstreamTls};
 use crate::http::HttpLimits;
@@ -106,4 +107,8 @@ pub struct Config {
     /// On SIGTERM/SIGINT, how long requests in progress get to finish before they are
     /// abandoned (0: abandoned at once).
     pub shutdown_grace: Duration,
+    /// The audit log of routed MCP requests (paths already resolved for a config file).
+    pub audit: AuditConfig,
+    /// One line per HTTP request on the client listener; off when `None`.
+    pub access_log: Option<AccessLogConfig>,
 }

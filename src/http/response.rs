@@ -76,6 +76,9 @@ pub struct Response {
     /// Extra headers, each written as `name: value`.
     pub headers: Vec<(&'static str, String)>,
     pub body: Vec<u8>,
+    /// Who made the request (a virtual key's name), for the access log; set by handlers that
+    /// keep one.
+    pub who: Option<std::sync::Arc<str>>,
 }
 
 impl Default for Response {
@@ -92,6 +95,7 @@ impl Response {
             headers: Vec::new(),
             // Taken from the connection's pool when a request arrives.
             body: Vec::new(),
+            who: None,
         }
     }
 
@@ -102,6 +106,7 @@ impl Response {
         self.content_type = None;
         self.headers.clear();
         self.body.clear();
+        self.who = None;
         if self.body.capacity() > 256 * 1024 {
             self.body.shrink_to(4096);
         }

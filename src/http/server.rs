@@ -11,8 +11,13 @@
 //! (`runtime::drain`) the listener stops accepting, a connection waiting for its next request
 //! closes, one serving a request answers it with `Connection: close` and closes, and at the
 //! drain's deadline whatever is still running is abandoned (see [`Handler::abandoned`]).
+//!
+//! Access log: a handler that keeps one ([`Handler::logs_requests`]) is told of every request
+//! once its reply is written ([`Handler::log_request`]); only then is the clock read per
+//! request.
 
 use std::cell::RefCell;
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 
@@ -24,6 +29,8 @@ use super::chunked::{ChunkedDecoder, ChunkedError};
 use super::hang_up::HangUpWatch;
 use super::limits::HttpLimits;
 use super::request::{parse_head, BodyFraming, HeadParse, Method, RequestHead};
+pub use super::request_log::RequestLog;
+use super::request_log::{Logged, CLIENT_GONE};
 use super::response::{write_chunk, write_response, write_sse_head, Response, Status, LAST_CHUNK};
 use crate::runtime::drain::{self, Event, Phase};
 use crate::tls::TlsAcceptor;
@@ -75,6 +82,14 @@ pub trait Handler {
             "the server is shutting down and this request did not finish in time\n",
         );
     }
+
+    /// Whether [`Handler::log_request`] wants to hear of every request.
+    fn logs_requests(&self) -> bool {
+        false
+    }
+
+    /// One request is done: its reply written, abandoned by a drain, or left by its client.
+    fn log_request(&self, _request: &RequestLog<'_>) {}
 }
 
 /// Growth step of a read buffer that ran out of room.
@@ -218,11 +233,16 @@ enum StreamEnd {
 /// Serves one connection until the peer closes it, asks to close, or sends something that
 /// forces a close (a malformed or oversized request, a head that takes too long), or until a
 /// drain closes it.
-pub async fn serve_connection<S, H>(mut stream: S, handler: &H, limits: HttpLimits)
-where
+pub async fn serve_connection<S, H>(
+    mut stream: S,
+    handler: &H,
+    limits: HttpLimits,
+    peer: Option<SocketAddr>,
+) where
     S: AsyncReadRent + AsyncWriteRent + HangUpWatch,
     H: Handler,
 {
+    let logging = handler.logs_requests();
     let mut bufs = ConnBuffers::new();
     let mut resp = Response::new();
     let mut chunked: Option<ChunkedProgress> = None;
@@ -308,6 +328,11 @@ where
             ensure_pooled(&mut resp.body);
             ensure_pooled(&mut bufs.write);
             crate::runtime::busy_poll::note_activity();
+            let logged = logging.then(|| Logged {
+                peer,
+                started: std::time::Instant::now(),
+                bytes_in: used,
+            });
             let mut work = drain::request();
             // Boxed: the handler's state machine (upstream calls and all) is several KiB and
             // would otherwise sit inline in every connection's task, idle ones included.
@@ -320,7 +345,12 @@ where
                 outcome = handled => Some(outcome),
                 // The client is gone: dropping the handler stops its work (an upstream call is
                 // cancelled upstream); there is nobody to answer.
-                () = hung_up => return,
+                () = hung_up => {
+                    if let Some(logged) = logged {
+                        logged.report(handler, &head, CLIENT_GONE, resp.who.as_ref(), 0);
+                    }
+                    return;
+                }
                 // Shutting down and out of time: dropping the handler cancels its upstream
                 // work the same way; the client gets an error instead of a reply.
                 () = drain::reached(Phase::Deadline) => None,
@@ -329,11 +359,17 @@ where
             chunked = None;
             continue_sent = false;
             let head_only = head.method == Method::Head;
+            let written_before = bufs.write.len();
             let Some(outcome) = outcome else {
+                let who = resp.who.take();
                 resp.reset();
                 handler.abandoned(&head, body, &mut resp);
                 write_response(&mut bufs.write, &resp, false, head_only);
                 drain::note(Event::Abandoned);
+                if let Some(logged) = logged {
+                    let out = bufs.write.len() - written_before;
+                    logged.report(handler, &head, resp.status.code(), who.as_ref(), out);
+                }
                 break Scan::Close;
             };
             match outcome {
@@ -342,6 +378,11 @@ where
                     let keep_alive = head.keep_alive && drain::phase() == Phase::Serving;
                     write_response(&mut bufs.write, &resp, keep_alive, head_only);
                     drain::note(Event::Answered);
+                    if let Some(logged) = logged {
+                        let out = bufs.write.len() - written_before;
+                        let status = resp.status.code();
+                        logged.report(handler, &head, status, resp.who.as_ref(), out);
+                    }
                     if !keep_alive {
                         break Scan::Close;
                     }
@@ -353,8 +394,24 @@ where
                     }
                     let keep_alive = head.keep_alive && drain::phase() == Phase::Serving;
                     write_sse_head(&mut bufs.write, &resp, keep_alive);
-                    let streamed =
-                        Box::pin(stream_events(&mut stream, &mut bufs.write, &mut events)).await;
+                    let head_bytes = bufs.write.len() - written_before;
+                    let mut sent = 0;
+                    let streamed = Box::pin(stream_events(
+                        &mut stream,
+                        &mut bufs.write,
+                        &mut events,
+                        &mut sent,
+                    ))
+                    .await;
+                    if let Some(logged) = logged {
+                        let (status, who) = (resp.status.code(), resp.who.as_ref());
+                        let last = if matches!(streamed, StreamEnd::Gone) {
+                            0
+                        } else {
+                            LAST_CHUNK.len()
+                        };
+                        logged.report(handler, &head, status, who, head_bytes + sent + last);
+                    }
                     match streamed {
                         StreamEnd::Gone => return,
                         StreamEnd::Abandoned => {
@@ -530,7 +587,7 @@ pub async fn serve_listener<H: Handler + 'static>(
                 match &tls {
                     None => {
                         monoio::spawn(async move {
-                            serve_connection(stream, &*handler, limits).await;
+                            serve_connection(stream, &*handler, limits, Some(peer)).await;
                             drop(counted);
                         });
                     }
@@ -538,7 +595,9 @@ pub async fn serve_listener<H: Handler + 'static>(
                         let acceptor = acceptor.clone();
                         monoio::spawn(async move {
                             match acceptor.accept(stream).await {
-                                Ok(conn) => serve_connection(conn, &*handler, limits).await,
+                                Ok(conn) => {
+                                    serve_connection(conn, &*handler, limits, Some(peer)).await
+                                }
                                 Err(why) => {
                                     tracing::debug!(%peer, "TLS handshake failed: {why}")
                                 }
@@ -564,11 +623,12 @@ pub async fn serve_listener<H: Handler + 'static>(
 }
 
 /// Writes an SSE stream's events as they come, until it ends, the peer goes away, or a
-/// drain's deadline cuts it.
+/// drain's deadline cuts it. `sent` counts the bytes of the events' chunks.
 async fn stream_events<S: AsyncWriteRent + HangUpWatch, E: SseStream>(
     stream: &mut S,
     write: &mut Vec<u8>,
     events: &mut E,
+    sent: &mut usize,
 ) -> StreamEnd {
     enum Next {
         More(bool),
@@ -586,6 +646,7 @@ async fn stream_events<S: AsyncWriteRent + HangUpWatch, E: SseStream>(
             () = stream.hung_up() => Next::Gone,
             () = drain::reached(Phase::Deadline) => Next::Deadline,
         };
+        let before = write.len();
         match next {
             Next::More(true) => write_chunk(write, &event),
             Next::More(false) => break StreamEnd::Finished,
@@ -594,9 +655,11 @@ async fn stream_events<S: AsyncWriteRent + HangUpWatch, E: SseStream>(
                 event.clear();
                 events.abandon(&mut event);
                 write_chunk(write, &event);
+                *sent += write.len() - before;
                 break StreamEnd::Abandoned;
             }
         }
+        *sent += write.len() - before;
     };
     give_buffer(event);
     end

@@ -14,9 +14,12 @@ use std::task::Poll;
 
 use futures_util::StreamExt;
 
+use super::forward::CANCELLED;
 use super::in_flight::{CancelSignal, InFlight};
+use super::outcome::detail_of;
 use super::server_requests::{required_capability, server_requests};
 use super::stateless_reply::StatelessTerms;
+use crate::audit::{Detail, Observation, Outcome};
 use crate::auth::limits::CallPermit;
 use crate::http::sse::write_event as write_sse_event;
 use crate::http::SseStream;
@@ -79,14 +82,15 @@ pub async fn await_call(
     server: Arc<ServerEntry>,
     mut cancellation: Cancellation,
 ) -> CallOutcome {
-    let (first, done) = match step(&mut call, &mut events, &mut cancellation.signal, true).await {
-        Step::Reply(reply, timing) => match events.try_recv() {
-            Ok(message) => (message, Some(reply)),
-            Err(_) => return CallOutcome::Answered(reply, timing),
-        },
-        Step::Message(message) => (message, None),
-        Step::Cancelled => return CallOutcome::Cancelled,
-    };
+    let (first, done, timing) =
+        match step(&mut call, &mut events, &mut cancellation.signal, true).await {
+            Step::Reply(reply, timing) => match events.try_recv() {
+                Ok(message) => (message, Some(reply), timing),
+                Err(_) => return CallOutcome::Answered(reply, timing),
+            },
+            Step::Message(message) => (message, None, CallTiming::default()),
+            Step::Cancelled => return CallOutcome::Cancelled,
+        };
     CallOutcome::Streaming(Box::new(CallStream {
         call: if done.is_some() { None } else { Some(call) },
         reply: done,
@@ -98,6 +102,8 @@ pub async fn await_call(
         filed: Vec::new(),
         finished: false,
         permit: None,
+        observed: None,
+        timing,
     }))
 }
 
@@ -143,10 +149,74 @@ pub struct CallStream {
     finished: bool,
     /// The caller's concurrency slots, held until the stream ends.
     permit: Option<CallPermit>,
+    /// The request's metrics and audit record, ended with the stream (or by its drop).
+    observed: Option<Observation>,
+    /// When the upstream had the request and the reply, once the reply is in.
+    timing: CallTiming,
 }
 
 impl SseStream for CallStream {
     async fn next_event(&mut self, out: &mut Vec<u8>) -> bool {
+        let before = out.len();
+        let more = self.next_event_inner(out, before).await;
+        // Counted here unless the event ended the observation (which counted it then).
+        if let Some(observed) = &mut self.observed {
+            observed.replied(out.len() - before);
+        }
+        more
+    }
+
+    /// The gateway is shutting down and the call ran out of time: it is answered with an
+    /// error naming its server, and dropped (which cancels it upstream).
+    fn abandon(&mut self, out: &mut Vec<u8>) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        self.call = None;
+        let reply = Err(UpstreamError::Unavailable {
+            server: self.server.name.clone(),
+            reason: SHUTTING_DOWN.to_owned(),
+        });
+        let before = out.len();
+        let mut message = Vec::with_capacity(256);
+        super::forward::write_reply(&mut message, &self.client.id, &self.server.name, &reply);
+        if let Some(terms) = self.client.stateless {
+            terms.complete_reply(&mut message, 0, &self.client.id);
+        }
+        write_sse_event(out, &message);
+        self.end(out.len() - before, Outcome::Cancelled, || {
+            Detail::Static(SHUTTING_DOWN)
+        });
+    }
+}
+
+/// Why a call still running at the end of a drain got no answer from its server.
+pub const SHUTTING_DOWN: &str =
+    "mcpgate is shutting down and the call did not finish within its shutdown grace period";
+
+impl CallStream {
+    /// Keeps the caller's concurrency slots taken until the stream ends.
+    pub fn hold(&mut self, permit: CallPermit) {
+        self.permit = Some(permit);
+    }
+
+    /// Ends the request's observation when the stream ends.
+    pub fn observe(&mut self, observed: Observation) {
+        self.observed = Some(observed);
+    }
+
+    /// Ends the observation, counting the last `bytes` written.
+    fn end(&mut self, bytes: usize, outcome: Outcome, detail: impl FnOnce() -> Detail) {
+        if let Some(mut observed) = self.observed.take() {
+            observed.replied(bytes);
+            observed.timing(&self.timing);
+            observed.finish(outcome, detail);
+        }
+    }
+
+    /// The next event; `before` is where it starts in `out`.
+    async fn next_event_inner(&mut self, out: &mut Vec<u8>, before: usize) -> bool {
         if self.finished {
             return false;
         }
@@ -160,6 +230,8 @@ impl SseStream for CallStream {
                         // the upstream.
                         self.call = None;
                         self.finished = true;
+                        let bytes = out.len() - before;
+                        self.end(bytes, Outcome::Cancelled, || Detail::Static(CANCELLED));
                         return false;
                     }
                 },
@@ -178,7 +250,7 @@ impl SseStream for CallStream {
                         })
                     });
                     let mut message = Vec::with_capacity(256);
-                    super::forward::write_reply(
+                    let outcome = super::forward::write_reply(
                         &mut message,
                         &self.client.id,
                         &self.server.name,
@@ -189,41 +261,15 @@ impl SseStream for CallStream {
                     }
                     write_sse_event(out, &message);
                     self.finished = true;
+                    let bytes = out.len() - before;
+                    match outcome {
+                        Outcome::Ok => self.end(bytes, outcome, || Detail::None),
+                        _ => self.end(bytes, outcome, || detail_of(reply)),
+                    }
                     return true;
                 }
             }
         }
-    }
-
-    /// The gateway is shutting down and the call ran out of time: it is answered with an
-    /// error naming its server, and dropped (which cancels it upstream).
-    fn abandon(&mut self, out: &mut Vec<u8>) {
-        if self.finished {
-            return;
-        }
-        self.finished = true;
-        self.call = None;
-        let reply = Err(UpstreamError::Unavailable {
-            server: self.server.name.clone(),
-            reason: SHUTTING_DOWN.to_owned(),
-        });
-        let mut message = Vec::with_capacity(256);
-        super::forward::write_reply(&mut message, &self.client.id, &self.server.name, &reply);
-        if let Some(terms) = self.client.stateless {
-            terms.complete_reply(&mut message, 0, &self.client.id);
-        }
-        write_sse_event(out, &message);
-    }
-}
-
-/// Why a call still running at the end of a drain got no answer from its server.
-pub const SHUTTING_DOWN: &str =
-    "mcpgate is shutting down and the call did not finish within its shutdown grace period";
-
-impl CallStream {
-    /// Keeps the caller's concurrency slots taken until the stream ends.
-    pub fn hold(&mut self, permit: CallPermit) {
-        self.permit = Some(permit);
     }
 
     /// The next message about the call; `None` once the reply is in and nothing precedes it.
@@ -233,8 +279,9 @@ impl CallStream {
         };
         match step(call, &mut self.events, &mut self.cancellation.signal, false).await {
             Step::Message(message) => Ok(Some(message)),
-            Step::Reply(reply, _timing) => {
+            Step::Reply(reply, timing) => {
                 self.call = None;
+                self.timing = timing;
                 self.reply = Some(reply);
                 Ok(self.events.try_recv().ok())
             }

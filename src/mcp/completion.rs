@@ -23,6 +23,9 @@ pub async fn complete(access: Access<'_>, params: Option<RawJson<'_>>, mut fwd: 
     let Some(reference) = obj.get("ref").and_then(|r| RawObject::parse(r.get()).ok()) else {
         return fwd.invalid_params("Invalid params: params.ref must be an object");
     };
+    if let Some(argument) = obj.get("argument") {
+        fwd.observed.arguments(argument.get());
+    }
     let mut upstream_ref = Vec::with_capacity(obj.get("ref").map_or(0, |r| r.get().len()) + 8);
     let server = match reference.get_str("type").as_deref() {
         Some("ref/prompt") => {
@@ -32,6 +35,8 @@ pub async fn complete(access: Access<'_>, params: Option<RawJson<'_>>, mut fwd: 
             let Some((index, prompt)) = snapshot.prompts.find(&name) else {
                 return fwd.unknown_name(snapshot, "prompt", &name);
             };
+            fwd.for_server(prompt.server);
+            fwd.observed.item(&prompt.shared_original);
             if !access.allows_item(CatalogKind::Prompts, index) {
                 return fwd.denied(access, "prompt", &name);
             }
@@ -42,6 +47,7 @@ pub async fn complete(access: Access<'_>, params: Option<RawJson<'_>>, mut fwd: 
             let Some(uri) = reference.get_str("uri") else {
                 return fwd.invalid_params("Invalid params: params.ref.uri must be a string");
             };
+            fwd.observed.named(&uri);
             let Some(route) = route_uri(access, &uri, &mut fwd) else {
                 return;
             };
@@ -57,6 +63,5 @@ pub async fn complete(access: Access<'_>, params: Option<RawJson<'_>>, mut fwd: 
     };
     let mut upstream_params = Vec::with_capacity(upstream_ref.len() + 64);
     obj.write_replacing_raw(&mut upstream_params, "ref", &upstream_ref);
-    fwd.send(&snapshot.servers[server], METHOD, upstream_params)
-        .await
+    fwd.send(server, METHOD, upstream_params).await
 }

@@ -6,7 +6,8 @@
 //! token's nonce) to a bounded cross-thread sender into that stream. Only legacy-transport
 //! requests touch it; `/mcp` never does.
 //!
-//! It also holds the client capabilities a legacy client declares at `initialize`: the session
+//! It also holds the client capabilities and client info a legacy client declares at
+//! `initialize`: the session
 //! id is issued by `GET /sse`, before `initialize` arrives, so (unlike on `/mcp`) the token
 //! cannot carry them, and a legacy session is unusable without its stream anyway, so keeping
 //! them beside the stream loses nothing.
@@ -23,6 +24,8 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use futures_channel::mpsc;
 use futures_util::task::AtomicWaker;
+
+use super::client_info::ClientInfo;
 
 /// Legacy streams open at once, process-wide.
 pub const MAX_SESSIONS: usize = 1024;
@@ -42,6 +45,7 @@ type Nonce = [u8; 8];
 struct Entry {
     tx: mpsc::Sender<Outgoing>,
     capabilities: u8,
+    client: ClientInfo,
     in_flight: Arc<Unanswered>,
 }
 
@@ -90,6 +94,7 @@ pub fn open(nonce: Nonce) -> Result<Registration, OpenError> {
     slot.insert(Entry {
         tx,
         capabilities: 0,
+        client: ClientInfo::default(),
         in_flight: in_flight.clone(),
     });
     Ok(Registration {
@@ -116,10 +121,11 @@ impl Drop for Registration {
     }
 }
 
-/// Records the client capabilities (bits) a session declared at `initialize`.
-pub fn set_capabilities(nonce: Nonce, capabilities: u8) {
+/// Records the client capabilities (bits) and client info a session declared at `initialize`.
+pub fn set_declared(nonce: Nonce, capabilities: u8, client: ClientInfo) {
     if let Some(entry) = table().get_mut(&nonce) {
         entry.capabilities = capabilities;
+        entry.client = client;
     }
 }
 
@@ -138,6 +144,7 @@ pub struct Ticket {
     tx: mpsc::Sender<Outgoing>,
     in_flight: Arc<Unanswered>,
     pub capabilities: u8,
+    pub client: ClientInfo,
 }
 
 /// Admits one POSTed message of `nonce`'s session.
@@ -157,6 +164,7 @@ pub fn admit(nonce: Nonce) -> Result<Ticket, Refusal> {
         tx: entry.tx.clone(),
         in_flight: entry.in_flight.clone(),
         capabilities: entry.capabilities,
+        client: entry.client,
     })
 }
 
@@ -212,9 +220,10 @@ mod tests {
     fn capabilities_and_messages_reach_the_stream() {
         let n = nonce(3);
         let mut reg = open(n).unwrap();
-        set_capabilities(n, 5);
+        set_declared(n, 5, ClientInfo::new("old", "1"));
         let mut ticket = admit(n).unwrap();
         assert_eq!(ticket.capabilities, 5);
+        assert_eq!(ticket.client.name(), "old");
         let sent = futures_executor_free::block(ticket.deliver(b"data: 1\n\n"[..].into()));
         assert!(sent);
         let got = futures_executor_free::block(reg.rx.next());

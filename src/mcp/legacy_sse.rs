@@ -19,6 +19,7 @@ use std::time::Instant;
 use super::admission::Admission;
 use super::call_stream::CallStream;
 use super::checks::accepts;
+use super::forward::Arrival;
 use super::legacy_sessions::{self, OpenError, Refusal, Ticket, MAX_MESSAGE};
 use super::legacy_stream::LegacyStream;
 use super::methods;
@@ -26,7 +27,7 @@ use super::service::{content_type_ok, dispatch, open_stream, parse_body, refuse,
 use super::session::SessionClaims;
 use super::stream::McpStream;
 use super::version::ProtocolVersion;
-use crate::admin::metrics::CoreMetrics;
+use crate::audit::Recorder;
 use crate::http::sse::write_event;
 use crate::http::{Method, Outcome, RequestHead, Response, SseStream, Status};
 use crate::jsonrpc::{parse_message, write_error, ErrorCode, MessageKind};
@@ -162,7 +163,10 @@ impl McpService {
         admission: Admission,
         resp: &mut Response,
     ) {
-        let started = Instant::now();
+        let arrival = Arrival {
+            at: Instant::now(),
+            bytes: body.len(),
+        };
         if !content_type_ok(head, resp) {
             return;
         }
@@ -210,20 +214,21 @@ impl McpService {
                 )
             }
         };
-        // What the token says, with the capabilities the client declared at `initialize`.
+        // What the token says, with what the client declared at `initialize`.
         let claims = SessionClaims {
             client_capabilities: ticket.capabilities,
+            client: ticket.client,
             ..claims
         };
         if env.kind() != MessageKind::Request {
             // A notification, or the client's answer to a server's request: nothing goes back.
             return dispatch(
                 admission.access(snapshot),
-                &self.metrics,
+                &self.recorder,
                 &self.settings.cores,
                 &env,
                 &claims,
-                started,
+                arrival,
                 resp,
                 &mut None,
             )
@@ -232,9 +237,9 @@ impl McpService {
         let task = Answer {
             snapshot: Arc::clone(snapshot),
             admission,
-            metrics: self.metrics.clone(),
+            recorder: self.recorder.clone(),
             claims,
-            started,
+            arrival,
             body: body.into(),
             ticket,
         };
@@ -248,9 +253,9 @@ struct Answer {
     /// The snapshot the request arrived under (an `Arc`: legacy requests are not the hot path).
     snapshot: Arc<RegistrySnapshot>,
     admission: Admission,
-    metrics: Rc<CoreMetrics>,
+    recorder: Rc<Recorder>,
     claims: SessionClaims,
-    started: Instant,
+    arrival: Arrival,
     body: Box<[u8]>,
     ticket: Ticket,
 }
@@ -267,18 +272,22 @@ impl Answer {
         if env.method.as_deref() == Some("initialize") {
             let out = resp.json(Status::Ok);
             if let Some(handshake) = methods::handshake(&env, out) {
-                legacy_sessions::set_capabilities(self.claims.nonce, handshake.capabilities);
+                legacy_sessions::set_declared(
+                    self.claims.nonce,
+                    handshake.capabilities,
+                    handshake.client,
+                );
                 methods::write_initialize_result(out, id, handshake.version);
             }
         } else {
             // Only requests come here, so no cancellation needs the other cores.
             dispatch(
                 self.admission.access(&self.snapshot),
-                &self.metrics,
+                &self.recorder,
                 &[],
                 &env,
                 &self.claims,
-                self.started,
+                self.arrival,
                 &mut resp,
                 &mut call,
             )

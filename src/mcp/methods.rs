@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::client_info::ClientInfo;
 use super::server_requests::ClientCapability;
 use super::session::SessionKeys;
 use super::version::ProtocolVersion;
@@ -19,6 +20,8 @@ struct InitializeParams<'a> {
     protocol_version: Option<Cow<'a, str>>,
     #[serde(default)]
     capabilities: ClientCapabilities<'a>,
+    #[serde(rename = "clientInfo", borrow, default)]
+    client_info: Option<&'a RawValue>,
 }
 
 /// The client capabilities that decide which server requests may be relayed to it.
@@ -57,12 +60,13 @@ pub fn capability_bits(capabilities: RawJson<'_>) -> Option<u8> {
         .map(|c| c.bits())
 }
 
-/// What a client's `initialize` settles: the revision to answer with and the client
-/// capabilities (bits) it declared.
+/// What a client's `initialize` settles: the revision to answer with, the client
+/// capabilities (bits) it declared, and what it says it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Handshake {
     pub version: ProtocolVersion,
     pub capabilities: u8,
+    pub client: ClientInfo,
 }
 
 /// Reads an `initialize` request; `None` (with the error reply written to `out`) when it has
@@ -72,6 +76,10 @@ pub fn handshake(env: &Envelope<'_>, out: &mut Vec<u8>) -> Option<Handshake> {
         .params
         .and_then(|p| serde_json::from_str::<InitializeParams<'_>>(p.get()).ok());
     let capabilities = requested.as_ref().map_or(0, |p| p.capabilities.bits());
+    let client = requested
+        .as_ref()
+        .and_then(|p| p.client_info)
+        .map_or_else(ClientInfo::default, |c| ClientInfo::from_json(c.get()));
     let Some(requested) = requested.and_then(|p| p.protocol_version) else {
         write_error(
             out,
@@ -84,6 +92,7 @@ pub fn handshake(env: &Envelope<'_>, out: &mut Vec<u8>) -> Option<Handshake> {
     Some(Handshake {
         version: ProtocolVersion::negotiate(Some(&requested)),
         capabilities,
+        client,
     })
 }
 
@@ -107,7 +116,13 @@ pub fn initialize(env: &Envelope<'_>, keys: &SessionKeys, key: [u8; 8], resp: &m
         return;
     };
     let id = env.id_or_null();
-    let session = match keys.issue_with(handshake.version, handshake.capabilities, key) {
+    let issued = keys.issue_for(
+        handshake.version,
+        handshake.capabilities,
+        key,
+        handshake.client,
+    );
+    let session = match issued {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "cannot issue a session id");

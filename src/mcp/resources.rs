@@ -24,6 +24,7 @@ pub async fn forward_by_uri(
     let Some(uri) = obj.get_str("uri") else {
         return fwd.invalid_params("Invalid params: params.uri must be a string");
     };
+    fwd.observed.named(&uri);
     let Some(route) = route_uri(access, &uri, &mut fwd) else {
         return;
     };
@@ -41,11 +42,11 @@ pub async fn forward_by_uri(
         }
         _ => {}
     }
-    fwd.send(server, method, upstream_params).await
+    fwd.send(route.server, method, upstream_params).await
 }
 
-/// The route for `uri`; `None` (with the -32602 or -32003 reply written) when there is none
-/// or the caller may not reach it.
+/// The route for `uri`; `None` (with the -32602 or -32003 reply written, and the request's
+/// observation ended) when there is none or the caller may not reach it.
 pub fn route_uri<'u>(
     access: Access<'_>,
     uri: &'u str,
@@ -53,13 +54,16 @@ pub fn route_uri<'u>(
 ) -> Option<UriRoute<'u>> {
     let snapshot = access.snapshot();
     match snapshot.uri_routes.resolve(uri) {
-        Ok(route) if access.allows_uri(route.server, route.original) => Some(route),
-        Ok(_) => {
+        Ok(route) => {
+            fwd.for_server(route.server);
+            if access.allows_uri(route.server, route.original) {
+                return Some(route);
+            }
             fwd.denied(access, "resource", uri);
             None
         }
         Err(Unroutable::Unknown) => {
-            fwd.invalid_params(&format!(
+            fwd.unknown(&format!(
                 "Unknown resource: no server lists {uri} or has a template matching it"
             ));
             None
@@ -69,7 +73,7 @@ pub fn route_uri<'u>(
                 .iter()
                 .filter_map(|&i| snapshot.servers.get(i).map(|s| s.name.as_str()))
                 .collect();
-            fwd.invalid_params(&format!(
+            fwd.unknown(&format!(
                 "Ambiguous resource: {uri} could be served by {}; prefix it with mcpgate://<server>/ to choose",
                 names.join(", ")
             ));

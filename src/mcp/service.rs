@@ -12,7 +12,7 @@ use super::call_stream::CallStream;
 use super::checks::{accepts, is_json, origin_allowed};
 use super::completion::complete;
 use super::cors;
-use super::forward::{forward_named, Forwarding, PROMPTS_GET, TOOLS_CALL};
+use super::forward::{forward_named, Arrival, Forwarding, Routed, PROMPTS_GET, TOOLS_CALL};
 use super::in_flight;
 use super::log_level;
 use super::methods;
@@ -23,8 +23,9 @@ use super::stateless;
 use super::stream::{HeartbeatStream, McpStream};
 use super::version::ProtocolVersion;
 use crate::admin::metrics::CoreMetrics;
+use crate::audit::{AccessPath, AccessRecord, Recorder, RoutedMethod};
 use crate::auth::streams::StreamSlot;
-use crate::http::{Handler, Method, Outcome, RequestHead, Response, Status};
+use crate::http::{Handler, Method, Outcome, RequestHead, RequestLog, Response, Status};
 use crate::jsonrpc::{
     parse_message, write_error, Envelope, ErrorCode, MessageKind, ParseError, RawObject,
 };
@@ -49,8 +50,11 @@ pub struct McpService {
     pub(super) registry: RegistryReader,
     pub(super) sessions: SessionVerifier,
     pub(super) settings: Arc<ServiceSettings>,
-    /// Shared with tasks that answer legacy-transport requests after their POST returned.
-    pub(super) metrics: Rc<CoreMetrics>,
+    /// This core's metrics and audit queue; shared with tasks that answer legacy-transport
+    /// requests after their POST returned.
+    pub(super) recorder: Rc<Recorder>,
+    /// The access log's name for callers when no keys are configured.
+    anonymous: Arc<str>,
 }
 
 /// Answers an HTTP-level failure with a JSON-RPC error body (id null), which MCP clients
@@ -77,17 +81,31 @@ pub(super) fn media_types_ok(head: &RequestHead<'_>, resp: &mut Response) -> boo
 }
 
 impl McpService {
+    /// A core's endpoint that records metrics only (no audit or access log).
     pub fn new(
         registry: RegistryReader,
         sessions: SessionVerifier,
         settings: Arc<ServiceSettings>,
         metrics: CoreMetrics,
     ) -> Self {
+        let recorder = Rc::new(Recorder::new(metrics, None));
+        McpService::with_recorder(registry, sessions, settings, recorder)
+    }
+
+    /// A core's endpoint whose observations go to `recorder` (metrics, and the audit and access
+    /// logs when they run).
+    pub fn with_recorder(
+        registry: RegistryReader,
+        sessions: SessionVerifier,
+        settings: Arc<ServiceSettings>,
+        recorder: Rc<Recorder>,
+    ) -> Self {
         McpService {
             registry,
             sessions,
             settings,
-            metrics: Rc::new(metrics),
+            recorder,
+            anonymous: Arc::from(crate::audit::entry::ANONYMOUS),
         }
     }
 
@@ -172,7 +190,10 @@ impl McpService {
         resp: &mut Response,
         stream: &mut Option<Box<CallStream>>,
     ) {
-        let started = Instant::now();
+        let arrival = Arrival {
+            at: Instant::now(),
+            bytes: body.len(),
+        };
         if !media_types_ok(head, resp) {
             return;
         }
@@ -180,7 +201,7 @@ impl McpService {
             let core = stateless::Core {
                 access,
                 key: admission.key,
-                metrics: &self.metrics,
+                recorder: &self.recorder,
                 keys: self.sessions.keys(),
             };
             return stateless::post(core, head, body, resp, stream).await;
@@ -199,11 +220,11 @@ impl McpService {
         }
         dispatch(
             access,
-            &self.metrics,
+            &self.recorder,
             &self.settings.cores,
             &env,
             &claims,
-            started,
+            arrival,
             resp,
             stream,
         )
@@ -329,11 +350,11 @@ pub(super) fn parse_body<'b>(body: &'b [u8], resp: &mut Response) -> Option<Enve
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn dispatch(
     access: Access<'_>,
-    metrics: &CoreMetrics,
+    recorder: &Rc<Recorder>,
     cores: &[CoreHandle],
     env: &Envelope<'_>,
     claims: &SessionClaims,
-    started: Instant,
+    arrival: Arrival,
     resp: &mut Response,
     stream: &mut Option<Box<CallStream>>,
 ) {
@@ -351,47 +372,29 @@ pub(super) async fn dispatch(
         MessageKind::Request => {
             let id = env.id_or_null();
             let out = resp.json(Status::Ok);
+            let method = env.method.as_deref().unwrap_or_default();
+            if let Some(routed) = RoutedMethod::parse(method) {
+                let request = Routed {
+                    method: routed,
+                    id,
+                    arrival,
+                    session: Some(claims.nonce),
+                    client: claims.client,
+                };
+                let capabilities = claims.client_capabilities;
+                let fwd =
+                    Forwarding::new(request, out, recorder, capabilities, stream, None, access);
+                return route(routed, access, env.params, fwd).await;
+            }
             let list =
                 |kind, out: &mut Vec<u8>| methods::list_page(access, kind, env.params, id, out);
-            match env.method.as_deref().unwrap_or_default() {
+            match method {
                 "ping" => methods::ping(out, id),
                 "tools/list" => list(CatalogKind::Tools, out),
                 "prompts/list" => list(CatalogKind::Prompts, out),
                 "resources/list" => list(CatalogKind::Resources, out),
                 "resources/templates/list" => list(CatalogKind::ResourceTemplates, out),
                 "logging/setLevel" => log_level::set_level(access, env.params, id, out).await,
-                method @ ("tools/call"
-                | "prompts/get"
-                | "resources/read"
-                | "resources/subscribe"
-                | "resources/unsubscribe"
-                | "completion/complete") => {
-                    let fwd = Forwarding {
-                        id,
-                        out,
-                        metrics,
-                        started,
-                        session: claims.nonce,
-                        client_capabilities: claims.client_capabilities,
-                        stream,
-                        stateless: None,
-                        access,
-                        cost_milli: 0,
-                    };
-                    let params = env.params;
-                    match method {
-                        "tools/call" => forward_named(access, TOOLS_CALL, params, fwd).await,
-                        "prompts/get" => forward_named(access, PROMPTS_GET, params, fwd).await,
-                        "completion/complete" => complete(access, params, fwd).await,
-                        "resources/read" => {
-                            forward_by_uri(access, "resources/read", params, fwd).await
-                        }
-                        "resources/subscribe" => {
-                            forward_by_uri(access, "resources/subscribe", params, fwd).await
-                        }
-                        _ => forward_by_uri(access, "resources/unsubscribe", params, fwd).await,
-                    }
-                }
                 other => write_error(
                     out,
                     id,
@@ -399,6 +402,28 @@ pub(super) async fn dispatch(
                     &format!("Method not found: {other}"),
                 ),
             }
+        }
+    }
+}
+
+/// Routes a request to the one upstream it names (the request's observation ends on every
+/// way out of here).
+pub(super) async fn route(
+    method: RoutedMethod,
+    access: Access<'_>,
+    params: Option<&serde_json::value::RawValue>,
+    fwd: Forwarding<'_>,
+) {
+    match method {
+        RoutedMethod::ToolsCall => forward_named(access, TOOLS_CALL, params, fwd).await,
+        RoutedMethod::PromptsGet => forward_named(access, PROMPTS_GET, params, fwd).await,
+        RoutedMethod::CompletionComplete => complete(access, params, fwd).await,
+        RoutedMethod::ResourcesRead => forward_by_uri(access, "resources/read", params, fwd).await,
+        RoutedMethod::ResourcesSubscribe => {
+            forward_by_uri(access, "resources/subscribe", params, fwd).await
+        }
+        RoutedMethod::ResourcesUnsubscribe => {
+            forward_by_uri(access, "resources/unsubscribe", params, fwd).await
         }
     }
 }
@@ -482,6 +507,25 @@ impl Handler for McpService {
         }
     }
 
+    fn logs_requests(&self) -> bool {
+        self.recorder.logs_access()
+    }
+
+    fn log_request(&self, request: &RequestLog<'_>) {
+        let duration_us = u64::try_from(request.duration.as_micros()).unwrap_or(u64::MAX);
+        self.recorder.access(AccessRecord {
+            at_micros: crate::audit::clock::now_micros().saturating_sub(duration_us),
+            remote: request.peer,
+            method: request.method,
+            path: AccessPath::new(request.path),
+            status: request.status,
+            bytes_in: request.bytes_in as u64,
+            bytes_out: request.bytes_out as u64,
+            duration_us,
+            key: request.who.cloned(),
+        });
+    }
+
     async fn handle(
         &self,
         head: &RequestHead<'_>,
@@ -522,6 +566,10 @@ impl Handler for McpService {
         let Some(admission) = admit(&snapshot, head, group, resp) else {
             return Outcome::Done;
         };
+        if self.recorder.logs_access() {
+            let key = snapshot.access.governance().key(admission.caller);
+            resp.who = Some(key.map_or_else(|| self.anonymous.clone(), |k| k.shared_name.clone()));
+        }
         if matches!(head.path, "/sse" | "/messages") {
             return self.legacy(head, body, &snapshot, admission, resp).await;
         }

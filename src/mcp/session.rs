@@ -3,8 +3,10 @@
 //! session store.
 //!
 //! Token = base64url(format ‖ issued-at ‖ protocol version ‖ client capabilities ‖ key
-//! fingerprint ‖ nonce ‖ HMAC-SHA256 tag). The key fingerprint binds the session to the
-//! virtual key that opened it: another key cannot use it. Ended
+//! fingerprint ‖ nonce ‖ client info ‖ HMAC-SHA256 tag). The key fingerprint binds the session
+//! to the virtual key that opened it: another key cannot use it. The client info (format 4) is
+//! the `clientInfo` name and version the client declared, capped at 48 bytes, for the audit
+//! log; tokens of format 3 (without it, issued by earlier builds) still verify. Ended
 //! sessions (`DELETE /mcp`) are remembered until they would have expired anyway; that list is
 //! per instance. Verified tokens are cached per core, so the MAC is computed once per session
 //! and core rather than once per request.
@@ -19,9 +21,12 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use super::client_info::{self, ClientInfo};
 use super::version::ProtocolVersion;
 
-const FORMAT: u8 = 3;
+const FORMAT: u8 = 4;
+/// The format without client info, still accepted.
+const FORMAT_3: u8 = 3;
 const NONCE: usize = 8;
 const KEY: usize = 8;
 const TAG: usize = 16;
@@ -30,7 +35,11 @@ const KEY_AT: usize = 1 + 8 + 1 + 1;
 const PAYLOAD: usize = KEY_AT + KEY + NONCE;
 /// Where the nonce starts.
 const NONCE_AT: usize = PAYLOAD - NONCE;
+/// A format-3 token; format 4 adds the client info between the nonce and the tag.
 const TOKEN: usize = PAYLOAD + TAG;
+const MAX_TOKEN: usize = TOKEN + client_info::MAX_ENCODED;
+/// Base64 characters of the longest token.
+const MAX_ID: usize = MAX_TOKEN.div_ceil(3) * 4;
 /// Verified tokens remembered per core before the cache is cleared.
 const CACHE_MAX: usize = 16 * 1024;
 
@@ -45,6 +54,8 @@ pub struct SessionClaims {
     pub client_capabilities: u8,
     /// Fingerprint of the virtual key that opened the session (zeros: anonymous).
     pub key: [u8; KEY],
+    /// What the client declared itself at `initialize` (empty for format-3 tokens).
+    pub client: ClientInfo,
 }
 
 /// Why a session id was not accepted; every case answers 404.
@@ -114,32 +125,53 @@ impl SessionKeys {
         client_capabilities: u8,
         key: [u8; KEY],
     ) -> std::io::Result<String> {
-        let mut token = [0u8; TOKEN];
+        self.issue_for(version, client_capabilities, key, ClientInfo::default())
+    }
+
+    /// A session id that also records the client's declared name and version.
+    pub fn issue_for(
+        &self,
+        version: ProtocolVersion,
+        client_capabilities: u8,
+        key: [u8; KEY],
+        client: ClientInfo,
+    ) -> std::io::Result<String> {
+        let mut token = [0u8; MAX_TOKEN];
         token[0] = FORMAT;
         token[1..9].copy_from_slice(&now_secs().to_be_bytes());
         token[9] = version.index();
         token[10] = client_capabilities;
         token[KEY_AT..KEY_AT + KEY].copy_from_slice(&key);
         getrandom::getrandom(&mut token[NONCE_AT..PAYLOAD]).map_err(std::io::Error::other)?;
-        let tag = self.tag(&token[..PAYLOAD]);
-        token[PAYLOAD..].copy_from_slice(&tag);
-        Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token))
+        let signed = PAYLOAD + client.encode(&mut token[PAYLOAD..]);
+        let tag = self.tag(&token[..signed]);
+        token[signed..signed + TAG].copy_from_slice(&tag);
+        Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&token[..signed + TAG]))
     }
 
     /// Checks a token from scratch (MAC, expiry, ended list).
     pub fn verify(&self, id: &[u8]) -> Result<SessionClaims, SessionError> {
-        if id.len() > 64 {
+        if id.len() > MAX_ID {
             return Err(SessionError::Malformed);
         }
-        let mut token = [0u8; TOKEN + 3];
+        let mut token = [0u8; MAX_TOKEN + 3];
         let n = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode_slice(id, &mut token)
             .map_err(|_| SessionError::Malformed)?;
-        if n != TOKEN || token[0] != FORMAT {
+        let (client, signed) = match token[0] {
+            FORMAT_3 if n == TOKEN => (ClientInfo::default(), PAYLOAD),
+            FORMAT if n > TOKEN => {
+                let (client, used) =
+                    ClientInfo::decode(&token[PAYLOAD..n - TAG]).ok_or(SessionError::Malformed)?;
+                (client, PAYLOAD + used)
+            }
+            _ => return Err(SessionError::Malformed),
+        };
+        if signed + TAG != n {
             return Err(SessionError::Malformed);
         }
-        let expected = self.tag(&token[..PAYLOAD]);
-        if !constant_time_eq(&expected, &token[PAYLOAD..TOKEN]) {
+        let expected = self.tag(&token[..signed]);
+        if !constant_time_eq(&expected, &token[signed..n]) {
             return Err(SessionError::BadTag);
         }
         let mut issued = [0u8; 8];
@@ -156,6 +188,7 @@ impl SessionKeys {
             nonce,
             client_capabilities: token[10],
             key,
+            client,
         };
         if self.expires_at(&claims) <= now_secs() {
             return Err(SessionError::Expired);
@@ -305,6 +338,48 @@ mod tests {
         assert_eq!(claims.client_capabilities, 3);
         let anonymous = k.issue(ProtocolVersion::V2025_06_18).unwrap();
         assert_eq!(k.verify(anonymous.as_bytes()).unwrap().key, [0; 8]);
+    }
+
+    #[test]
+    fn sessions_carry_the_client_info() {
+        let k = keys();
+        let client = ClientInfo::new("claude-code", "1.0.72");
+        let id = k
+            .issue_for(ProtocolVersion::V2025_06_18, 1, *b"keyprint", client)
+            .unwrap();
+        let claims = k.verify(id.as_bytes()).unwrap();
+        assert_eq!(claims.client, client);
+        assert_eq!(claims.key, *b"keyprint");
+        let longest = ClientInfo::new(&"n".repeat(99), &"v".repeat(99));
+        let id = k
+            .issue_for(ProtocolVersion::V2025_06_18, 0, [0; 8], longest)
+            .unwrap();
+        assert_eq!(id.len(), MAX_ID, "{id}");
+        assert_eq!(k.verify(id.as_bytes()).unwrap().client, longest);
+    }
+
+    /// A token of the previous format (no client info), as earlier builds issued it.
+    #[test]
+    fn format_3_tokens_still_verify() {
+        let k = keys();
+        let mut token = [0u8; TOKEN];
+        token[0] = FORMAT_3;
+        token[1..9].copy_from_slice(&now_secs().to_be_bytes());
+        token[9] = ProtocolVersion::V2025_03_26.index();
+        token[10] = 2;
+        token[KEY_AT..KEY_AT + KEY].copy_from_slice(b"keyprint");
+        token[NONCE_AT..PAYLOAD].copy_from_slice(b"nonce-01");
+        let tag = k.tag(&token[..PAYLOAD]);
+        token[PAYLOAD..].copy_from_slice(&tag);
+        let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token);
+        let claims = k.verify(id.as_bytes()).unwrap();
+        assert_eq!(claims.nonce, *b"nonce-01");
+        assert_eq!(claims.client_capabilities, 2);
+        assert!(claims.client.is_empty());
+        // The same bytes under format 4 are not a valid token.
+        token[0] = FORMAT;
+        let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token);
+        assert!(k.verify(id.as_bytes()).is_err());
     }
 
     #[test]

@@ -8,19 +8,20 @@
 //! demand a session, or change what a handshake-era client gets (a POST that names neither
 //! this revision nor an unknown one without a session stays on the session path).
 
+use std::rc::Rc;
 use std::time::Instant;
 
 use base64::Engine;
 
 use super::call_stream::CallStream;
-use super::completion::complete;
-use super::forward::{forward_named, Forwarding, PROMPTS_GET, TOOLS_CALL};
+use super::client_info::ClientInfo;
+use super::forward::{Arrival, Forwarding, Routed};
 use super::methods;
-use super::resources::forward_by_uri;
+use super::service::route;
 use super::session::SessionKeys;
 use super::stateless_reply::{level_rank, StatelessTerms};
 use super::version::ProtocolVersion;
-use crate::admin::metrics::CoreMetrics;
+use crate::audit::{Recorder, RoutedMethod};
 use crate::http::{RequestHead, Response, Status};
 use crate::jsonrpc::{
     parse_message, write_error, write_error_with_data, write_result, Envelope, ErrorCode,
@@ -32,6 +33,7 @@ use crate::registry::{Access, CatalogKind};
 const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 const META_LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
+const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
 
 /// What the gateway offers a stateless client. No `resources.subscribe` (the revision replaced
 /// it with `subscriptions/listen`, not built here) and no list-change notifications.
@@ -46,7 +48,7 @@ pub struct Core<'a> {
     pub access: Access<'a>,
     /// What a session opened here would record of the caller's key.
     pub key: [u8; 8],
-    pub metrics: &'a CoreMetrics,
+    pub recorder: &'a Rc<Recorder>,
     pub keys: &'a SessionKeys,
 }
 
@@ -80,7 +82,10 @@ pub async fn post(
     resp: &mut Response,
     stream: &mut Option<Box<CallStream>>,
 ) {
-    let started = Instant::now();
+    let arrival = Arrival {
+        at: Instant::now(),
+        bytes: body.len(),
+    };
     if body.trim_ascii_start().first() == Some(&b'[') {
         return refuse(
             resp,
@@ -130,7 +135,7 @@ pub async fn post(
     let Some(terms) = checked(head, &env, resp) else {
         return;
     };
-    dispatch(core, &env, terms, resp, stream, started).await
+    dispatch(core, &env, terms, resp, stream, arrival).await
 }
 
 /// The revision's checks of a request; on failure the refusal is written.
@@ -228,8 +233,13 @@ fn checked(head: &RequestHead<'_>, env: &Envelope<'_>, resp: &mut Response) -> O
         .as_ref()
         .and_then(|m| m.get_str(META_LOG_LEVEL))
         .and_then(|l| level_rank(&l));
+    let client = meta
+        .as_ref()
+        .and_then(|m| m.get(META_CLIENT_INFO))
+        .map_or_else(ClientInfo::default, |c| ClientInfo::from_json(c.get()));
     Some(Request {
         capabilities,
+        client,
         terms: StatelessTerms {
             log_level,
             cache_hints: false,
@@ -241,6 +251,8 @@ fn checked(head: &RequestHead<'_>, env: &Envelope<'_>, resp: &mut Response) -> O
 struct Request {
     /// [`super::server_requests::ClientCapability`] bits from `_meta`.
     capabilities: u8,
+    /// What `_meta` says the client is.
+    client: ClientInfo,
     terms: StatelessTerms,
 }
 
@@ -278,7 +290,7 @@ async fn dispatch(
     request: Request,
     resp: &mut Response,
     stream: &mut Option<Box<CallStream>>,
-    started: Instant,
+    arrival: Arrival,
 ) {
     let access = core.access;
     let id = env.id_or_null();
@@ -301,34 +313,40 @@ async fn dispatch(
         methods::list_page(access, kind, params, id, out);
         return cached.complete_reply(out, 0, id);
     }
-    match method {
-        "tools/call" | "prompts/get" | "resources/read" | "completion/complete" => {
-            let fwd = Forwarding {
-                id,
-                out,
-                metrics: core.metrics,
-                started,
-                // No session: nothing relayed to this client could be answered on a later POST.
-                session: [0; 8],
-                client_capabilities: request.capabilities,
-                stream,
-                stateless: Some(if method == "resources/read" {
-                    cached
-                } else {
-                    request.terms
-                }),
-                access,
-                cost_milli: 0,
+    let routed = RoutedMethod::parse(method).filter(|m| {
+        !matches!(
+            m,
+            RoutedMethod::ResourcesSubscribe | RoutedMethod::ResourcesUnsubscribe
+        )
+    });
+    match routed {
+        Some(routed) => {
+            let terms = if routed == RoutedMethod::ResourcesRead {
+                cached
+            } else {
+                request.terms
             };
-            match method {
-                "tools/call" => forward_named(access, TOOLS_CALL, params, fwd).await,
-                "prompts/get" => forward_named(access, PROMPTS_GET, params, fwd).await,
-                "resources/read" => forward_by_uri(access, "resources/read", params, fwd).await,
-                _ => complete(access, params, fwd).await,
-            }
+            let fwd = Forwarding::new(
+                Routed {
+                    method: routed,
+                    id,
+                    arrival,
+                    // No session: nothing relayed to this client could be answered on a later
+                    // POST.
+                    session: None,
+                    client: request.client,
+                },
+                out,
+                core.recorder,
+                request.capabilities,
+                stream,
+                Some(terms),
+                access,
+            );
+            route(routed, access, params, fwd).await
         }
-        other => {
-            let why = match other {
+        None => {
+            let why = match method {
                 "ping" | "logging/setLevel" | "resources/subscribe" | "resources/unsubscribe" => {
                     " (removed in MCP 2026-07-28)"
                 }
@@ -339,7 +357,7 @@ async fn dispatch(
                 Status::NotFound,
                 id,
                 ErrorCode::MethodNotFound,
-                &format!("Method not found: {other}{why}"),
+                &format!("Method not found: {method}{why}"),
             );
         }
     }

@@ -237,6 +237,22 @@ impl<'s> Access<'s> {
         self.table().governance.admit_call(self.caller, cost_milli)
     }
 
+    /// The caller's key name (`None`: anonymous), shared, for audit records.
+    pub fn key_name(&self) -> Option<&'s Arc<str>> {
+        self.table()
+            .governance
+            .key(self.caller)
+            .map(|k| &k.shared_name)
+    }
+
+    /// The tool group the URL named, shared, for audit records.
+    pub fn group_name(&self) -> Option<&'s Arc<str>> {
+        let groups = self.table().governance.groups();
+        self.group
+            .and_then(|i| groups.get(i))
+            .map(|g| &g.shared_name)
+    }
+
     /// Why a request for `noun` `name` (its exposed name) is refused, for the error message.
     pub fn denial(&self, noun: &str, name: &str) -> String {
         let g = self.table().governance.as_ref();

@@ -76,6 +76,8 @@ pub struct ExposedItem {
     pub server: usize,
     /// The name (or URI) the upstream knows it by.
     pub original: String,
+    /// `original` again, shared: what audit records and metrics carry.
+    pub shared_original: std::sync::Arc<str>,
     /// The upstream's definition with its key member replaced; every other member byte for
     /// byte.
     pub definition: String,
@@ -182,6 +184,7 @@ impl Catalog {
                 name,
                 server: *si,
                 original: original.clone(),
+                shared_original: std::sync::Arc::from(original.as_str()),
                 definition,
             });
         }

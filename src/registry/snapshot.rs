@@ -68,6 +68,9 @@ pub struct ServerListing {
 pub struct RegistrySnapshot {
     pub generation: u64,
     pub servers: Vec<Arc<ServerEntry>>,
+    /// Each server's name as shared text, by the same index: what audit records and metrics
+    /// carry (cloned, never copied).
+    pub server_names: Vec<Arc<str>>,
     pub tools: Catalog,
     pub prompts: Catalog,
     pub resources: Catalog,
@@ -108,10 +111,12 @@ impl RegistrySnapshot {
             &resource_templates,
         );
         let servers: Vec<Arc<ServerEntry>> = listings.into_iter().map(|l| l.server).collect();
+        let server_names = servers.iter().map(|s| Arc::from(s.name.as_str())).collect();
         let access = AccessTable::build(Arc::new(Governance::open()), &servers, &tools);
         RegistrySnapshot {
             generation,
             servers,
+            server_names,
             access,
             tools,
             prompts,
@@ -143,11 +148,15 @@ impl RegistrySnapshot {
     /// The failed or unhealthy server whose prefix `exposed` carries (`<server>__…`), if any: a call to a tool
     /// of a server that never came up is answered with that server's error, not "unknown tool".
     pub fn failed_server_for(&self, exposed: &str) -> Option<&ServerEntry> {
+        self.failed_server_index(exposed).map(|i| &*self.servers[i])
+    }
+
+    /// The index of [`RegistrySnapshot::failed_server_for`]'s server.
+    pub fn failed_server_index(&self, exposed: &str) -> Option<usize> {
         let (prefix, _) = exposed.split_once(super::naming::SEPARATOR)?;
         self.servers
             .iter()
-            .find(|s| !s.serving() && super::naming::sanitize(&s.name) == prefix)
-            .map(|s| &**s)
+            .position(|s| !s.serving() && super::naming::sanitize(&s.name) == prefix)
     }
 
     /// The `tools/list` result for `cursor` (`None` = first page).
