@@ -411,7 +411,7 @@ pub(super) async fn dispatch(
 pub(super) async fn route(
     method: RoutedMethod,
     access: Access<'_>,
-    params: Option<&serde_json::value::RawValue>,
+    params: Option<crate::jsonrpc::RawJson<'_>>,
     fwd: Forwarding<'_>,
 ) {
     match method {
