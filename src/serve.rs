@@ -1,13 +1,15 @@
 //! `mcpgate serve`: start the upstreams, build the first registry, run the worker cores,
 //! and stop cleanly on SIGINT/SIGTERM: drain the cores (`runtime::drain`: stop accepting,
 //! finish requests in progress up to `shutdown_grace_ms`, end SSE streams), then stop the
-//! upstreams' children. A second signal during the drain stops at once.
+//! upstreams' children. A second signal during the drain stops at once. With an `admin`
+//! block, the admin API and `/metrics` are served on their own listener and thread.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::admin::metrics::{CoreMetrics, MetricsHub};
+use crate::admin::{listener as admin_listener, AdminState};
 use crate::config::Config;
 use crate::mcp::{
     announcements, subscriptions, McpService, ServiceSettings, SessionKeys, SessionVerifier,
@@ -54,6 +56,10 @@ pub fn serve(config: Config, config_file: Option<PathBuf>, driver: IoDriver) -> 
         .first()
         .and_then(|l| l.local_addr().ok())
         .unwrap_or(config.listen);
+    let admin_socket = match &config.admin {
+        Some(admin) => Some(admin_listener::bind(admin.listen).map_err(|e| e.to_string())?),
+        None => None,
+    };
     let signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
@@ -139,6 +145,7 @@ pub fn serve(config: Config, config_file: Option<PathBuf>, driver: IoDriver) -> 
     let (keeper, _keeper_thread) = spawn_recovery(started.builder, registry.clone(), listeners)
         .map_err(|e| format!("cannot start the registry keeper thread: {e}"))?;
     let metrics = MetricsHub::new();
+    let admin_registry = registry.clone();
     // The shutdown drains every worker core.
     let drained_cores = cores.clone();
     let start = Arc::new(WorkerStart {
@@ -158,12 +165,6 @@ pub fn serve(config: Config, config_file: Option<PathBuf>, driver: IoDriver) -> 
         }
     }
 
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::info!(
-        listen = %local, workers = config.workers, io_driver = driver.as_str(), tools = tool_count,
-        tls = tls.is_some(), "mcpgate is serving"
-    );
-    println!("mcpgate: listening on {scheme}://{local}/mcp");
     let mut reloader = config_file.map(|path| {
         ConfigReloader::new(
             path,
@@ -172,6 +173,34 @@ pub fn serve(config: Config, config_file: Option<PathBuf>, driver: IoDriver) -> 
             started.upstreams.clone(),
         )
     });
+    if let (Some(socket), Some(admin)) = (admin_socket, &config.admin) {
+        let addr = socket.addr;
+        let state = Arc::new(AdminState {
+            registry: admin_registry,
+            keeper: keeper.clone(),
+            metrics: metrics.clone(),
+            reloads: reloader.as_ref().map(ConfigReloader::counts),
+            driver,
+            workers,
+            started_at: std::time::SystemTime::now(),
+            started: std::time::Instant::now(),
+            // `GET /api/audit` answers 501 until an audit store's query is put here.
+            audit: None,
+        });
+        admin_listener::spawn(socket, state, admin.token, driver)
+            .map_err(|e| format!("cannot start the admin listener thread: {e}"))?;
+        if admin.token.is_none() {
+            tracing::warn!(listen = %addr, "the admin API has no token: anything on this machine can use it (browsers excepted); set admin.token");
+        }
+        tracing::info!(listen = %addr, token = admin.token.is_some(), "admin API and /metrics are serving");
+        println!("mcpgate: admin API on http://{addr}");
+    }
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(
+        listen = %local, workers = config.workers, io_driver = driver.as_str(), tools = tool_count,
+        tls = tls.is_some(), "mcpgate is serving"
+    );
+    println!("mcpgate: listening on {scheme}://{local}/mcp");
     let signals = wait_for_stop(signals, &keeper, reloader.as_mut());
     let drained = drain::drain_cores(&drained_cores, config.shutdown_grace, &signals);
     let t = metrics.internal_time();

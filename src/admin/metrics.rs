@@ -63,6 +63,16 @@ impl MetricsHub {
         }
     }
 
+    /// Runs `f` on the merged internal-time histogram (nanoseconds), under its lock: for
+    /// `/metrics`, which turns it into buckets.
+    pub fn with_internal<R>(&self, f: impl FnOnce(&Histogram<u64>) -> R) -> R {
+        let h = match self.internal.lock() {
+            Ok(h) => h,
+            Err(p) => p.into_inner(),
+        };
+        f(&h)
+    }
+
     fn merge(&self, local: &mut Histogram<u64>) {
         let mut shared = match self.internal.lock() {
             Ok(h) => h,

@@ -53,11 +53,12 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "max_concurrent_calls_per_key",
     "max_streams_per_key",
     "tls",
+    "admin",
 ];
 
 /// Keys of the product that this build does not enforce yet. Refusing them beats silently
 /// serving without the access control or audit the operator asked for.
-const NOT_YET_SUPPORTED: &[&str] = &["admin", "audit"];
+const NOT_YET_SUPPORTED: &[&str] = &["audit"];
 
 #[derive(Deserialize)]
 struct RawConfig {
@@ -87,6 +88,7 @@ struct RawConfig {
     max_concurrent_calls_per_key: Option<u32>,
     max_streams_per_key: Option<u32>,
     tls: Option<super::tls::RawListenerTls>,
+    admin: Option<super::admin::RawAdmin>,
 }
 
 #[derive(Deserialize)]
@@ -409,6 +411,7 @@ fn build(raw: RawConfig) -> Result<Config, ConfigError> {
             .filter(|&us| us > 0)
             .map(Duration::from_micros),
         tls: super::tls::listener(raw.tls)?,
+        admin: super::admin::build(raw.admin)?,
         shutdown_grace: raw
             .shutdown_grace_ms
             .map_or(DEFAULT_SHUTDOWN_GRACE, Duration::from_millis),

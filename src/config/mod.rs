@@ -4,12 +4,14 @@
 //! checked [`Config`]. Every error names the key path and what was expected. Must never:
 //! echo a secret (an expanded value) in an error or log.
 
+pub mod admin;
 mod expand;
 pub mod governance;
 mod load;
 mod model;
 mod tls;
 
+pub use admin::AdminConfig;
 pub use expand::expand_vars;
 pub use governance::{
     BudgetConfig, GovernanceConfig, KeyConfig, LimitConfig, RateLimitConfig, TeamConfig,

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::admin::AdminConfig;
 use super::governance::GovernanceConfig;
 use super::tls::{ListenerTls, UpstreamTls};
 use crate::http::HttpLimits;
@@ -106,4 +107,6 @@ pub struct Config {
     /// On SIGTERM/SIGINT, how long requests in progress get to finish before they are
     /// abandoned (0: abandoned at once).
     pub shutdown_grace: Duration,
+    /// The admin API and `/metrics` listener; off when `None`.
+    pub admin: Option<AdminConfig>,
 }

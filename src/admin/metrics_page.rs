@@ -1,0 +1,147 @@
+//! `GET /metrics`: every family the gateway exports, rendered when scraped (on the admin
+//! thread; the workers only record).
+//!
+//! Owns: the family names, their help and labels. A family is one call on [`Exposition`]; a
+//! new source of figures adds one function here, called from [`render`]. Must never: take a
+//! lock a worker core waits on for longer than a copy (the internal-time histogram is read
+//! under the lock its merges take, once per scrape).
+
+use super::exposition::{Buckets, Exposition};
+use super::state::AdminState;
+use super::stats_view::STATES;
+use crate::registry::RegistrySnapshot;
+
+/// Upper bounds (ns) of the gateway internal-time buckets: 0.5 µs to 10 ms.
+pub const INTERNAL_BOUNDS_NS: [u64; 14] = [
+    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    2_500_000, 5_000_000, 10_000_000,
+];
+
+/// Upper bounds (ns) for whole-call latencies (client-facing, upstream): 100 µs to 60 s, for
+/// the per-call families.
+pub const CALL_BOUNDS_NS: [u64; 17] = [
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+    60_000_000_000,
+];
+
+/// The whole page, in the text exposition format.
+pub fn render(state: &AdminState) -> String {
+    let mut page = Exposition::new();
+    let snapshot = state.registry.load();
+    process(&mut page, state);
+    upstreams(&mut page, &snapshot);
+    catalog(&mut page, &snapshot);
+    internal_time(&mut page, state);
+    // The per-call families (requests and tool calls by server, tool and outcome, latency
+    // histograms, calls in flight, audit records dropped) render here from MetricsHub's
+    // snapshot, with `Buckets::from_hdr(.., &CALL_BOUNDS_NS, 1e9)` for the latencies.
+    page.into_text()
+}
+
+fn process(page: &mut Exposition, state: &AdminState) {
+    page.gauge(
+        "mcpgate_info",
+        "Always 1; the labels say which mcpgate runs and on which I/O driver.",
+    )
+    .sample(
+        &[
+            ("version", env!("CARGO_PKG_VERSION")),
+            ("io_driver", state.driver.as_str()),
+        ],
+        1.0,
+    );
+    let started = state
+        .started_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    page.gauge(
+        "mcpgate_start_time_seconds",
+        "When serving began, in seconds since the Unix epoch.",
+    )
+    .sample(&[], started.floor());
+    page.gauge("mcpgate_uptime_seconds", "Seconds since serving began.")
+        .sample(&[], state.started.elapsed().as_secs_f64().floor());
+    page.gauge("mcpgate_workers", "Worker cores serving clients.")
+        .sample(&[], state.workers as f64);
+    if let Some(reloads) = &state.reloads {
+        page.counter(
+            "mcpgate_config_reloads_total",
+            "Config reloads since start: applied, or refused (the previous config kept serving).",
+        )
+        .sample(&[("outcome", "applied")], reloads.applied() as f64)
+        .sample(&[("outcome", "refused")], reloads.refused() as f64);
+    }
+}
+
+fn upstreams(page: &mut Exposition, snapshot: &RegistrySnapshot) {
+    page.gauge("mcpgate_servers", "Upstream servers in the registry.")
+        .sample(&[], snapshot.servers.len() as f64);
+    let mut states = page.gauge(
+        "mcpgate_upstream_state",
+        "1 for the health state each upstream server is in, 0 for the others.",
+    );
+    for server in &snapshot.servers {
+        let now = server.health.state();
+        for s in STATES {
+            let value = if s == now { 1.0 } else { 0.0 };
+            states.sample(&[("server", &server.name), ("state", s.as_str())], value);
+        }
+    }
+}
+
+fn catalog(page: &mut Exposition, snapshot: &RegistrySnapshot) {
+    page.gauge(
+        "mcpgate_exposed_items",
+        "Items the gateway exposes now, by kind.",
+    )
+    .sample(&[("kind", "tools")], snapshot.tools.items.len() as f64)
+    .sample(&[("kind", "prompts")], snapshot.prompts.items.len() as f64)
+    .sample(
+        &[("kind", "resources")],
+        snapshot.resources.items.len() as f64,
+    )
+    .sample(
+        &[("kind", "resource_templates")],
+        snapshot.resource_templates.items.len() as f64,
+    );
+    page.gauge(
+        "mcpgate_tools_disabled",
+        "Tools disabled through the admin API (not listed, not callable).",
+    )
+    .sample(&[], snapshot.tools.switched_off.len() as f64);
+    page.gauge(
+        "mcpgate_client_streams",
+        "Client GET /mcp and GET /sse streams open now.",
+    )
+    .sample(
+        &[],
+        snapshot.access.governance().open_streams_total() as f64,
+    );
+}
+
+fn internal_time(page: &mut Exposition, state: &AdminState) {
+    let buckets = state
+        .metrics
+        .with_internal(|h| Buckets::from_hdr(h, &INTERNAL_BOUNDS_NS, 1e9));
+    page.histogram(
+        "mcpgate_gateway_internal_seconds",
+        "Time a call spends inside mcpgate itself (not upstream or network), merged from \
+         the cores at least every second while they serve.",
+    )
+    .series(&[], &buckets);
+}
