@@ -63,14 +63,13 @@ impl MetricsHub {
         }
     }
 
-    /// Runs `f` on the merged internal-time histogram (nanoseconds), under its lock: for
-    /// `/metrics`, which turns it into buckets.
-    pub fn with_internal<R>(&self, f: impl FnOnce(&Histogram<u64>) -> R) -> R {
-        let h = match self.internal.lock() {
-            Ok(h) => h,
-            Err(p) => p.into_inner(),
-        };
-        f(&h)
+    /// A copy of the merged internal-time histogram (nanoseconds), for `/metrics`: the lock
+    /// cores merge under is held for the copy only, not while it is turned into buckets.
+    pub fn internal_histogram(&self) -> Histogram<u64> {
+        match self.internal.lock() {
+            Ok(h) => h.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
     }
 
     fn merge(&self, local: &mut Histogram<u64>) {

@@ -2,9 +2,9 @@
 //! thread; the workers only record).
 //!
 //! Owns: the family names, their help and labels. A family is one call on [`Exposition`]; a
-//! new source of figures adds one function here, called from [`render`]. Must never: take a
-//! lock a worker core waits on for longer than a copy (the internal-time histogram is read
-//! under the lock its merges take, once per scrape).
+//! new source of figures adds one function here, called from [`render`]. Must never: hold a
+//! lock a worker core waits on for longer than a copy (the internal-time histogram is copied
+//! under the lock its merges take, then turned into buckets).
 
 use super::exposition::{Buckets, Exposition};
 use super::state::AdminState;
@@ -135,9 +135,8 @@ fn catalog(page: &mut Exposition, snapshot: &RegistrySnapshot) {
 }
 
 fn internal_time(page: &mut Exposition, state: &AdminState) {
-    let buckets = state
-        .metrics
-        .with_internal(|h| Buckets::from_hdr(h, &INTERNAL_BOUNDS_NS, 1e9));
+    let histogram = state.metrics.internal_histogram();
+    let buckets = Buckets::from_hdr(&histogram, &INTERNAL_BOUNDS_NS, 1e9);
     page.histogram(
         "mcpgate_gateway_internal_seconds",
         "Time a call spends inside mcpgate itself (not upstream or network), merged from \
