@@ -146,9 +146,9 @@ impl Histograms<'_> {
 impl Buckets {
     /// The buckets of an HDR histogram of integer values at the upper `bounds` (same unit as
     /// the values, ascending), each bound and the sum divided by `per_unit` (1e9 for
-    /// nanoseconds shown as seconds: dividing keeps `le` values short, as `0.00001`). Values are placed by the low end of their HDR
-    /// equivalence range, so the figures are as precise as the histogram (3 significant
-    /// digits here).
+    /// nanoseconds shown as seconds: dividing keeps `le` values short, as `0.00001`). Values
+    /// are placed by the low end of their HDR equivalence range, so the figures are as precise
+    /// as the histogram (3 significant digits here).
     pub fn from_hdr(h: &Histogram<u64>, bounds: &[u64], per_unit: f64) -> Buckets {
         let mut counts = vec![0u64; bounds.len()];
         let mut sum = 0f64;

@@ -56,9 +56,17 @@ fn shown(governance: &Governance, index: usize, key: &KeyConfig, now: Now) -> Va
 
 /// A key's own limits as configured (its team's and customer's show under `usage`).
 fn limits(l: &LimitConfig) -> Value {
+    let rate = l
+        .rate_limit
+        .map(|r| json!({ "per_second": r.per_second, "burst": r.burst }));
+    let budgets: Vec<Value> = l
+        .budgets
+        .iter()
+        .map(|b| json!({ "period": b.period.as_str(), "units": b.units }))
+        .collect();
     json!({
-        "rate_limit": l.rate_limit.map(|r| json!({ "per_second": r.per_second, "burst": r.burst })),
-        "budgets": l.budgets.iter().map(|b| json!({ "period": b.period.as_str(), "units": b.units })).collect::<Vec<_>>(),
+        "rate_limit": rate,
+        "budgets": budgets,
         "max_concurrent_calls": l.max_concurrent_calls,
     })
 }

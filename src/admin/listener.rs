@@ -22,8 +22,8 @@ use crate::runtime::{block_on, IoDriver};
 const BACKLOG: i32 = 128;
 
 /// What one admin request may make the listener hold. Bodies up to this are read whole and
-/// then checked against [`super::router::MAX_BODY_BYTES`] (answered as JSON); larger ones are refused by the
-/// codec before they are read.
+/// then checked against [`super::router::MAX_BODY_BYTES`] (answered as JSON); larger ones are
+/// refused by the codec before they are read.
 const LIMITS: HttpLimits = HttpLimits {
     max_header_bytes: 16 * 1024,
     max_body_bytes: 1024 * 1024,
