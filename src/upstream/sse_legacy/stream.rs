@@ -40,10 +40,13 @@ pub(super) async fn run(inner: Arc<Inner>, mut control: mpsc::UnboundedReceiver<
             Either::Left((ended, _)) => ended,
             Either::Right((Some(()), _)) => {
                 tracing::info!(server = %name, "SSE stream closed on request; opening a new one");
+                // One update: whoever waits for the count to move must not see it with the
+                // old stream's Ready.
                 inner.update(|s| {
                     s.last_error = Some("the stream was reopened on request".to_owned());
                     s.first_attempt_done = true;
                     s.reconnects += 1;
+                    s.state = SseState::Connecting;
                 });
                 continue;
             }
