@@ -234,6 +234,15 @@ fn describe(cfg: &Config) {
         }
     }
     describe_governance(&cfg.governance);
+    if let Some(admin) = &cfg.admin {
+        // The token's value is not kept; only whether one is set.
+        let token = if admin.token.is_some() {
+            "token set"
+        } else {
+            "no token (loopback only)"
+        };
+        println!("admin: {} ({token})", admin.listen);
+    }
     describe_logs(cfg);
 }
 

@@ -8,6 +8,8 @@
 //! values), or drop the serving config before the new one is known to be valid.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::config::{self, Config, ServerConfig};
@@ -15,6 +17,29 @@ use crate::registry::reconfigure::Reconfiguration;
 use crate::registry::recovery::Keeper;
 use crate::runtime::CoreHandle;
 use crate::upstream::start::{create_upstreams, StartedUpstreams};
+
+/// How many reloads were applied and refused since start (for `/metrics` and the admin API).
+#[derive(Debug, Default)]
+pub struct ReloadCounts {
+    applied: AtomicU64,
+    refused: AtomicU64,
+}
+
+impl ReloadCounts {
+    /// Reloads handed to the registry keeper.
+    pub fn applied(&self) -> u64 {
+        self.applied.load(Ordering::Relaxed)
+    }
+
+    /// Reloads refused (an invalid file, a server that cannot be created, no keeper).
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    fn refuse(&self) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 /// The file being served and what it said last.
 pub struct ConfigReloader {
@@ -24,6 +49,7 @@ pub struct ConfigReloader {
     /// Where added servers' pipes and streams are driven.
     cores: Vec<CoreHandle>,
     running: StartedUpstreams,
+    counts: Arc<ReloadCounts>,
 }
 
 impl ConfigReloader {
@@ -40,7 +66,13 @@ impl ConfigReloader {
             modified,
             cores,
             running,
+            counts: Arc::default(),
         }
+    }
+
+    /// The reloads counted so far, kept current.
+    pub fn counts(&self) -> Arc<ReloadCounts> {
+        self.counts.clone()
     }
 
     /// Reloads when the file's modification time moved since the last look.
@@ -60,6 +92,7 @@ impl ConfigReloader {
             Ok(next) => next,
             Err(e) => {
                 tracing::error!(config = %self.path.display(), error = %e, "config reload refused; the previous config keeps serving");
+                self.counts.refuse();
                 return;
             }
         };
@@ -87,6 +120,7 @@ impl ConfigReloader {
             Ok(created) => created,
             Err(e) => {
                 tracing::error!(config = %self.path.display(), error = %e, "config reload refused; the previous config keeps serving");
+                self.counts.refuse();
                 return;
             }
         };
@@ -113,8 +147,10 @@ impl ConfigReloader {
         };
         if !keeper.reconfigure(reconfiguration) {
             tracing::error!("config reload: the registry keeper is gone; nothing applied");
+            self.counts.refuse();
             return;
         }
+        self.counts.applied.fetch_add(1, Ordering::Relaxed);
         tracing::info!(
             config = %self.path.display(), servers_added, servers_removed,
             keys = next.governance.keys.len(), groups = next.governance.groups.len(),
@@ -146,6 +182,7 @@ fn keep_restart_only(served: &mut Config, old: Config) {
     served.shutdown_grace = old.shutdown_grace;
     served.audit = old.audit;
     served.access_log = old.access_log;
+    served.admin = old.admin;
 }
 
 /// The settings that differ and are not applied live.
@@ -177,6 +214,9 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     // The log thread opened its sinks at start and owns them until the gateway stops.
     if old.audit != new.audit || old.access_log != new.access_log {
         changed.push("audit/access_log");
+    }
+    if old.admin != new.admin {
+        changed.push("admin");
     }
     changed
 }

@@ -2,7 +2,8 @@
 //! and stop cleanly on SIGINT/SIGTERM: drain the cores (`runtime::drain`: stop accepting,
 //! finish requests in progress up to `shutdown_grace_ms`, end SSE streams), then stop the
 //! upstreams' children. A second signal during the drain stops at once. The audit log thread
-//! writes what is still queued before `serve` returns.
+//! writes what is still queued before `serve` returns. With an `admin` block, the admin API
+//! and `/metrics` are served on their own listener and thread.
 
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::admin::metrics::{CoreMetrics, MetricsHub};
+use crate::admin::{listener as admin_listener, AdminState};
 use crate::audit::{AuditLog, AuditSenders, Recorder};
 use crate::config::Config;
 use crate::mcp::{
@@ -57,6 +59,8 @@ pub fn serve(config: Config, config_file: Option<PathBuf>, driver: IoDriver) -> 
     };
     // The audit sinks too: an unusable path is a config error naming its key.
     let audit = AuditLog::start(&config.audit, config.access_log.as_ref())?;
+    // What the admin API's audit route reads: the store this run writes, if any.
+    let audit_store = config.audit.sqlite.clone().filter(|_| config.audit.enabled);
     match crate::runtime::raise_fd_limit() {
         Ok(n) => tracing::debug!(open_files = n, "open-file limit"),
         Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
@@ -67,6 +71,10 @@ pub fn serve(config: Config, config_file: Option<PathBuf>, driver: IoDriver) -> 
         .first()
         .and_then(|l| l.local_addr().ok())
         .unwrap_or(config.listen);
+    let admin_socket = match &config.admin {
+        Some(admin) => Some(admin_listener::bind(admin.listen).map_err(|e| e.to_string())?),
+        None => None,
+    };
     let signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
@@ -160,6 +168,7 @@ pub fn serve(config: Config, config_file: Option<PathBuf>, driver: IoDriver) -> 
     if let Some(audit) = &audit {
         metrics.attach_audit(audit.stats());
     }
+    let admin_registry = registry.clone();
     // The shutdown drains every worker core.
     let drained_cores = cores.clone();
     let start = Arc::new(WorkerStart {
@@ -180,12 +189,6 @@ pub fn serve(config: Config, config_file: Option<PathBuf>, driver: IoDriver) -> 
         }
     }
 
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::info!(
-        listen = %local, workers = config.workers, io_driver = driver.as_str(), tools = tool_count,
-        tls = tls.is_some(), "mcpgate is serving"
-    );
-    println!("mcpgate: listening on {scheme}://{local}/mcp");
     let mut reloader = config_file.map(|path| {
         ConfigReloader::new(
             path,
@@ -194,6 +197,33 @@ pub fn serve(config: Config, config_file: Option<PathBuf>, driver: IoDriver) -> 
             started.upstreams.clone(),
         )
     });
+    if let (Some(socket), Some(admin)) = (admin_socket, &config.admin) {
+        let addr = socket.addr;
+        let state = Arc::new(AdminState {
+            registry: admin_registry,
+            keeper: keeper.clone(),
+            metrics: metrics.clone(),
+            reloads: reloader.as_ref().map(ConfigReloader::counts),
+            driver,
+            workers,
+            started_at: std::time::SystemTime::now(),
+            started: std::time::Instant::now(),
+            audit_store: audit_store.clone(),
+        });
+        admin_listener::spawn(socket, state, admin.token, driver)
+            .map_err(|e| format!("cannot start the admin listener thread: {e}"))?;
+        if admin.token.is_none() {
+            tracing::warn!(listen = %addr, "the admin API has no token: anything on this machine can use it (browsers excepted); set admin.token");
+        }
+        tracing::info!(listen = %addr, token = admin.token.is_some(), "admin API and /metrics are serving");
+        println!("mcpgate: admin API on http://{addr}");
+    }
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(
+        listen = %local, workers = config.workers, io_driver = driver.as_str(), tools = tool_count,
+        tls = tls.is_some(), "mcpgate is serving"
+    );
+    println!("mcpgate: listening on {scheme}://{local}/mcp");
     let signals = wait_for_stop(signals, &keeper, reloader.as_mut());
     let drained = drain::drain_cores(&drained_cores, config.shutdown_grace, &signals);
     let t = metrics.internal_time();

@@ -123,6 +123,15 @@ impl MetricsHub {
         }
     }
 
+    /// A copy of the merged internal-time histogram (nanoseconds), for `/metrics`: the lock
+    /// cores merge under is held for the copy only, not while it is turned into buckets.
+    pub fn internal_histogram(&self) -> Histogram<u64> {
+        match self.internal.lock() {
+            Ok(h) => h.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
     fn merge(&self, local: &mut Histogram<u64>) {
         let mut shared = match self.internal.lock() {
             Ok(h) => h,

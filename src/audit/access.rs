@@ -82,6 +82,7 @@ fn method_name(method: Method) -> &'static str {
         Method::Get => "GET",
         Method::Post => "POST",
         Method::Delete => "DELETE",
+        Method::Put => "PUT",
         Method::Options => "OPTIONS",
         Method::Head => "HEAD",
         Method::Other => "OTHER",

@@ -16,6 +16,7 @@ use serde_json::value::RawValue;
 use super::clock::parse_rfc3339;
 use super::entry::AuditEntry;
 use super::record::{Outcome, RoutedMethod};
+use crate::http::percent::{percent_decode, Plus};
 
 /// Entries returned when `limit` is not given.
 pub const DEFAULT_LIMIT: usize = 100;
@@ -87,31 +88,6 @@ impl fmt::Display for AuditQueryError {
 
 impl std::error::Error for AuditQueryError {}
 
-/// `%XX` escapes and `+` (a space) decoded; `None` for a bad escape or text that is not UTF-8.
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 impl AuditQuery {
     /// Reads a query string (without the `?`). Empty values count as not given; unknown or
     /// repeated parameters and bad values are errors naming the parameter.
@@ -120,9 +96,9 @@ impl AuditQuery {
         let mut seen: Vec<String> = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
-            let name = percent_decode(raw_name)
+            let name = percent_decode(raw_name, Plus::Space)
                 .ok_or_else(|| AuditQueryError::parameter("query", "a malformed %-escape"))?;
-            let value = percent_decode(raw_value).ok_or_else(|| {
+            let value = percent_decode(raw_value, Plus::Space).ok_or_else(|| {
                 AuditQueryError::parameter(&name, "a malformed %-escape or text that is not UTF-8")
             })?;
             if !PARAMETERS.split(", ").any(|p| p == name) {

@@ -95,6 +95,8 @@ pub struct Governance {
     streams: HashMap<String, StreamGauge>,
     max_streams: u32,
     tool_pricing: BTreeMap<String, BTreeMap<String, f64>>,
+    /// What this was built from, for the admin API (key values are not in it, only hashes).
+    source: GovernanceConfig,
 }
 
 thread_local! {
@@ -276,6 +278,7 @@ impl Governance {
             streams,
             max_streams: config.max_streams_per_key,
             tool_pricing: config.tool_pricing.clone(),
+            source: config.clone(),
         })
     }
 
@@ -373,6 +376,25 @@ impl Governance {
                 self.max_streams
             )
         })
+    }
+
+    /// The config this governance was built from (keys as hashes, never values).
+    pub fn config(&self) -> &GovernanceConfig {
+        &self.source
+    }
+
+    /// Streams `caller` holds open now.
+    pub fn open_streams(&self, caller: Caller) -> u32 {
+        let name = self.key(caller).map_or("", |k| k.name.as_str());
+        self.streams.get(name).map_or(0, StreamGauge::open_now)
+    }
+
+    /// Streams every caller holds open now, together.
+    pub fn open_streams_total(&self) -> u64 {
+        self.streams
+            .values()
+            .map(|gauge| u64::from(gauge.open_now()))
+            .sum()
     }
 
     /// Whether callers must present a key.

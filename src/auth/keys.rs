@@ -35,7 +35,8 @@ impl KeyHash {
         f
     }
 
-    fn matches(&self, other: &KeyHash) -> bool {
+    /// Compares two hashes in constant time.
+    pub fn matches(&self, other: &KeyHash) -> bool {
         self.0
             .iter()
             .zip(other.0.iter())

@@ -56,11 +56,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "tls",
     "audit",
     "access_log",
+    "admin",
 ];
-
-/// Keys of the product that this build does not enforce yet. Refusing them beats silently
-/// serving without the access control or audit the operator asked for.
-const NOT_YET_SUPPORTED: &[&str] = &["admin"];
 
 #[derive(Deserialize)]
 struct RawConfig {
@@ -92,6 +89,7 @@ struct RawConfig {
     tls: Option<super::tls::RawListenerTls>,
     audit: Option<audit::RawAudit>,
     access_log: Option<audit::RawAccessLog>,
+    admin: Option<super::admin::RawAdmin>,
 }
 
 #[derive(Deserialize)]
@@ -187,12 +185,6 @@ pub fn parse_config(
         ));
     };
     for key in obj.keys() {
-        if NOT_YET_SUPPORTED.contains(&key.as_str()) {
-            return Err(ConfigError::at(
-                key.as_str(),
-                "is not supported by this mcpgate build yet; remove it rather than run without it",
-            ));
-        }
         if !TOP_LEVEL_KEYS.contains(&key.as_str()) {
             tracing::warn!(key = %key, "ignoring unknown top-level config key");
         }
@@ -421,6 +413,7 @@ fn build(raw: RawConfig) -> Result<Config, ConfigError> {
             .filter(|&us| us > 0)
             .map(Duration::from_micros),
         tls: super::tls::listener(raw.tls)?,
+        admin: super::admin::build(raw.admin)?,
         shutdown_grace: raw
             .shutdown_grace_ms
             .map_or(DEFAULT_SHUTDOWN_GRACE, Duration::from_millis),
@@ -655,8 +648,8 @@ mod tests {
                 "tool_prefix",
             ),
             (
-                r#"{"admin": {}, "mcpServers": {"a": {"command": "x"}}}"#,
-                "admin",
+                r#"{"admin": {"listen": "0.0.0.0:8081"}, "mcpServers": {"a": {"command": "x"}}}"#,
+                "admin.token",
             ),
             (r#"{}"#, "mcpServers"),
         ];

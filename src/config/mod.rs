@@ -4,6 +4,7 @@
 //! checked [`Config`]. Every error names the key path and what was expected. Must never:
 //! echo a secret (an expanded value) in an error or log.
 
+pub mod admin;
 mod audit;
 mod expand;
 pub mod governance;
@@ -11,6 +12,7 @@ mod load;
 mod model;
 mod tls;
 
+pub use admin::AdminConfig;
 pub use audit::{AccessLogConfig, AuditConfig, DEFAULT_REDACT};
 pub use expand::expand_vars;
 pub use governance::{

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::admin::AdminConfig;
 use super::audit::{AccessLogConfig, AuditConfig};
 use super::governance::GovernanceConfig;
 use super::tls::{ListenerTls, UpstreamTls};
@@ -111,4 +112,6 @@ pub struct Config {
     pub audit: AuditConfig,
     /// One line per HTTP request on the client listener; off when `None`.
     pub access_log: Option<AccessLogConfig>,
+    /// The admin API and `/metrics` listener; off when `None`.
+    pub admin: Option<AdminConfig>,
 }

@@ -9,6 +9,7 @@ pub mod chunked;
 pub mod client;
 pub mod hang_up;
 pub mod limits;
+pub mod percent;
 pub mod request;
 pub mod request_log;
 pub mod response;

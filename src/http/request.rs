@@ -7,6 +7,7 @@ use super::response::Status;
 pub enum Method {
     Get,
     Post,
+    Put,
     Delete,
     Options,
     Head,
@@ -111,6 +112,7 @@ pub fn parse_head<'a>(buf: &'a [u8], limits: &HttpLimits) -> HeadParse<'a> {
     let method = match method {
         "GET" => Method::Get,
         "POST" => Method::Post,
+        "PUT" => Method::Put,
         "DELETE" => Method::Delete,
         "OPTIONS" => Method::Options,
         "HEAD" => Method::Head,

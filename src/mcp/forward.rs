@@ -343,7 +343,17 @@ pub async fn forward_named(
         return fwd.invalid_params("Invalid params: params.name must be a string");
     };
     let snapshot = access.snapshot();
-    let Some((index, item)) = snapshot.catalog(request.kind).find(&name) else {
+    let catalog = snapshot.catalog(request.kind);
+    let Some((index, item)) = catalog.find(&name) else {
+        // A tool switched off through the admin API is named as such to callers it is
+        // granted to; to anyone else it does not exist.
+        let off = catalog.switched_off_item(&name);
+        if off.is_some_and(|item| access.grants_name(item.server, &item.original)) {
+            return fwd.invalid_params(&format!(
+                "Disabled {}: {name} is disabled by the gateway's administrator",
+                request.noun
+            ));
+        }
         return fwd.unknown_name(snapshot, request.noun, &name);
     };
     fwd.for_server(item.server);

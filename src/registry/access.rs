@@ -190,6 +190,22 @@ impl<'s> Access<'s> {
             .all(|g| g.allows(&server.name, &item.original))
     }
 
+    /// Whether the caller's grants (and the group's) name item `original` of server `server`
+    /// (index), whatever the catalogs hold: for telling a caller about a tool it would reach if
+    /// it were not switched off, and nobody else.
+    pub fn grants_name(&self, server: usize, original: &str) -> bool {
+        if self.is_open() {
+            return true;
+        }
+        let Some(entry) = self.snapshot.servers.get(server) else {
+            return false;
+        };
+        self.restrictions()
+            .iter()
+            .flatten()
+            .all(|g| g.allows(&entry.name, original))
+    }
+
     /// Whether the resource `original` of server `server` (index) may be read or subscribed:
     /// the whole server is granted, or the URI itself, or a template of that server matching it.
     pub fn allows_uri(&self, server: usize, original: &str) -> bool {

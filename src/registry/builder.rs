@@ -1,9 +1,11 @@
 //! Keeps every server's latest listing so a new snapshot can be built when one changes
-//! (a server that missed start-up comes up; later: reloads and `list_changed`).
+//! (a server that missed start-up comes up, a reload, a `list_changed`, a tool switched off or
+//! on through the admin API).
 
 use std::sync::Arc;
 
 use super::snapshot::{RegistrySnapshot, ServerEntry, ServerItems, ServerListing};
+use super::switches::DisabledTools;
 use crate::auth::Governance;
 use crate::config::PrefixMode;
 use crate::upstream::health::{HealthState, OnFailure};
@@ -19,6 +21,8 @@ pub struct RegistryBuilder {
     page_size: usize,
     generation: u64,
     listings: Vec<ServerListing>,
+    /// Tools switched off at run time; outlives reloads.
+    disabled: DisabledTools,
 }
 
 impl RegistryBuilder {
@@ -34,6 +38,7 @@ impl RegistryBuilder {
             page_size,
             generation: 0,
             listings,
+            disabled: DisabledTools::default(),
         }
     }
 
@@ -52,8 +57,25 @@ impl RegistryBuilder {
                 },
             })
             .collect();
-        RegistrySnapshot::build(self.generation, self.mode, self.page_size, listings)
-            .govern(self.governance.clone())
+        RegistrySnapshot::build_with(
+            self.generation,
+            self.mode,
+            self.page_size,
+            listings,
+            &self.disabled,
+        )
+        .govern(self.governance.clone())
+    }
+
+    /// Switches `server`'s tool `original` off or back on for the snapshots built from now
+    /// on; true when that changed anything.
+    pub fn set_tool_enabled(&mut self, server: &str, original: &str, enabled: bool) -> bool {
+        self.disabled.set(server, original, enabled)
+    }
+
+    /// The tools switched off at run time.
+    pub fn disabled_tools(&self) -> &DisabledTools {
+        &self.disabled
     }
 
     /// Snapshots built from now on apply `governance`.

@@ -1,7 +1,7 @@
 //! One kind of thing the gateway aggregates (tools, prompts, resources, resource templates):
 //! exposed names or URIs, lookup, collisions, and the precomputed `…/list` pages.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use base64::Engine;
 use serde_json::value::RawValue;
@@ -97,13 +97,22 @@ pub struct CatalogInput<'a> {
     pub server: &'a str,
     /// Which original names are exposed (`None`: all).
     pub filter: Option<&'a ToolFilter>,
+    /// Original names switched off at run time: named like the others (so switching a tool
+    /// off or on never renames another), but kept apart from the served items.
+    pub switched_off: Option<&'a BTreeSet<String>>,
     pub definitions: &'a [Box<RawValue>],
 }
+
+/// Exposed name → index in `items`; looked up on every call (keyed ahash, not SipHash).
+type NameIndex = HashMap<String, usize, ahash::RandomState>;
 
 pub struct Catalog {
     kind: CatalogKind,
     pub items: Vec<ExposedItem>,
-    by_name: HashMap<String, usize, ahash::RandomState>,
+    by_name: NameIndex,
+    /// Items switched off at run time: not listed, not callable, not in any grants table;
+    /// kept so they can be shown and switched back on by their exposed name.
+    pub switched_off: Vec<ExposedItem>,
     pub collisions: Vec<Collision>,
     /// Definitions an upstream published without a usable name (skipped), as `(server, why)`.
     pub skipped: Vec<(String, String)>,
@@ -124,6 +133,8 @@ impl Catalog {
         let mut skipped = Vec::new();
         // (server index, original name, raw definition) for every admitted item.
         let mut admitted: Vec<(usize, String, &RawValue)> = Vec::new();
+        // Per admitted item: whether it is switched off at run time.
+        let mut off: Vec<bool> = Vec::new();
         for (si, input) in inputs.iter().enumerate() {
             for def in input.definitions {
                 let name = match RawObject::parse(def.get()) {
@@ -138,6 +149,7 @@ impl Catalog {
                     continue;
                 };
                 if input.filter.is_none_or(|f| f.admits(&name)) {
+                    off.push(input.switched_off.is_some_and(|s| s.contains(&name)));
                     admitted.push((si, name, def));
                 }
             }
@@ -147,8 +159,7 @@ impl Catalog {
             *publishers.entry(name.as_str()).or_default() += 1;
         }
         let mut items: Vec<ExposedItem> = Vec::with_capacity(admitted.len());
-        let mut by_name: HashMap<String, usize, ahash::RandomState> =
-            HashMap::with_capacity_and_hasher(admitted.len(), ahash::RandomState::new());
+        let mut by_name = NameIndex::with_capacity_and_hasher(admitted.len(), Default::default());
         let mut collided: HashMap<String, Vec<(String, String, String)>> = HashMap::new();
         for (si, original, def) in &admitted {
             let server = inputs[*si].server;
@@ -193,12 +204,18 @@ impl Catalog {
             .map(|(name, items)| Collision { name, items })
             .collect();
         collisions.sort_by(|a, b| a.name.cmp(&b.name));
+        let (items, by_name, switched_off) = if off.contains(&true) {
+            split_switched_off(items, &off)
+        } else {
+            (items, by_name, Vec::new())
+        };
         let page_size = page_size.max(1);
         let pages = build_pages(kind, &items.iter().collect::<Vec<_>>(), page_size);
         Catalog {
             kind,
             items,
             by_name,
+            switched_off,
             collisions,
             skipped,
             pages,
@@ -212,6 +229,11 @@ impl Catalog {
 
     pub fn get(&self, exposed: &str) -> Option<&ExposedItem> {
         self.find(exposed).map(|(_, item)| item)
+    }
+
+    /// The item of that exposed name that is switched off at run time, if any.
+    pub fn switched_off_item(&self, exposed: &str) -> Option<&ExposedItem> {
+        self.switched_off.iter().find(|item| item.name == exposed)
     }
 
     /// The item and its index in `items`.
@@ -251,6 +273,28 @@ impl Catalog {
             .collect();
         build_pages(self.kind, &items, self.page_size)
     }
+}
+
+/// Moves the items flagged in `off` out of `items`; returns the served items, their name index
+/// and the switched-off items.
+fn split_switched_off(
+    all: Vec<ExposedItem>,
+    off: &[bool],
+) -> (Vec<ExposedItem>, NameIndex, Vec<ExposedItem>) {
+    let mut items = Vec::with_capacity(all.len());
+    let mut switched_off = Vec::new();
+    for (item, &is_off) in all.into_iter().zip(off) {
+        if is_off {
+            switched_off.push(item);
+        } else {
+            items.push(item);
+        }
+    }
+    let mut by_name = NameIndex::with_capacity_and_hasher(items.len(), Default::default());
+    for (i, item) in items.iter().enumerate() {
+        by_name.entry(item.name.clone()).or_insert(i);
+    }
+    (items, by_name, switched_off)
 }
 
 fn encode_cursor(kind: CatalogKind, page: usize) -> String {

@@ -13,8 +13,10 @@ pub mod health_watch;
 pub mod naming;
 mod published;
 pub mod reconfigure;
+pub mod reconnect;
 pub mod recovery;
 mod snapshot;
+pub mod switches;
 pub mod uri_routes;
 pub mod uri_template;
 
@@ -23,4 +25,5 @@ pub use builder::RegistryBuilder;
 pub use catalog::{Catalog, CatalogKind, Collision, ExposedItem};
 pub use published::{PublishedRegistry, RegistryReader};
 pub use snapshot::{RegistrySnapshot, ServerEntry, ServerItems, ServerListing};
+pub use switches::DisabledTools;
 pub use uri_routes::{Unroutable, UriRoute, UriRoutes};

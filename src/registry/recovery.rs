@@ -3,7 +3,8 @@
 //! handshake, an HTTP server answering `initialize` — and lists what it publishes), and a
 //! server that reports `…/list_changed` is listed again. Each change publishes a new snapshot
 //! and tells `on_change` which lists changed, so clients can be told. A reloaded governance
-//! (keys, groups, limits) is applied here too, as a new snapshot of the same listings.
+//! (keys, groups, limits) is applied here too, as a new snapshot of the same listings, and so
+//! are the admin API's requests: a tool switched off or on, a server reconnected.
 //!
 //! Runs on its own thread with its own runtime; never on a worker core.
 
@@ -11,13 +12,14 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use futures_channel::mpsc;
+use futures_channel::{mpsc, oneshot};
 use futures_util::StreamExt;
 
 use super::builder::RegistryBuilder;
 use super::health_watch;
 use super::published::PublishedRegistry;
 use super::reconfigure::{self, Reconfiguration};
+use super::reconnect;
 use super::snapshot::ServerItems;
 use super::snapshot::{ServerEntry, ServerListing};
 use crate::runtime::{block_on, IoDriver};
@@ -41,9 +43,36 @@ enum Update {
     Health(String),
     Notice(ServerNotice),
     Reconfigure(Box<Reconfiguration>),
+    /// Switch a tool (by exposed name) off or on; answered with what was switched, `None`
+    /// when no tool has that name.
+    SetTool {
+        exposed: String,
+        enabled: bool,
+        reply: oneshot::Sender<Option<ToolSwitch>>,
+    },
+    /// Reconnect a server now; answered with its state once the reconnect began, `None` when
+    /// no server has that name.
+    Reconnect {
+        server: String,
+        reply: oneshot::Sender<Option<HealthState>>,
+    },
 }
 
-/// The way to the keeper thread from the control thread.
+/// A tool switched off or on through the keeper.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolSwitch {
+    /// Its exposed name.
+    pub name: String,
+    pub server: String,
+    pub original: String,
+    /// What it is now.
+    pub enabled: bool,
+    /// Whether the request changed anything (false: it already was so).
+    pub changed: bool,
+}
+
+/// The way to the keeper thread from the control thread and the admin listener.
+#[derive(Clone)]
 pub struct Keeper {
     tx: mpsc::UnboundedSender<Update>,
 }
@@ -54,6 +83,30 @@ impl Keeper {
         self.tx
             .unbounded_send(Update::Reconfigure(Box::new(r)))
             .is_ok()
+    }
+
+    /// Switches the tool exposed as `exposed` off or on. The answer comes once the snapshot
+    /// that says so is published (the next request on any core sees it) and clients were told
+    /// the tool list changed; it is dropped unanswered when the keeper is gone.
+    pub fn set_tool_enabled(
+        &self,
+        exposed: String,
+        enabled: bool,
+    ) -> oneshot::Receiver<Option<ToolSwitch>> {
+        let (reply, answer) = oneshot::channel();
+        let _ = self.tx.unbounded_send(Update::SetTool {
+            exposed,
+            enabled,
+            reply,
+        });
+        answer
+    }
+
+    /// Reconnects `server` (see [`super::reconnect`]); the answer comes once it began.
+    pub fn reconnect(&self, server: String) -> oneshot::Receiver<Option<HealthState>> {
+        let (reply, answer) = oneshot::channel();
+        let _ = self.tx.unbounded_send(Update::Reconnect { server, reply });
+        answer
     }
 }
 
@@ -148,6 +201,48 @@ pub fn spawn_recovery(
                     Update::Notice(ServerNotice::ResourceUpdated { server, uri }) => {
                         (listeners.resource_updated)(&server, &uri)
                     }
+                    Update::SetTool {
+                        exposed,
+                        enabled,
+                        reply,
+                    } => {
+                        let switched = set_tool(&mut builder, &published, &exposed, enabled);
+                        if switched.as_ref().is_some_and(|s| s.changed) {
+                            (listeners.lists_changed)(TOOLS);
+                        }
+                        let _ = reply.send(switched);
+                    }
+                    Update::Reconnect { server, reply } => {
+                        let entry = builder
+                            .listings()
+                            .iter()
+                            .find(|l| l.server.name == server)
+                            .map(|l| l.server.clone());
+                        let Some(entry) = entry else {
+                            let _ = reply.send(None);
+                            continue;
+                        };
+                        entry.health.set(
+                            &entry.name,
+                            HealthState::Starting,
+                            Some("reconnecting on request".to_owned()),
+                        );
+                        let _ = reply.send(Some(entry.health.state()));
+                        let tx = tx.clone();
+                        monoio::spawn(async move {
+                            let outcome = reconnect::reconnect(&entry).await;
+                            reconnect::settle(&entry, &outcome);
+                            if outcome.is_ok() {
+                                // What the new process or session publishes is listed again.
+                                let _ = tx.unbounded_send(Update::Notice(
+                                    ServerNotice::ListsChanged {
+                                        server: entry.name.clone(),
+                                        lists: TOOLS | PROMPTS | RESOURCES,
+                                    },
+                                ));
+                            }
+                        });
+                    }
                     Update::Reconfigure(r) => {
                         let waiting = match reconfigure::apply(&mut builder, *r) {
                             Ok(waiting) => waiting,
@@ -173,6 +268,36 @@ pub fn spawn_recovery(
         }
     })?;
     Ok((keeper, handle))
+}
+
+/// Switches the tool exposed as `exposed` (in the current snapshot, served or switched off)
+/// off or on, publishing a new snapshot when that changes anything.
+fn set_tool(
+    builder: &mut RegistryBuilder,
+    published: &PublishedRegistry,
+    exposed: &str,
+    enabled: bool,
+) -> Option<ToolSwitch> {
+    let current = published.load();
+    let item = current
+        .tools
+        .get(exposed)
+        .or_else(|| current.tools.switched_off_item(exposed))?;
+    let server = current.servers.get(item.server)?.name.clone();
+    let original = item.original.clone();
+    let changed = builder.set_tool_enabled(&server, &original, enabled);
+    if changed {
+        published.publish(builder.build());
+        let now = if enabled { "enabled" } else { "disabled" };
+        tracing::info!(tool = %exposed, server = %server, original = %original, "tool {now} through the admin API");
+    }
+    Some(ToolSwitch {
+        name: exposed.to_owned(),
+        server,
+        original,
+        enabled,
+        changed,
+    })
 }
 
 /// Lists a server that reported a change again; which lists really changed, if any.

@@ -7,6 +7,7 @@ use serde_json::value::RawValue;
 
 use super::access::AccessTable;
 use super::catalog::{Catalog, CatalogInput, CatalogKind, ExposedItem};
+use super::switches::DisabledTools;
 use super::uri_routes::UriRoutes;
 use crate::auth::Governance;
 use crate::config::{PrefixMode, ToolFilter};
@@ -89,13 +90,33 @@ impl RegistrySnapshot {
         page_size: usize,
         listings: Vec<ServerListing>,
     ) -> Self {
-        // Tool allow-lists apply to tools only; every other kind is exposed whole.
+        Self::build_with(
+            generation,
+            mode,
+            page_size,
+            listings,
+            &DisabledTools::default(),
+        )
+    }
+
+    /// Like [`RegistrySnapshot::build`], with the tools in `disabled` switched off: kept out of
+    /// the lists, the calls and the grants tables (see [`Catalog::switched_off`]).
+    pub fn build_with(
+        generation: u64,
+        mode: PrefixMode,
+        page_size: usize,
+        listings: Vec<ServerListing>,
+        disabled: &DisabledTools,
+    ) -> Self {
+        // Tool allow-lists and switches apply to tools only; every other kind is exposed whole.
         let catalog = |kind: CatalogKind, items: fn(&ServerItems) -> &[Box<RawValue>]| {
+            let tools = kind == CatalogKind::Tools;
             let inputs: Vec<CatalogInput<'_>> = listings
                 .iter()
                 .map(|l| CatalogInput {
                     server: &l.server.name,
-                    filter: (kind == CatalogKind::Tools).then_some(&l.server.filter),
+                    filter: tools.then_some(&l.server.filter),
+                    switched_off: disabled.of(&l.server.name).filter(|_| tools),
                     definitions: items(&l.items),
                 })
                 .collect();

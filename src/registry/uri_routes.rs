@@ -164,6 +164,7 @@ mod tests {
                 .map(|(server, definitions)| CatalogInput {
                     server,
                     filter: None,
+                    switched_off: None,
                     definitions,
                 })
                 .collect();

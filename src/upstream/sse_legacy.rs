@@ -83,8 +83,9 @@ struct Inner {
     shared: Mutex<Shared>,
     /// Signalled on every state change.
     changed: Condvar,
-    /// Dropped (closed) by `shutdown` to stop the stream task.
-    stop: Mutex<Option<mpsc::UnboundedSender<()>>>,
+    /// To the stream task: a message asks for a new stream now (`reconnect`); dropping it
+    /// (`shutdown`) stops the task.
+    control: Mutex<Option<mpsc::UnboundedSender<()>>>,
     /// The core the stream task runs on; held so that a dedicated runtime (which ends with its
     /// last handle) outlives the task.
     _owner: CoreHandle,
@@ -131,7 +132,7 @@ impl SseUpstream {
 
     pub fn start(spec: SseSpec, owner: &CoreHandle) -> Result<SseUpstream, String> {
         let url = UpstreamUrl::resolve(&spec.url, spec.tls.as_ref())?;
-        let (stop_tx, stop_rx) = mpsc::unbounded();
+        let (control_tx, control_rx) = mpsc::unbounded();
         let inner = Arc::new(Inner {
             spec,
             url,
@@ -146,12 +147,12 @@ impl SseUpstream {
                 reconnects: 0,
             }),
             changed: Condvar::new(),
-            stop: Mutex::new(Some(stop_tx)),
+            control: Mutex::new(Some(control_tx)),
             _owner: owner.clone(),
         });
         let task = inner.clone();
         owner
-            .spawn(move || stream::run(task, stop_rx))
+            .spawn(move || stream::run(task, control_rx))
             .map_err(|e| e.to_string())?;
         Ok(SseUpstream { inner })
     }
@@ -245,7 +246,20 @@ impl SseUpstream {
     /// Stops the stream task: the stream is closed, waiting calls fail, no reconnect. Returns
     /// at once; the task ends on its core.
     pub fn shutdown(&self) {
-        lock(&self.inner.stop).take();
+        lock(&self.inner.control).take();
+    }
+
+    /// Closes the stream and opens a new one at once, without backoff (the admin API's
+    /// reconnect): calls waiting on the old stream fail. False after shutdown.
+    pub fn reconnect(&self) -> bool {
+        lock(&self.inner.control)
+            .as_ref()
+            .is_some_and(|control| control.unbounded_send(()).is_ok())
+    }
+
+    /// How many times the stream was opened again after the first.
+    pub fn reconnects(&self) -> u64 {
+        lock(&self.inner.shared).reconnects
     }
 
     /// The state of the stream.

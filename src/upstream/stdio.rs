@@ -131,6 +131,8 @@ struct Shared {
     shutdown: bool,
     /// The live child (also while handshaking), for `shutdown`.
     child: Option<Arc<Conn>>,
+    /// [`StdioUpstream::restart`] asked for a new child: the next one starts without backoff.
+    restart_requested: bool,
 }
 
 /// One running child as seen by calls: its stdin queue and its calls awaiting replies.
@@ -185,6 +187,7 @@ impl StdioUpstream {
                 first_attempt_done: false,
                 shutdown: false,
                 child: None,
+                restart_requested: false,
             }),
             changed: Condvar::new(),
             supervisor: Mutex::new(None),
@@ -306,13 +309,7 @@ impl StdioUpstream {
         };
         lock(&inner.current).take();
         if let Some(conn) = child {
-            conn.tx.close();
-            if conn.process.wait_exit(grace).is_none() {
-                conn.process.signal_group(libc::SIGTERM);
-                if conn.process.wait_exit(grace).is_none() {
-                    conn.process.signal_group(libc::SIGKILL);
-                }
-            }
+            stop_child(&conn, grace);
         }
         let sup = lock(&inner.supervisor).take();
         if let Some(h) = sup {
@@ -323,6 +320,29 @@ impl StdioUpstream {
         let mut s = lock(&inner.shared);
         s.state = StdioState::Stopped;
         inner.changed.notify_all();
+    }
+
+    /// Replaces the child with a new one now (the admin API's reconnect): calls stop being
+    /// accepted at once, calls in flight on the old child fail, the child is stopped like at
+    /// shutdown (stdin closed, SIGTERM, SIGKILL, `grace` between each) and the supervisor
+    /// starts the next one without backoff. A child in backoff is started at once. Blocking
+    /// (not on a worker core). False after shutdown.
+    pub fn restart(&self, grace: Duration) -> bool {
+        let inner = &*self.inner;
+        let child = {
+            let mut s = lock(&inner.shared);
+            if s.shutdown {
+                return false;
+            }
+            s.restart_requested = true;
+            inner.changed.notify_all();
+            s.child.clone()
+        };
+        lock(&inner.current).take();
+        if let Some(conn) = child {
+            stop_child(&conn, grace);
+        }
+        true
     }
 
     /// A snapshot of the supervision state.
@@ -415,6 +435,18 @@ fn supervise(inner: Arc<Inner>) {
             join_bounded(&name, threads, Duration::from_secs(2));
             break;
         }
+        let requested = std::mem::take(&mut lock(&inner.shared).restart_requested);
+        if requested {
+            tracing::info!(server = %name, "stdio server restarting on request: {reason}");
+            {
+                let mut s = lock(&inner.shared);
+                s.last_error = Some(format!("restarted on request after: {reason}"));
+                s.first_attempt_done = true;
+                s.restarts += 1;
+            }
+            join_bounded(&name, threads, Duration::from_secs(2));
+            continue;
+        }
         tracing::warn!(server = %name, "stdio server stopped: {reason}");
         let pause = backoff.pause_after(ready_for);
         let retry_at = deadline_after(pause).unwrap_or_else(Instant::now);
@@ -426,7 +458,7 @@ fn supervise(inner: Arc<Inner>) {
         drop(s);
         join_bounded(&name, threads, Duration::from_secs(2));
         let mut s = lock(&inner.shared);
-        while !s.shutdown {
+        while !s.shutdown && !s.restart_requested {
             let left = retry_at.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
@@ -439,6 +471,10 @@ fn supervise(inner: Arc<Inner>) {
         }
         if s.shutdown {
             break;
+        }
+        if s.restart_requested {
+            s.restart_requested = false;
+            tracing::info!(server = %name, "stdio server restarting on request, without waiting out its backoff");
         }
         s.restarts += 1;
     }
@@ -455,11 +491,12 @@ fn run_child(inner: &Arc<Inner>) -> (String, Duration, Vec<JoinHandle<()>>) {
         Ok(started) => started,
         Err(reason) => return (reason, Duration::ZERO, Vec::new()),
     };
+    // A restart asked for while this child was being spawned replaces it before it serves.
     let shutting_down = {
         let mut s = lock(&inner.shared);
         s.child = Some(conn.clone());
         inner.changed.notify_all();
-        s.shutdown
+        s.shutdown || s.restart_requested
     };
     let (mut ready_at, mut reason) = (None, None);
     if !shutting_down {
@@ -601,6 +638,18 @@ async fn drive_pipes(
     let end = pipes::read_lines(stdout, max, |line| on_stdout_line(&name, &conn, max, line)).await;
     // The waiter fails pending calls when the process exits.
     kill_if_still_running(&name, &conn.process, &format!("it {end}")).await;
+}
+
+/// Stops one child gracefully: closes its stdin, waits up to `grace`, SIGTERMs its process
+/// group, waits up to `grace` again, then SIGKILLs it. Blocking.
+fn stop_child(conn: &Conn, grace: Duration) {
+    conn.tx.close();
+    if conn.process.wait_exit(grace).is_none() {
+        conn.process.signal_group(libc::SIGTERM);
+        if conn.process.wait_exit(grace).is_none() {
+            conn.process.signal_group(libc::SIGKILL);
+        }
+    }
 }
 
 async fn kill_if_still_running(name: &str, process: &ChildProcess, why: &str) {

@@ -12,6 +12,7 @@
 //! Each test file uses only part of this module, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod admin;
 pub mod audit;
 pub mod broken_http;
 pub mod proc;

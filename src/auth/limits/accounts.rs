@@ -168,6 +168,18 @@ impl Limits {
             .map_or(0, |a| a.shared.in_flight.load(Relaxed))
     }
 
+    /// Calls this account's rate limit would admit at once at `now` (cells cores leased
+    /// count as used); `None` without a rate limit.
+    pub fn rate_available(&self, id: AccountId, now: Now) -> Option<u64> {
+        let account = self.account(id)?;
+        let params = self.rates.get(account.rate?)?;
+        Some(super::rate::available(
+            &account.shared.tat,
+            params,
+            now.mono_ns,
+        ))
+    }
+
     /// Milli-units of this account's budget used in the period containing `now`, including
     /// what cores have leased and not yet spent.
     pub fn budget_used_milli(&self, id: AccountId, period: Period, now: Now) -> u64 {

@@ -85,6 +85,13 @@ pub(super) fn take(tat: &AtomicU64, p: &RateParams, want: u32, now: u64) -> Resu
     }
 }
 
+/// Cells the bucket holds at `now` (cells leased to cores count as taken).
+pub(super) fn available(tat: &AtomicU64, p: &RateParams, now: u64) -> u64 {
+    let horizon = now.saturating_add(p.window_ns);
+    let base = tat.load(Relaxed).clamp(now, horizon);
+    (horizon - base) / p.interval_ns.max(1)
+}
+
 /// Gives back cells taken moments ago (a later account in the chain refused). Exact as long
 /// as it runs within one interval of the take, as it does: nothing can have refilled past
 /// the cells in between.

@@ -1,4 +1,5 @@
 use super::*;
+use crate::registry::DisabledTools;
 use crate::upstream::http::HttpUpstream;
 
 fn server(name: &str, allow: &[&str], disabled: &[&str], error: Option<&str>) -> Arc<ServerEntry> {
@@ -362,4 +363,56 @@ fn resource_cursors_are_their_own() {
     assert_eq!(second["resources"][0]["uri"], "mcpgate://a/mem://2");
     assert!(second.get("nextCursor").is_none());
     assert!(snap.resource_templates.page(Some(&cursor)).is_none());
+}
+
+#[test]
+fn tools_switched_off_leave_lists_and_lookups_but_keep_every_name() {
+    let listings = || {
+        vec![
+            ServerListing {
+                server: server("a", &["*"], &[], None),
+                items: ServerItems {
+                    tools: tools(&["echo", "alpha"]),
+                    ..ServerItems::default()
+                },
+            },
+            ServerListing {
+                server: server("b", &["*"], &[], None),
+                items: ServerItems {
+                    tools: tools(&["echo", "beta"]),
+                    ..ServerItems::default()
+                },
+            },
+        ]
+    };
+    let mut off = DisabledTools::default();
+    off.set("a", "echo", false);
+    off.set("b", "beta", false);
+    let snap = RegistrySnapshot::build_with(1, PrefixMode::OnConflict, 1, listings(), &off);
+    // b's echo keeps its prefix: a's echo still holds the shared name, switched off or not.
+    assert_eq!(names(&snap), ["alpha", "b__echo"]);
+    let switched: Vec<&str> = snap
+        .tools
+        .switched_off
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
+    assert_eq!(switched, ["a__echo", "beta"]);
+    assert!(snap.tool("a__echo").is_none() && snap.tool("beta").is_none());
+    let beta = snap.tools.switched_off_item("beta").unwrap();
+    assert_eq!((beta.server, beta.original.as_str()), (1, "beta"));
+    // The lists page past nothing switched off (page size 1: two pages).
+    let first = snap.tools_page(None).unwrap();
+    assert!(first.contains(r#""name":"alpha""#) && first.contains("nextCursor"));
+    assert!(!first.contains("a__echo"));
+    // Back on: the same names as if never switched off.
+    let snap = RegistrySnapshot::build_with(
+        2,
+        PrefixMode::OnConflict,
+        1,
+        listings(),
+        &DisabledTools::default(),
+    );
+    assert_eq!(names(&snap), ["a__echo", "alpha", "b__echo", "beta"]);
+    assert!(snap.tools.switched_off.is_empty());
 }

@@ -29,15 +29,28 @@ use crate::http::sse::SseItem;
 /// How long a fresh stream has to announce its endpoint and answer `initialize`.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The task's body: one stream after another, until `stop` closes.
-pub(super) async fn run(inner: Arc<Inner>, mut stop: mpsc::UnboundedReceiver<()>) {
+/// The task's body: one stream after another, until `control` closes. A message on `control`
+/// ends the current stream (or the backoff pause) and opens the next one at once.
+pub(super) async fn run(inner: Arc<Inner>, mut control: mpsc::UnboundedReceiver<()>) {
     let name = inner.spec.name.clone();
     let mut backoff = Backoff::default();
     loop {
         inner.update(|s| s.state = SseState::Connecting);
-        let (reason, ready_for) = match select(pin!(serve_stream(&inner)), stop.next()).await {
+        let (reason, ready_for) = match select(pin!(serve_stream(&inner)), control.next()).await {
             Either::Left((ended, _)) => ended,
-            Either::Right(_) => break,
+            Either::Right((Some(()), _)) => {
+                tracing::info!(server = %name, "SSE stream closed on request; opening a new one");
+                // One update: whoever waits for the count to move must not see it with the
+                // old stream's Ready.
+                inner.update(|s| {
+                    s.last_error = Some("the stream was reopened on request".to_owned());
+                    s.first_attempt_done = true;
+                    s.reconnects += 1;
+                    s.state = SseState::Connecting;
+                });
+                continue;
+            }
+            Either::Right((None, _)) => break,
         };
         tracing::warn!(server = %name, "SSE stream ended: {reason}");
         let pause = backoff.pause_after(ready_for);
@@ -47,7 +60,11 @@ pub(super) async fn run(inner: Arc<Inner>, mut stop: mpsc::UnboundedReceiver<()>
             s.first_attempt_done = true;
             s.state = SseState::Backoff { retry_at };
         });
-        if let Either::Right(_) = select(pin!(monoio::time::sleep(pause)), stop.next()).await {
+        let stopped = matches!(
+            select(pin!(monoio::time::sleep(pause)), control.next()).await,
+            Either::Right((None, _))
+        );
+        if stopped {
             break;
         }
         inner.update(|s| s.reconnects += 1);
