@@ -110,6 +110,7 @@ impl ConfigReloader {
             removed,
             added,
             running: self.running.clone(),
+            workers: self.cores.len(),
         };
         if !keeper.reconfigure(reconfiguration) {
             tracing::error!("config reload: the registry keeper is gone; nothing applied");

@@ -140,6 +140,8 @@ struct RawServer {
     health_check_ms: Option<u64>,
     ca_file: Option<String>,
     insecure_skip_verify: Option<bool>,
+    max_concurrent_calls: Option<u32>,
+    queue_timeout_ms: Option<u64>,
 }
 
 /// Reads and checks a config file.
@@ -499,6 +501,7 @@ fn build_server(path: &str, name: String, s: RawServer) -> Result<ServerConfig, 
         None => 30_000,
     };
     let tls = super::tls::upstream(path, &transport, s.ca_file, s.insecure_skip_verify)?;
+    let calls = super::bounds::call_bound(path, s.max_concurrent_calls, s.queue_timeout_ms)?;
     Ok(ServerConfig {
         name,
         transport,
@@ -524,6 +527,7 @@ fn build_server(path: &str, name: String, s: RawServer) -> Result<ServerConfig, 
                 None => HealthPolicy::default().interval,
             },
         },
+        calls,
     })
 }
 

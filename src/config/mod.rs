@@ -4,6 +4,7 @@
 //! checked [`Config`]. Every error names the key path and what was expected. Must never:
 //! echo a secret (an expanded value) in an error or log.
 
+mod bounds;
 mod expand;
 pub mod governance;
 mod load;

@@ -316,6 +316,7 @@ mod tests {
             error: None,
             health: Default::default(),
             policy: Default::default(),
+            gate: Default::default(),
         })
     }
 

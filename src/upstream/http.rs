@@ -25,6 +25,8 @@ use crate::runtime::CoreHandle;
 
 /// How long a finished SSE reply may take to end its stream before its connection is dropped.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long sending a `notifications/cancelled` may take before it is given up.
+const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The session the gateway holds with the upstream.
 #[derive(Debug)]
@@ -481,8 +483,16 @@ impl Drop for CancelHttp {
         body.extend_from_slice(itoa::Buffer::new().format(self.id).as_bytes());
         body.extend_from_slice(br#","reason":"the gateway's caller went away or timed out"}}"#);
         monoio::spawn(async move {
-            if let Err(e) = up.send_message(&body).await {
-                tracing::debug!(server = %up.name, "could not send a cancellation: {e}");
+            // Bounded: a server that hangs must not collect a task and a connection per call
+            // it was too slow for.
+            match monoio::time::timeout(CANCEL_TIMEOUT, up.send_message(&body)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(server = %up.name, "could not send a cancellation: {e}")
+                }
+                Err(_) => {
+                    tracing::debug!(server = %up.name, "the server did not take a cancellation in time")
+                }
             }
         });
     }
