@@ -77,9 +77,9 @@ pub async fn await_call(
     mut cancellation: Cancellation,
 ) -> CallOutcome {
     let (first, done) = match step(&mut call, &mut events, &mut cancellation.signal, true).await {
-        Step::Reply(reply, timing) => match events.try_recv() {
-            Ok(message) => (message, Some(reply)),
-            Err(_) => return CallOutcome::Answered(reply, timing),
+        Step::Reply(reply, timing) => match events.try_next() {
+            Some(message) => (message, Some(reply)),
+            None => return CallOutcome::Answered(reply, timing),
         },
         Step::Message(message) => (message, None),
         Step::Cancelled => return CallOutcome::Cancelled,
@@ -226,14 +226,14 @@ impl CallStream {
     /// The next message about the call; `None` once the reply is in and nothing precedes it.
     async fn next_message(&mut self) -> Result<Option<ServerMessage>, Cancelled> {
         let Some(call) = self.call.as_mut() else {
-            return Ok(self.events.try_recv().ok());
+            return Ok(self.events.try_next());
         };
         match step(call, &mut self.events, &mut self.cancellation.signal, false).await {
             Step::Message(message) => Ok(Some(message)),
             Step::Reply(reply, _timing) => {
                 self.call = None;
                 self.reply = Some(reply);
-                Ok(self.events.try_recv().ok())
+                Ok(self.events.try_next())
             }
             Step::Cancelled => Err(Cancelled),
         }
