@@ -1,14 +1,15 @@
-//! A server's bound on calls in flight (`max_concurrent_calls`, `queue_timeout_ms`), checked.
-//! What the bound means is written in `upstream::gate`.
+//! Overload bounds, checked: a server's bound on calls in flight (`max_concurrent_calls`,
+//! `queue_timeout_ms`; what it means is written in `upstream::gate`) and how long a client
+//! may stop reading (`client_write_timeout_ms`).
 
 use std::time::Duration;
 
 use super::ConfigError;
 use crate::upstream::gate::{CallBound, DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_QUEUE_TIMEOUT};
 
-/// The longest `queue_timeout_ms` accepted: waits are timers, and an hour is already far
-/// beyond any client's patience.
-const MAX_QUEUE_TIMEOUT_MS: u64 = 3_600_000;
+/// The longest `queue_timeout_ms` and `client_write_timeout_ms` accepted: waits are timers,
+/// and an hour is already far beyond any client's patience.
+const MAX_WAIT_MS: u64 = 3_600_000;
 
 /// The bound of the server at `path` (`mcpServers.<name>`), defaults filled in.
 pub(super) fn call_bound(
@@ -27,10 +28,10 @@ pub(super) fn call_bound(
         None => DEFAULT_MAX_CONCURRENT_CALLS,
     };
     let queue_timeout = match queue_timeout_ms {
-        Some(ms) if ms > MAX_QUEUE_TIMEOUT_MS => {
+        Some(ms) if ms > MAX_WAIT_MS => {
             return Err(ConfigError::at(
                 format!("{path}.queue_timeout_ms"),
-                format!("expected at most {MAX_QUEUE_TIMEOUT_MS} (one hour)"),
+                format!("expected at most {MAX_WAIT_MS} (one hour)"),
             ))
         }
         Some(ms) => Duration::from_millis(ms),
@@ -40,6 +41,20 @@ pub(super) fn call_bound(
         max_concurrent_calls,
         queue_timeout,
     })
+}
+
+/// `client_write_timeout_ms`, default filled in.
+pub(super) fn client_write_timeout(ms: Option<u64>) -> Result<Duration, ConfigError> {
+    const KEY: &str = "client_write_timeout_ms";
+    match ms {
+        None => Ok(crate::http::limits::DEFAULT_WRITE_TIMEOUT),
+        Some(0) => Err(ConfigError::at(KEY, "expected a positive number")),
+        Some(ms) if ms > MAX_WAIT_MS => Err(ConfigError::at(
+            KEY,
+            format!("expected at most {MAX_WAIT_MS} (one hour)"),
+        )),
+        Some(ms) => Ok(Duration::from_millis(ms)),
+    }
 }
 
 #[cfg(test)]
@@ -87,6 +102,23 @@ mod tests {
         ] {
             let err = bound_of(server).expect_err(server);
             assert_eq!(err.path, path, "{server}: {err}");
+        }
+    }
+
+    #[test]
+    fn client_write_timeout() {
+        let parse = |extra: &str| {
+            let text = format!(r#"{{{extra} "mcpServers": {{"s": {{"command": "x"}}}}}}"#);
+            parse_config(&text, &|_| None).map(|c| c.http_limits.write_timeout)
+        };
+        assert_eq!(parse("").expect("valid"), Duration::from_secs(30));
+        assert_eq!(
+            parse(r#""client_write_timeout_ms": 250,"#).expect("valid"),
+            Duration::from_millis(250)
+        );
+        for bad in ["0", "3600001", "-5"] {
+            let err = parse(&format!(r#""client_write_timeout_ms": {bad},"#)).expect_err(bad);
+            assert_eq!(err.path, "client_write_timeout_ms", "{bad}: {err}");
         }
     }
 }

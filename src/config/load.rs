@@ -45,6 +45,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "allowed_origins",
     "busy_poll_us",
     "header_read_timeout_ms",
+    "client_write_timeout_ms",
     "shutdown_grace_ms",
     "virtual_keys",
     "groups",
@@ -79,6 +80,7 @@ struct RawConfig {
     allowed_origins: Option<Vec<String>>,
     busy_poll_us: Option<u64>,
     header_read_timeout_ms: Option<u64>,
+    client_write_timeout_ms: Option<u64>,
     shutdown_grace_ms: Option<u64>,
     virtual_keys: Option<Vec<governance::RawKey>>,
     groups: Option<BTreeMap<String, governance::GrantLists>>,
@@ -339,6 +341,7 @@ fn build(raw: RawConfig) -> Result<Config, ConfigError> {
             Some(ms) => Duration::from_millis(ms),
             None => crate::http::limits::DEFAULT_HEADER_READ_TIMEOUT,
         },
+        write_timeout: super::bounds::client_write_timeout(raw.client_write_timeout_ms)?,
     };
     let session_secret = match raw.session_secret {
         Some(s) if s.len() < 32 => {

@@ -13,11 +13,14 @@
 //! drain's deadline whatever is still running is abandoned (see [`Handler::abandoned`]).
 
 use std::cell::RefCell;
+use std::future::Future;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
+use std::task::Poll;
+use std::time::Duration;
 
-use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use monoio::buf::{IoBuf, IoBufMut};
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use monoio::time::Instant;
 
 use super::chunked::{ChunkedDecoder, ChunkedError};
@@ -353,8 +356,13 @@ where
                     }
                     let keep_alive = head.keep_alive && drain::phase() == Phase::Serving;
                     write_sse_head(&mut bufs.write, &resp, keep_alive);
-                    let streamed =
-                        Box::pin(stream_events(&mut stream, &mut bufs.write, &mut events)).await;
+                    let streamed = Box::pin(stream_events(
+                        &mut stream,
+                        &mut bufs.write,
+                        &mut events,
+                        limits.write_timeout,
+                    ))
+                    .await;
                     match streamed {
                         StreamEnd::Gone => return,
                         StreamEnd::Abandoned => {
@@ -378,14 +386,16 @@ where
                 }
             }
             drop(work);
-            if bufs.write.len() >= FLUSH_AT && !flush(&mut stream, &mut bufs.write).await {
+            if bufs.write.len() >= FLUSH_AT
+                && !flush(&mut stream, &mut bufs.write, limits.write_timeout).await
+            {
                 return;
             }
         };
         if consumed > 0 {
             bufs.read.drain(..consumed);
         }
-        if !flush(&mut stream, &mut bufs.write).await {
+        if !flush(&mut stream, &mut bufs.write, limits.write_timeout).await {
             return;
         }
         let Scan::Read { in_head } = scan else {
@@ -401,7 +411,7 @@ where
             resp.reset();
             resp.text(Status::PayloadTooLarge, "request is larger than the limit");
             write_response(&mut bufs.write, &resp, false, false);
-            let _ = flush(&mut stream, &mut bufs.write).await;
+            let _ = flush(&mut stream, &mut bufs.write, limits.write_timeout).await;
             return;
         }
         let partial = !bufs.read.is_empty();
@@ -442,7 +452,7 @@ where
                         "the request head did not arrive in time",
                     );
                     write_response(&mut bufs.write, &resp, false, false);
-                    let _ = flush(&mut stream, &mut bufs.write).await;
+                    let _ = flush(&mut stream, &mut bufs.write, limits.write_timeout).await;
                 }
                 let _ = stream.shutdown().await;
                 return;
@@ -569,6 +579,7 @@ async fn stream_events<S: AsyncWriteRent + HangUpWatch, E: SseStream>(
     stream: &mut S,
     write: &mut Vec<u8>,
     events: &mut E,
+    write_timeout: Duration,
 ) -> StreamEnd {
     enum Next {
         More(bool),
@@ -577,7 +588,7 @@ async fn stream_events<S: AsyncWriteRent + HangUpWatch, E: SseStream>(
     }
     let mut event = take_buffer();
     let end = loop {
-        if !flush(stream, write).await {
+        if !flush(stream, write, write_timeout).await {
             break StreamEnd::Gone;
         }
         event.clear();
@@ -602,15 +613,50 @@ async fn stream_events<S: AsyncWriteRent + HangUpWatch, E: SseStream>(
     end
 }
 
-/// Writes and clears `buf`; false when the peer is gone.
-async fn flush<S: AsyncWriteRent>(stream: &mut S, buf: &mut Vec<u8>) -> bool {
+/// Writes and clears `buf`; false when the peer is gone, or took none of it for `stall` (a
+/// client that stopped reading: what it would hold, a reply or a stream and the call behind
+/// it, is let go with the connection, which the caller closes).
+async fn flush<S: AsyncWriteRent>(stream: &mut S, buf: &mut Vec<u8>, stall: Duration) -> bool {
     if buf.is_empty() {
         return true;
     }
-    let (res, returned) = stream.write_all(std::mem::take(buf)).await;
-    *buf = returned;
-    buf.clear();
-    res.is_ok()
+    let mut data = std::mem::take(buf);
+    let mut sent = 0;
+    while sent < data.len() {
+        let Some((res, slice)) = unless_stalled(stream.write(data.slice(sent..)), stall).await
+        else {
+            // The dropped write took the buffer with it; the connection closes.
+            tracing::info!(
+                "closed a client connection: it took no bytes of its reply or stream for {} ms \
+                 (client_write_timeout_ms)",
+                stall.as_millis()
+            );
+            return false;
+        };
+        data = slice.into_inner();
+        match res {
+            Ok(n) if n > 0 => sent += n,
+            _ => return false,
+        }
+    }
+    data.clear();
+    *buf = data;
+    true
+}
+
+/// `fut`'s output, unless it is still pending `stall` after its first poll. A write that can
+/// complete at once (the usual case under epoll) never arms a timer.
+async fn unless_stalled<F: Future>(fut: F, stall: Duration) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    let first = std::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
+        Poll::Ready(out) => Poll::Ready(Some(out)),
+        Poll::Pending => Poll::Ready(None),
+    })
+    .await;
+    match first {
+        Some(out) => Some(out),
+        None => monoio::time::timeout(stall, fut).await.ok(),
+    }
 }
 
 /// Reads at least one more byte into `buf`; false on EOF or error.

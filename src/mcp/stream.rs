@@ -14,10 +14,9 @@ use super::batch::BatchStream;
 use super::call_stream::CallStream;
 use super::legacy_stream::LegacyStream;
 use crate::auth::streams::StreamSlot;
-use futures_channel::mpsc::UnboundedReceiver;
 use futures_util::StreamExt;
 
-use super::announcements::{self, Announcement};
+use super::announcements;
 use super::session::SessionKeys;
 use crate::http::SseStream;
 use crate::runtime::drain::{self, Phase};
@@ -28,7 +27,7 @@ pub struct HeartbeatStream {
     token: Box<[u8]>,
     interval: Duration,
     opened: bool,
-    changes: UnboundedReceiver<Announcement>,
+    changes: announcements::Inbox,
     /// The caller's stream slot, given back when the stream ends.
     _slot: StreamSlot,
 }
