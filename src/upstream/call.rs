@@ -62,6 +62,9 @@ struct SinkShared {
     /// The newest progress notification that arrived while the client was behind. Touched
     /// only then (the lock is not on the way of a client that keeps up).
     latest_progress: Mutex<Option<Vec<u8>>>,
+    /// Whether `latest_progress` holds one (changed with it, under its lock): the producer's
+    /// cheap look before it queues a progress normally.
+    coalescing: AtomicBool,
     /// Whether the server's log already says this call's client fell behind.
     reported: AtomicBool,
 }
@@ -94,6 +97,7 @@ impl EventSink {
         let shared = Arc::new(SinkShared {
             held_bytes: AtomicUsize::new(0),
             latest_progress: Mutex::new(None),
+            coalescing: AtomicBool::new(false),
             reported: AtomicBool::new(false),
         });
         (
@@ -113,11 +117,17 @@ impl EventSink {
         if self.tx.is_closed() {
             return false;
         }
-        let message = match self.hold(message.len()) {
+        let progress = method == "notifications/progress";
+        // While a progress is held back, later ones replace it rather than overtake it.
+        let coalescing = progress && self.shared.coalescing.load(Ordering::Acquire);
+        let message = match !coalescing && self.hold(message.len()) {
             true => message,
-            false if method == "notifications/progress" => {
+            false if progress => {
                 let mut latest = lock(&self.shared.latest_progress);
                 let first = latest.replace(message).is_none();
+                if first {
+                    self.shared.coalescing.store(true, Ordering::Release);
+                }
                 drop(latest);
                 self.behind(server, "its progress notifications are coalesced");
                 return !first || self.tx.unbounded_send(Held::Progress).is_ok();
@@ -203,12 +213,12 @@ impl CallEvents {
                 Some(m)
             }
             Held::Progress => {
-                lock(&self.shared.latest_progress)
-                    .take()
-                    .map(|message| ServerMessage {
-                        message,
-                        responder: None,
-                    })
+                let mut latest = lock(&self.shared.latest_progress);
+                self.shared.coalescing.store(false, Ordering::Release);
+                latest.take().map(|message| ServerMessage {
+                    message,
+                    responder: None,
+                })
             }
         }
     }

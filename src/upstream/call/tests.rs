@@ -78,3 +78,30 @@ fn a_gone_caller_is_reported() {
         Err(NotRelayed::Gone)
     ));
 }
+
+#[test]
+fn progress_never_overtakes_the_one_held_back() {
+    let (sink, mut events) = EventSink::new(Some(1));
+    let mut got = Vec::new();
+    for n in 0..5_000 {
+        assert!(sink.notify("s", "notifications/progress", progress(n, 1000)));
+        // A client that reads, but slower than the server sends.
+        if n % 3 == 0 {
+            got.extend(events.try_next().map(|m| m.message));
+        }
+    }
+    got.extend(drain(&mut events));
+    let values: Vec<u64> = got
+        .iter()
+        .map(|m| {
+            let v: serde_json::Value = serde_json::from_slice(m).expect("JSON");
+            v["params"]["progress"].as_u64().expect("a progress value")
+        })
+        .collect();
+    assert!(
+        values.windows(2).all(|w| w[0] < w[1]),
+        "out of order: {values:?}"
+    );
+    assert_eq!(values.last(), Some(&4_999));
+    assert!(values.len() < 5_000, "nothing was coalesced");
+}
