@@ -7,7 +7,11 @@
 //! clients cost little memory).
 //!
 //! Bounds on slow peers: a request head must arrive within `header_read_timeout` (from the
-//! connection's start, or from the first byte of a later request). Shutdown: on a drain
+//! connection's start, or from the first byte of a later request), and every write to the
+//! client must make progress within `write_timeout`: a client that stops reading a reply or
+//! an SSE stream has its connection closed, so it cannot hold the reply, the stream's source
+//! or the upstream call behind it for longer (what a stream's source holds meanwhile is
+//! bounded by the source: `upstream::call`, `mcp::announcements`). Shutdown: on a drain
 //! (`runtime::drain`) the listener stops accepting, a connection waiting for its next request
 //! closes, one serving a request answers it with `Connection: close` and closes, and at the
 //! drain's deadline whatever is still running is abandoned (see [`Handler::abandoned`]).

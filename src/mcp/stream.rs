@@ -6,6 +6,12 @@
 //! On shutdown the session streams end cleanly as soon as the drain begins (a `GET /sse`
 //! stream once the answers it still owes are out); a call's reply runs until the call is
 //! answered, and at the drain's deadline ends with an error answer to the call.
+//!
+//! A client that does not read holds bounded memory whatever the stream: a call's messages
+//! wait in its bounded event channel (`upstream::call`: progress coalesced, the reply kept),
+//! a session stream's in its bounded inbox (`announcements`), a legacy stream's in its
+//! session's bounded queue; and a write the client takes nothing of for
+//! `client_write_timeout_ms` closes the connection (`http::server`).
 
 use std::sync::Arc;
 use std::time::Duration;

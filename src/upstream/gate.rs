@@ -13,8 +13,9 @@
 //! timeout (`timeout_ms`, counted from admission), or the client cancelling or going away
 //! (the server is then sent `notifications/cancelled` and the slot is free, whether or not the
 //! server stops work). A finished call hands its slot to the longest waiter, so a steady
-//! stream of new calls cannot starve a waiting one. Threads that are not worker cores (health
-//! checks, listings) do not pass through the gate.
+//! stream of new calls cannot starve a waiting one. Only clients' requests pass through the
+//! gate ([`crate::registry::ServerEntry::call`]); the gateway's own (health checks, listings,
+//! `logging/setLevel`) do not.
 //!
 //! Must never: take a lock or touch memory another core writes while admitting or releasing a
 //! call, or let a call past the bound of its core.
