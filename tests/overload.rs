@@ -1,7 +1,8 @@
 //! Overload, with real processes and sockets under both drivers:
 //! - a server whose calls hang, behind a small `max_concurrent_calls`: the calls within the
 //!   bound complete, the ones beyond it wait `queue_timeout_ms` and fail naming the server as
-//!   saturated without reaching it, and another server's calls are answered all along;
+//!   saturated without reaching it, and another server's calls are answered all along; a
+//!   reload that changes the bound applies it to new calls;
 //! - a client that opens a streaming call producing hundreds of MB of progress and does not
 //!   read: the gateway's memory stays bounded, other clients are answered, and the stream is
 //!   either caught up later (progress coalesced, the reply intact) or, once the client has
@@ -77,6 +78,68 @@ async fn calls_beyond_the_bound_wait_then_fail_and_other_servers_are_served(driv
     // Slots are free again.
     let result = call_ok(&client, "slow__run", json!({ "tag": "after" })).await;
     assert_eq!(text_of(&result), "ran after 1");
+}
+
+async fn a_reload_applies_a_new_bound_to_new_calls(driver: &str) {
+    let slow = LedgerHttp::start(AfterReply::KeepAlive).await;
+    let bounded = |max: u32| {
+        let mut entry = http_server(&slow.url);
+        entry["max_concurrent_calls"] = json!(max);
+        entry["queue_timeout_ms"] = json!(0);
+        entry["health_check_ms"] = json!(3_600_000);
+        config(&[("slow", entry)])
+    };
+    let mut gw = Gateway::start_workers(driver, &bounded(1), 1).await;
+    let client = Arc::new(gw.client().await);
+    let hold = |tag: &'static str| {
+        let client = client.clone();
+        tokio::spawn(async move { call(&client, "slow__hold", json!({ "tag": tag })).await })
+    };
+    let saturated = |max: u32| {
+        let client = client.clone();
+        async move {
+            let refused = call(&client, "slow__run", json!({ "tag": "refused" })).await;
+            let error = mcp_error("a call beyond the bound", refused);
+            let expected =
+                format!("max_concurrent_calls {max} is {max}) and none finished within 0 ms");
+            assert!(
+                error.message.contains(&expected),
+                "{expected:?} in {:?}",
+                error.message
+            );
+        }
+    };
+
+    let before = hold("before");
+    slow.wait_held(1).await;
+    saturated(1).await;
+
+    let mark = gw.proc.mark();
+    tokio::task::block_in_place(|| {
+        gw.reload_with(&bounded(2), "config reload applied");
+        gw.proc.wait_stderr_line_after(
+            mark,
+            |l| l.contains("its tools are now served") && l.contains("server=slow"),
+            READY_TIMEOUT,
+        );
+    });
+    // The changed server is a new one with the new bound; the held call stays on the old.
+    let after = [hold("after-1"), hold("after-2")];
+    slow.wait_held(3).await;
+    saturated(2).await;
+    assert_eq!(slow.runs("refused"), 0);
+
+    slow.release(3);
+    for (tag, call) in [("before", before)]
+        .into_iter()
+        .chain(["after-1", "after-2"].into_iter().zip(after))
+    {
+        let result = call
+            .await
+            .expect("call task")
+            .unwrap_or_else(|e| panic!("held call {tag} failed: {e}"));
+        assert_eq!(text_of(&result), format!("ran {tag} 1"));
+    }
 }
 
 /// Progress notifications the flood sends, and the bytes each carries: 200 MB in all.
@@ -253,6 +316,7 @@ async fn a_client_that_never_reads_has_its_stream_closed(driver: &str) {
 
 both_drivers!(
     calls_beyond_the_bound_wait_then_fail_and_other_servers_are_served,
+    a_reload_applies_a_new_bound_to_new_calls,
     a_slow_reader_holds_bounded_memory_and_catches_up,
     a_client_that_never_reads_has_its_stream_closed
 );
