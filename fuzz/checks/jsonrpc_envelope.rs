@@ -4,11 +4,12 @@
 //! rewritten object must keep every other member byte for byte.
 
 use mcpgate::jsonrpc::{parse_message, write_error, write_result, ErrorCode, MessageKind};
-use mcpgate::jsonrpc::{ParseError, RawObject};
+use mcpgate::jsonrpc::{scan, ParseError, RawJson, RawObject};
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
 pub fn check(data: &[u8]) {
+    scanner_agrees(data);
     envelope(data);
     batch(data);
     if let Ok(text) = std::str::from_utf8(data) {
@@ -21,6 +22,26 @@ pub fn check(data: &[u8]) {
 fn assert_json(bytes: &[u8]) {
     if let Err(e) = serde_json::from_slice::<IgnoredAny>(bytes) {
         panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(bytes));
+    }
+}
+
+/// The gateway's scanner takes exactly the texts serde_json takes (UTF-8 JSON), except
+/// nesting past its limit, which it refuses on purpose.
+fn scanner_agrees(data: &[u8]) {
+    let serde = std::str::from_utf8(data)
+        .is_ok_and(|text| serde_json::from_str::<IgnoredAny>(text).is_ok());
+    match scan::validate(data) {
+        Ok(()) => assert!(
+            serde,
+            "scanner took what serde_json refuses: {:?}",
+            String::from_utf8_lossy(data)
+        ),
+        Err(e) if e.what == "nesting too deep" => {}
+        Err(e) => assert!(
+            !serde,
+            "scanner refused ({e}) what serde_json takes: {:?}",
+            String::from_utf8_lossy(data)
+        ),
     }
 }
 
@@ -58,7 +79,7 @@ fn envelope(data: &[u8]) {
     }
     // A reply built from the raw parts, as the gateway splices them.
     let mut out = Vec::new();
-    write_result(&mut out, id, env.params.map_or("null", RawValue::get));
+    write_result(&mut out, id, env.params.map_or("null", RawJson::get));
     assert_json(&out);
     if let Some(params) = env.params {
         if params.get().starts_with('{') {

@@ -30,7 +30,7 @@ struct ResultHead {
 /// `Some(verdict)` when `message` is the response carrying `want_id` (the id's JSON text);
 /// `None` for anything else (a notification, a server request, another id, not JSON).
 pub fn response_to(message: &[u8], want_id: &str) -> Option<Verdict> {
-    let env: Envelope<'_> = serde_json::from_slice(message).ok()?;
+    let env = Envelope::decode(message).ok()?;
     if env.method.is_some() || env.id.map(|id| id.get()) != Some(want_id) {
         return None;
     }

@@ -74,13 +74,15 @@ fn has_token(value: &[u8], token: &str) -> bool {
 
 /// Parses the head at the start of `buf`.
 pub fn parse_head<'a>(buf: &'a [u8], limits: &HttpLimits) -> HeadParse<'a> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
+    // Uninitialized: filling 64 empty headers first would cost more than parsing a short head.
+    let mut headers =
+        [const { std::mem::MaybeUninit::<httparse::Header<'a>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
     // Only the first `max_header_bytes` can hold an acceptable head. Parsing no further makes
     // the verdict independent of how the bytes arrived: a malformed line past the limit is
     // "too large" (431) whether it came in the same read as the start or a later one.
     let window = &buf[..buf.len().min(limits.max_header_bytes)];
-    let head_len = match req.parse(window) {
+    let head_len = match req.parse_with_uninit_headers(window, &mut headers) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             return if buf.len() > limits.max_header_bytes {

@@ -1,38 +1,46 @@
 //! Borrowed parsing of one JSON-RPC message.
 
 use std::borrow::Cow;
+use std::fmt;
 
-use serde::Deserialize;
-use serde_json::value::RawValue;
+use super::scan::{Kind, Scanner, SyntaxError};
+
+/// A JSON value's text exactly as it appeared in a message (a whole, valid value).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RawJson<'a>(&'a str);
+
+impl<'a> RawJson<'a> {
+    /// `text` must be one whole JSON value, as the scanner returns them.
+    pub(crate) fn new(text: &'a str) -> Self {
+        RawJson(text)
+    }
+
+    pub fn get(self) -> &'a str {
+        self.0
+    }
+}
+
+impl fmt::Debug for RawJson<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
 
 /// One JSON-RPC message, borrowing from the input buffer. This is the one envelope type of
 /// the gateway: requests from clients, replies from upstreams and the mock's input all use it.
 /// Strings are `Cow` because a JSON string with escapes cannot be borrowed.
-#[derive(Deserialize, Debug)]
+#[derive(Debug, Default)]
 pub struct Envelope<'a> {
-    #[serde(borrow, default)]
     pub jsonrpc: Option<Cow<'a, str>>,
     /// Raw id as sent (number or string); `None` for notifications. A present `null` is kept
     /// (as `Some("null")`) so it can be refused rather than mistaken for a notification.
-    #[serde(borrow, default, deserialize_with = "present")]
-    pub id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    pub id: Option<RawJson<'a>>,
     pub method: Option<Cow<'a, str>>,
     /// `null` params count as absent.
-    #[serde(borrow, default)]
-    pub params: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
-    pub result: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
-    pub error: Option<&'a RawValue>,
-}
-
-/// Deserializes a member that is present as `Some(raw)`, even when it is `null`
-/// (with `#[serde(default)]` an absent member stays `None`).
-pub(crate) fn present<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<&'de RawValue>, D::Error> {
-    <&'de RawValue>::deserialize(d).map(Some)
+    pub params: Option<RawJson<'a>>,
+    /// Present, even as `null`.
+    pub result: Option<RawJson<'a>>,
+    pub error: Option<RawJson<'a>>,
 }
 
 /// What a well-formed message is.
@@ -52,7 +60,103 @@ pub enum ParseError {
     Invalid(&'static str),
 }
 
+/// Why [`Envelope::decode`] refused a text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Not JSON.
+    Syntax(SyntaxError),
+    /// JSON, but not shaped like a JSON-RPC message (not an object, a member of the wrong
+    /// type, a member twice).
+    Shape(&'static str),
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Syntax(e) => e.fmt(f),
+            DecodeError::Shape(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
 impl<'a> Envelope<'a> {
+    /// Reads the members a JSON-RPC message may have, without the protocol's checks (see
+    /// [`parse_message`]): upstream messages are read with this, leniently. The whole text is
+    /// checked to be JSON; other members are skipped.
+    pub fn decode(input: &'a [u8]) -> Result<Self, DecodeError> {
+        let mut s = Scanner::new(input);
+        let mut env = Envelope::default();
+        let mut shape: Option<&'static str> = None;
+        if s.peek() != Some(b'{') {
+            s.value().map_err(DecodeError::Syntax)?;
+            s.end().map_err(DecodeError::Syntax)?;
+            return Err(DecodeError::Shape("not a JSON-RPC message object"));
+        }
+        let mut seen = 0u8;
+        s.object(|key, s| {
+            let slot = match key.raw {
+                _ if key.escaped => match key.decode()?.as_ref() {
+                    k @ ("jsonrpc" | "id" | "method" | "params" | "result" | "error") => {
+                        member_slot(k)
+                    }
+                    _ => None,
+                },
+                k => member_slot(k),
+            };
+            let Some(slot) = slot else {
+                return s.value().map(drop);
+            };
+            if seen & (1 << slot) != 0 {
+                shape.get_or_insert("a member appears twice");
+            }
+            seen |= 1 << slot;
+            let kind = s.kind()?;
+            match slot {
+                JSONRPC | METHOD => {
+                    let text = match kind {
+                        Kind::String => Some(s.string()?.decode()?),
+                        Kind::Null => {
+                            s.value()?;
+                            None
+                        }
+                        _ => {
+                            s.value()?;
+                            shape.get_or_insert(if slot == JSONRPC {
+                                "jsonrpc must be a string"
+                            } else {
+                                "method must be a string"
+                            });
+                            None
+                        }
+                    };
+                    if slot == JSONRPC {
+                        env.jsonrpc = text;
+                    } else {
+                        env.method = text;
+                    }
+                }
+                _ => {
+                    let raw = RawJson(s.value()?);
+                    match slot {
+                        ID => env.id = Some(raw),
+                        PARAMS => env.params = (kind != Kind::Null).then_some(raw),
+                        RESULT => env.result = Some(raw),
+                        _ => env.error = Some(raw),
+                    }
+                }
+            }
+            Ok(())
+        })
+        .map_err(DecodeError::Syntax)?;
+        s.end().map_err(DecodeError::Syntax)?;
+        match shape {
+            Some(why) => Err(DecodeError::Shape(why)),
+            None => Ok(env),
+        }
+    }
+
     pub fn kind(&self) -> MessageKind {
         match (self.method.is_some(), self.id.is_some()) {
             (true, true) => MessageKind::Request,
@@ -63,18 +167,45 @@ impl<'a> Envelope<'a> {
 
     /// The id, or JSON `null` when absent (what error replies to unparseable ids carry).
     pub fn id_or_null(&self) -> &'a str {
-        self.id.map_or("null", RawValue::get)
+        self.id.map_or("null", RawJson::get)
     }
+}
+
+/// For serde structs (the mock's arguments): a member present as `Some(raw)`, even when it is
+/// `null` (with `#[serde(default)]` an absent member stays `None`).
+pub(crate) fn present<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<&'de serde_json::value::RawValue>, D::Error> {
+    <&'de serde_json::value::RawValue as serde::Deserialize>::deserialize(d).map(Some)
+}
+
+const JSONRPC: u8 = 0;
+const ID: u8 = 1;
+const METHOD: u8 = 2;
+const PARAMS: u8 = 3;
+const RESULT: u8 = 4;
+const ERROR: u8 = 5;
+
+fn member_slot(key: &str) -> Option<u8> {
+    Some(match key {
+        "jsonrpc" => JSONRPC,
+        "id" => ID,
+        "method" => METHOD,
+        "params" => PARAMS,
+        "result" => RESULT,
+        "error" => ERROR,
+        _ => return None,
+    })
 }
 
 /// Parses and checks one message: `jsonrpc` must be "2.0"; an id must be a string or a
 /// number (JSON-RPC also forbids `null` for requests in MCP); a message is a request,
 /// a notification or a response.
 pub fn parse_message(input: &[u8]) -> Result<Envelope<'_>, ParseError> {
-    let env: Envelope<'_> = match serde_json::from_slice(input) {
+    let env = match Envelope::decode(input) {
         Ok(env) => env,
-        Err(e) if e.is_data() => return Err(ParseError::Invalid("not a JSON-RPC message object")),
-        Err(e) => return Err(ParseError::NotJson(e.to_string())),
+        Err(DecodeError::Shape(why)) => return Err(ParseError::Invalid(why)),
+        Err(DecodeError::Syntax(e)) => return Err(ParseError::NotJson(e.to_string())),
     };
     if env.jsonrpc.as_deref() != Some("2.0") {
         return Err(ParseError::Invalid("jsonrpc must be \"2.0\""));

@@ -2,40 +2,48 @@
 //! so one member can be replaced while every other byte passes through unchanged.
 
 use std::borrow::Cow;
-use std::fmt;
 
-use serde::de::{Deserializer, MapAccess, Visitor};
-use serde::Deserialize;
-use serde_json::value::RawValue;
+use super::envelope::RawJson;
+use super::reply::write_json_str;
+use super::scan::{Scanner, SyntaxError};
 
 /// Members of a JSON object, values raw. Keys are unescaped (`Cow` borrows when they
 /// contained no escapes).
 #[derive(Debug)]
 pub struct RawObject<'a> {
-    pub members: Vec<(Cow<'a, str>, &'a RawValue)>,
+    pub members: Vec<(Cow<'a, str>, RawJson<'a>)>,
 }
 
 impl<'a> RawObject<'a> {
-    pub fn parse(json: &'a str) -> Result<Self, serde_json::Error> {
-        serde_json::from_str(json)
+    pub fn parse(json: &'a str) -> Result<Self, SyntaxError> {
+        let mut s = Scanner::new(json.as_bytes());
+        let mut members = Vec::with_capacity(4);
+        s.object(|key, s| {
+            members.push((key.decode()?, RawJson::new(s.value()?)));
+            Ok(())
+        })?;
+        s.end()?;
+        Ok(RawObject { members })
     }
 
-    pub fn get(&self, key: &str) -> Option<&'a RawValue> {
+    pub fn get(&self, key: &str) -> Option<RawJson<'a>> {
         self.members.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
     }
 
     /// A member that must be a string, if present and one.
     pub fn get_str(&self, key: &str) -> Option<Cow<'a, str>> {
         let raw = self.get(key)?;
-        serde_json::from_str::<Cow<'a, str>>(raw.get()).ok()
+        Scanner::new(raw.get().as_bytes())
+            .string()
+            .ok()?
+            .decode()
+            .ok()
     }
 
     /// Writes the object with `key`'s value replaced by the JSON string `value` (or that
     /// member added first when absent). Other members are copied byte for byte.
     pub fn write_replacing(&self, out: &mut Vec<u8>, key: &str, value: &str) {
-        self.write_with(out, key, |out| {
-            let _ = serde_json::to_writer(out, value);
-        });
+        self.write_with(out, key, |out| write_json_str(out, value));
     }
 
     /// Like [`Self::write_replacing`] with `value` raw JSON text (an object, say), written as
@@ -46,7 +54,7 @@ impl<'a> RawObject<'a> {
 
     fn write_with(&self, out: &mut Vec<u8>, key: &str, value: impl FnOnce(&mut Vec<u8>)) {
         out.push(b'{');
-        let _ = serde_json::to_writer(&mut *out, key);
+        write_json_str(out, key);
         out.push(b':');
         value(out);
         for (k, v) in &self.members {
@@ -54,32 +62,11 @@ impl<'a> RawObject<'a> {
                 continue;
             }
             out.push(b',');
-            let _ = serde_json::to_writer(&mut *out, k.as_ref());
+            write_json_str(out, k);
             out.push(b':');
             out.extend_from_slice(v.get().as_bytes());
         }
         out.push(b'}');
-    }
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for RawObject<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = RawObject<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(4));
-                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                    let value: &'de RawValue = map.next_value()?;
-                    members.push((key, value));
-                }
-                Ok(RawObject { members })
-            }
-        }
-        d.deserialize_map(V(std::marker::PhantomData))
     }
 }
 

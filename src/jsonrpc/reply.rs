@@ -71,13 +71,44 @@ pub fn write_error_with_data(
     out.extend_from_slice(br#","error":{"code":"#);
     out.extend_from_slice(itoa::Buffer::new().format(code.code()).as_bytes());
     out.extend_from_slice(br#","message":"#);
-    // Writing a &str into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, message);
+    write_json_str(out, message);
     if let Some(data) = data {
         out.extend_from_slice(br#","data":"#);
         out.extend_from_slice(data.as_bytes());
     }
     out.extend_from_slice(b"}}");
+}
+
+/// Appends `s` as a quoted JSON string (escaping quotes, backslashes and control characters).
+pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => &[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ],
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(escape);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
 }
 
 #[cfg(test)]

@@ -242,7 +242,7 @@ impl CallStream {
     /// Writes one server message as the client should see it; false when nothing was written
     /// (a request refused on the client's behalf, or a message that is not JSON-RPC).
     async fn relay(&mut self, m: ServerMessage, out: &mut Vec<u8>) -> bool {
-        let Ok(env) = serde_json::from_slice::<Envelope<'_>>(&m.message) else {
+        let Ok(env) = Envelope::decode(&m.message) else {
             return false;
         };
         let method = env.method.as_deref().unwrap_or_default();
@@ -310,7 +310,7 @@ impl CallStream {
     /// A progress notification with the client's own token back in place of the gateway's.
     fn relay_progress(
         &self,
-        params: Option<&serde_json::value::RawValue>,
+        params: Option<crate::jsonrpc::RawJson<'_>>,
         out: &mut Vec<u8>,
     ) -> bool {
         let (Some(token), Some(params)) = (&self.client.progress_token, params) else {

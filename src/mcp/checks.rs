@@ -5,6 +5,16 @@ pub fn accepts(accept: Option<&[u8]>, wanted: &str) -> bool {
     let Some(accept) = accept else {
         return false;
     };
+    // The common case first: the wanted type opens the list.
+    if accept.len() >= wanted.len()
+        && accept[..wanted.len()].eq_ignore_ascii_case(wanted.as_bytes())
+        && matches!(
+            accept.get(wanted.len()),
+            None | Some(b',' | b';' | b' ' | b'\t')
+        )
+    {
+        return true;
+    }
     let (wanted_type, _) = wanted.split_once('/').unwrap_or((wanted, ""));
     accept.split(|&b| b == b',').any(|item| {
         let range = item

@@ -5,7 +5,7 @@
 //! Owns: rewriting the one member of the reference that names the item. Must never: change
 //! the rest of the request (`argument`, `context`, `_meta` pass through byte for byte).
 
-use serde_json::value::RawValue;
+use crate::jsonrpc::RawJson;
 
 use super::forward::Forwarding;
 use super::resources::route_uri;
@@ -15,7 +15,7 @@ use crate::registry::{Access, CatalogKind};
 const METHOD: &str = "completion/complete";
 
 /// Forwards a completion request to the server of the prompt or resource it refers to.
-pub async fn complete(access: Access<'_>, params: Option<&RawValue>, mut fwd: Forwarding<'_>) {
+pub async fn complete(access: Access<'_>, params: Option<RawJson<'_>>, mut fwd: Forwarding<'_>) {
     let Some(obj) = fwd.params_object(METHOD, params) else {
         return;
     };

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::value::RawValue;
+use crate::jsonrpc::RawJson;
 
 use super::call_stream::{
     await_call, CallClient, CallFuture, CallOutcome, CallStream, Cancellation,
@@ -63,7 +63,7 @@ impl Forwarding<'_> {
     pub fn params_object<'p>(
         &mut self,
         method: &str,
-        params: Option<&'p RawValue>,
+        params: Option<RawJson<'p>>,
     ) -> Option<RawObject<'p>> {
         let Some(params) = params else {
             self.invalid_params(&format!("Invalid params: {method} needs params"));
@@ -207,7 +207,7 @@ pub const PROMPTS_GET: NamedRequest = NamedRequest {
 pub async fn forward_named(
     access: Access<'_>,
     request: NamedRequest,
-    params: Option<&RawValue>,
+    params: Option<RawJson<'_>>,
     mut fwd: Forwarding<'_>,
 ) {
     let Some(obj) = fwd.params_object(request.method, params) else {
@@ -238,7 +238,7 @@ pub fn reply_payload(reply: &UpstreamReply) -> Option<(bool, &str)> {
     if let Some(located) = reply.payload_text() {
         return Some(located);
     }
-    match serde_json::from_slice::<Envelope<'_>>(&reply.message) {
+    match Envelope::decode(&reply.message) {
         Ok(Envelope {
             result: Some(r), ..
         }) => Some((false, r.get())),

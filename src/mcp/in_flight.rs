@@ -7,7 +7,6 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 
 use futures_channel::oneshot;
 
@@ -20,8 +19,9 @@ const MAX_TRACKED: usize = 64 * 1024;
 type Key = ([u8; 8], u64);
 
 thread_local! {
-    static IN_FLIGHT: RefCell<HashMap<Key, oneshot::Sender<()>>> = RefCell::new(HashMap::new());
-    static ID_HASH: std::collections::hash_map::RandomState = std::collections::hash_map::RandomState::new();
+    static IN_FLIGHT: RefCell<HashMap<Key, oneshot::Sender<()>, ahash::RandomState>> =
+        RefCell::new(HashMap::default());
+    static ID_HASH: ahash::RandomState = ahash::RandomState::new();
 }
 
 fn key(session: [u8; 8], id: &str) -> Key {

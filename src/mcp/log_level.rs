@@ -5,7 +5,7 @@
 //! a warning in the gateway's log. Must never: hold the reply for a server that did not declare
 //! `logging` (it is not asked).
 
-use serde_json::value::RawValue;
+use crate::jsonrpc::RawJson;
 
 use super::forward::reply_payload;
 use crate::jsonrpc::{write_error, write_result, ErrorCode, RawObject};
@@ -28,7 +28,12 @@ pub const LOG_LEVELS: [&str; 8] = [
 ];
 
 /// Sends the level to every server with the `logging` capability and answers `{}`.
-pub async fn set_level(access: Access<'_>, params: Option<&RawValue>, id: &str, out: &mut Vec<u8>) {
+pub async fn set_level(
+    access: Access<'_>,
+    params: Option<RawJson<'_>>,
+    id: &str,
+    out: &mut Vec<u8>,
+) {
     let invalid = |out: &mut Vec<u8>, message: &str| {
         write_error(out, id, ErrorCode::InvalidParams, message);
     };

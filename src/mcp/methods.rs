@@ -10,7 +10,7 @@ use super::server_requests::ClientCapability;
 use super::session::SessionKeys;
 use super::version::ProtocolVersion;
 use crate::http::{Response, Status};
-use crate::jsonrpc::{write_error, write_result, Envelope, ErrorCode, RawObject};
+use crate::jsonrpc::{write_error, write_result, Envelope, ErrorCode, RawJson, RawObject};
 use crate::registry::{Access, CatalogKind};
 
 #[derive(Deserialize)]
@@ -51,7 +51,7 @@ impl ClientCapabilities<'_> {
 
 /// The [`ClientCapability`] bits of a client's raw capabilities object (`initialize` params,
 /// or a stateless request's `_meta`); `None` when it is not an object.
-pub fn capability_bits(capabilities: &RawValue) -> Option<u8> {
+pub fn capability_bits(capabilities: RawJson<'_>) -> Option<u8> {
     serde_json::from_str::<ClientCapabilities<'_>>(capabilities.get())
         .ok()
         .map(|c| c.bits())
@@ -133,7 +133,7 @@ pub fn ping(out: &mut Vec<u8>, id: &str) {
 pub fn list_page(
     access: Access<'_>,
     kind: CatalogKind,
-    params: Option<&RawValue>,
+    params: Option<RawJson<'_>>,
     id: &str,
     out: &mut Vec<u8>,
 ) {

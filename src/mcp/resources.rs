@@ -5,7 +5,7 @@
 //! Owns: turning a URI into a server (or a -32602 that says the URI is unknown or ambiguous,
 //! naming the candidates). Must never: pick one of several servers that could serve a URI.
 
-use serde_json::value::RawValue;
+use crate::jsonrpc::RawJson;
 
 use super::forward::Forwarding;
 use super::subscriptions;
@@ -15,7 +15,7 @@ use crate::registry::{Access, Unroutable, UriRoute};
 pub async fn forward_by_uri(
     access: Access<'_>,
     method: &'static str,
-    params: Option<&RawValue>,
+    params: Option<RawJson<'_>>,
     mut fwd: Forwarding<'_>,
 ) {
     let Some(obj) = fwd.params_object(method, params) else {

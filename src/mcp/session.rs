@@ -199,7 +199,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// Ids one core already verified, valid while `epoch` matches the keys' epoch.
 struct VerifiedIds {
     epoch: u64,
-    ids: HashMap<Box<[u8]>, SessionClaims>,
+    ids: HashMap<Box<[u8]>, SessionClaims, ahash::RandomState>,
 }
 
 /// A core's session checker: the shared keys plus a cache of ids it already verified.
@@ -214,7 +214,7 @@ impl SessionVerifier {
             keys,
             cache: RefCell::new(VerifiedIds {
                 epoch: 0,
-                ids: HashMap::new(),
+                ids: HashMap::default(),
             }),
         }
     }

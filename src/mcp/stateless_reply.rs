@@ -7,7 +7,7 @@
 //! upstreams. Must never: change or drop a member an upstream wrote (members are only added,
 //! and only when the result does not already name them).
 
-use serde_json::value::RawValue;
+use crate::jsonrpc::RawJson;
 
 use super::log_level::LOG_LEVELS;
 use crate::jsonrpc::RawObject;
@@ -34,7 +34,7 @@ pub fn level_rank(name: &str) -> Option<u8> {
 impl StatelessTerms {
     /// Whether a server's `notifications/message` with `params` may reach the client: only
     /// when it asked for a level and the message is at least that severe.
-    pub fn wants_log(&self, params: Option<&RawValue>) -> bool {
+    pub fn wants_log(&self, params: Option<RawJson<'_>>) -> bool {
         let Some(wanted) = self.log_level else {
             return false;
         };
@@ -153,18 +153,16 @@ mod tests {
 
     #[test]
     fn log_messages_need_a_requested_level() {
-        let params = |level: &str| {
-            RawValue::from_string(format!(r#"{{"level":"{level}","data":"x"}}"#)).unwrap()
-        };
+        let params = |level: &str| format!(r#"{{"level":"{level}","data":"x"}}"#);
         let quiet = StatelessTerms::default();
-        assert!(!quiet.wants_log(Some(&params("emergency"))));
+        assert!(!quiet.wants_log(Some(RawJson::new(&params("emergency")))));
         let warning = StatelessTerms {
             log_level: level_rank("warning"),
             ..StatelessTerms::default()
         };
-        assert!(warning.wants_log(Some(&params("error"))));
-        assert!(warning.wants_log(Some(&params("warning"))));
-        assert!(!warning.wants_log(Some(&params("info"))));
+        assert!(warning.wants_log(Some(RawJson::new(&params("error")))));
+        assert!(warning.wants_log(Some(RawJson::new(&params("warning")))));
+        assert!(!warning.wants_log(Some(RawJson::new(&params("info")))));
         assert!(!warning.wants_log(None));
     }
 }

@@ -32,7 +32,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::jsonrpc::Envelope;
-use serde_json::value::RawValue;
+
+use crate::jsonrpc::RawJson;
 
 pub use stdio::{run_stdio, serve_lines, ServeEnd};
 
@@ -170,7 +171,7 @@ impl MockServer {
         // Serde would also read a struct from a JSON array; a message must be an object.
         let starts_as_object = message.trim_ascii_start().first() == Some(&b'{');
         let parsed = match starts_as_object {
-            true => serde_json::from_slice::<Envelope>(message).ok(),
+            true => Envelope::decode(message).ok(),
             false => None,
         };
         let env = match parsed {
@@ -230,9 +231,9 @@ impl MockServer {
     }
 
     /// `initialize`: answers with the client's version when supported, else the latest one.
-    fn initialize(&self, id: &[u8], params: Option<&RawValue>) -> Vec<u8> {
+    fn initialize(&self, id: &[u8], params: Option<RawJson<'_>>) -> Vec<u8> {
         let parsed = params
-            .filter(|p| is_object(p))
+            .filter(|p| is_object(p.get()))
             .and_then(|p| serde_json::from_str::<InitializeParams>(p.get()).ok());
         let Some(parsed) = parsed else {
             let message = "Invalid params: initialize needs a string protocolVersion";
@@ -250,11 +251,11 @@ impl MockServer {
     }
 
     /// `tools/list`: one precomputed page, chosen by the opaque cursor.
-    fn tools_list(&self, id: &[u8], params: Option<&RawValue>) -> Vec<u8> {
+    fn tools_list(&self, id: &[u8], params: Option<RawJson<'_>>) -> Vec<u8> {
         let cursor = match params {
             None => None,
             Some(p) => match serde_json::from_str::<ListParams>(p.get()) {
-                Ok(parsed) if is_object(p) => parsed.cursor,
+                Ok(parsed) if is_object(p.get()) => parsed.cursor,
                 _ => {
                     let message = "Invalid params: cursor must be a string";
                     return error_reply(id, INVALID_PARAMS, message);
@@ -268,7 +269,7 @@ impl MockServer {
     }
 
     /// `tools/call`: the hot path. The result is written straight after the response head.
-    fn tools_call(&self, id: &[u8], params: Option<&RawValue>) -> MockOutcome {
+    fn tools_call(&self, id: &[u8], params: Option<RawJson<'_>>) -> MockOutcome {
         let mut out = result_head(id, self.catalog.result_size_hint());
         match self.catalog.call(params, &mut out) {
             tools::Call::Done { extra_delay } => {
@@ -317,7 +318,7 @@ fn reply(body: Vec<u8>) -> MockOutcome {
 }
 
 /// JSON-RPC allows string and number ids (and `null`, which MCP forbids for requests).
-fn is_valid_id(raw: &RawValue) -> bool {
+fn is_valid_id(raw: RawJson<'_>) -> bool {
     matches!(
         raw.get().as_bytes().first(),
         Some(b'"' | b'-' | b'0'..=b'9')
@@ -326,8 +327,8 @@ fn is_valid_id(raw: &RawValue) -> bool {
 
 /// Whether a raw value is a JSON object. Serde also reads structs from arrays, which no MCP params
 /// may be.
-pub(crate) fn is_object(raw: &RawValue) -> bool {
-    raw.get().starts_with('{')
+pub(crate) fn is_object(raw: &str) -> bool {
+    raw.starts_with('{')
 }
 
 /// The standard message for an error code, used when the input was too broken to say more.
@@ -368,41 +369,9 @@ fn error_reply(id: &[u8], code: i32, message: &str) -> Vec<u8> {
     out.extend_from_slice(br#","error":{"code":"#);
     out.extend_from_slice(itoa::Buffer::new().format(code).as_bytes());
     out.extend_from_slice(br#","message":"#);
-    push_json_str(&mut out, message);
+    crate::jsonrpc::write_json_str(&mut out, message);
     out.extend_from_slice(b"}}");
     out
-}
-
-/// Appends `s` as a quoted JSON string (escaping quotes, backslashes and control characters).
-pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let bytes = s.as_bytes();
-    out.reserve(bytes.len() + 2);
-    out.push(b'"');
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f => &[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(b >> 4)],
-                HEX[usize::from(b & 0xf)],
-            ],
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        out.extend_from_slice(escape);
-        start = i + 1;
-    }
-    out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
 }
 
 #[cfg(test)]

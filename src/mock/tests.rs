@@ -218,7 +218,7 @@ fn never_panics_and_replies_are_single_lines() {
 #[test]
 fn json_string_escaping() {
     let mut out = Vec::new();
-    push_json_str(&mut out, "plain \"q\" \\ \n\r\t\u{1f} é");
+    crate::jsonrpc::write_json_str(&mut out, "plain \"q\" \\ \n\r\t\u{1f} é");
     let back: String = serde_json::from_slice(&out).expect("valid JSON string");
     assert_eq!(back, "plain \"q\" \\ \n\r\t\u{1f} é");
 }

@@ -22,8 +22,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use super::{is_object, push_json_str, MockConfig, INVALID_PARAMS};
+use super::{is_object, MockConfig, INVALID_PARAMS};
 use crate::jsonrpc::present;
+use crate::jsonrpc::write_json_str;
 
 /// The longest delay `sleep` honours, in milliseconds.
 pub const MAX_SLEEP_MS: u64 = 60_000;
@@ -168,14 +169,18 @@ impl Catalog {
     }
 
     /// Runs `tools/call`, appending the `result` object to `out` on success.
-    pub(crate) fn call(&self, params: Option<&RawValue>, out: &mut Vec<u8>) -> Call {
+    pub(crate) fn call(
+        &self,
+        params: Option<crate::jsonrpc::RawJson<'_>>,
+        out: &mut Vec<u8>,
+    ) -> Call {
         let parsed = params
-            .filter(|p| is_object(p))
+            .filter(|p| is_object(p.get()))
             .and_then(|p| serde_json::from_str::<CallParams>(p.get()).ok());
         let Some(CallParams { name, arguments }) = parsed else {
             return invalid("Invalid params: tools/call needs an object with a string name");
         };
-        if arguments.is_some_and(|a| !is_object(a)) {
+        if arguments.is_some_and(|a| !is_object(a.get())) {
             return invalid("Invalid params: arguments must be an object");
         }
         let fixed: fn(FixedArgs, &mut Vec<u8>) -> Call = match name.as_ref() {
@@ -229,14 +234,14 @@ fn done() -> Call {
 /// Writes `{"content":[{"type":"text","text":<text>}]}`.
 fn text_result(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(TEXT_HEAD);
-    push_json_str(out, text);
+    write_json_str(out, text);
     out.extend_from_slice(b"}]}");
 }
 
 /// Writes a tool-level error (`isError: true`), which is how MCP reports bad tool input.
 fn tool_error(out: &mut Vec<u8>, text: &str) -> Call {
     out.extend_from_slice(TEXT_HEAD);
-    push_json_str(out, text);
+    write_json_str(out, text);
     out.extend_from_slice(br#"}],"isError":true}"#);
     done()
 }

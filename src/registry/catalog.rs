@@ -101,7 +101,7 @@ pub struct CatalogInput<'a> {
 pub struct Catalog {
     kind: CatalogKind,
     pub items: Vec<ExposedItem>,
-    by_name: HashMap<String, usize>,
+    by_name: HashMap<String, usize, ahash::RandomState>,
     pub collisions: Vec<Collision>,
     /// Definitions an upstream published without a usable name (skipped), as `(server, why)`.
     pub skipped: Vec<(String, String)>,
@@ -145,7 +145,8 @@ impl Catalog {
             *publishers.entry(name.as_str()).or_default() += 1;
         }
         let mut items: Vec<ExposedItem> = Vec::with_capacity(admitted.len());
-        let mut by_name: HashMap<String, usize> = HashMap::with_capacity(admitted.len());
+        let mut by_name: HashMap<String, usize, ahash::RandomState> =
+            HashMap::with_capacity_and_hasher(admitted.len(), ahash::RandomState::new());
         let mut collided: HashMap<String, Vec<(String, String, String)>> = HashMap::new();
         for (si, original, def) in &admitted {
             let server = inputs[*si].server;

@@ -141,6 +141,13 @@ impl CallGate {
             core.in_flight.set(core.in_flight.get() + 1);
             return Ok(CallSlot { core });
         }
+        // Boxed: the wait (a timer and a place in line) is rare, and would otherwise add its
+        // state to every call's future.
+        Box::pin(self.wait(core, server)).await
+    }
+
+    /// Waits in line on this core for a slot, up to the queue timeout.
+    async fn wait(&self, core: Rc<CoreGate>, server: &str) -> Result<CallSlot, UpstreamError> {
         let wait = self.bound.queue_timeout;
         if !wait.is_zero() {
             if let Ok(slot) = monoio::time::timeout(wait, Wait::new(core.clone())).await {

@@ -73,8 +73,8 @@ struct ResultHead<'a> {
 /// Reads an upstream's reply to `initialize`. The error string says what was wrong,
 /// for the server's status and the log.
 pub fn parse_initialize_reply(message: &[u8]) -> Result<InitializeInfo, String> {
-    let env: Envelope<'_> = serde_json::from_slice(message)
-        .map_err(|e| format!("initialize reply is not JSON-RPC: {e}"))?;
+    let env =
+        Envelope::decode(message).map_err(|e| format!("initialize reply is not JSON-RPC: {e}"))?;
     if let Some(err) = env.error {
         return Err(format!("initialize was refused: {}", err.get()));
     }
@@ -93,7 +93,8 @@ pub fn parse_initialize_reply(message: &[u8]) -> Result<InitializeInfo, String> 
     }
     Ok(InitializeInfo {
         protocol_version: version.to_owned(),
-        result: result.to_owned(),
+        result: RawValue::from_string(result.get().to_owned())
+            .map_err(|e| format!("initialize result is not JSON: {e}"))?,
     })
 }
 

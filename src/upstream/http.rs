@@ -20,7 +20,7 @@ use super::url::UpstreamUrl;
 use super::{CallTiming, Payload, UpstreamError, UpstreamReply};
 use crate::http::client::{BodyReader, ClientConn, ReplyHead, ReplyKind};
 use crate::http::sse::SseParser;
-use crate::jsonrpc::Envelope;
+use crate::jsonrpc::{write_json_str, Envelope};
 use crate::runtime::CoreHandle;
 
 /// How long a finished SSE reply may take to end its stream before its connection is dropped.
@@ -177,7 +177,8 @@ impl HttpUpstream {
         let session = match self.current_session() {
             Some(s) => s,
             None => {
-                self.initialize().await?;
+                // Boxed: rare, and large enough to bloat every call's future if kept inline.
+                Box::pin(self.initialize()).await?;
                 self.current_session()
                     .ok_or_else(|| self.protocol_error("session vanished"))?
             }
@@ -187,7 +188,7 @@ impl HttpUpstream {
         body.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
         body.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
         body.extend_from_slice(br#","method":"#);
-        let _ = serde_json::to_writer(&mut body, method);
+        write_json_str(&mut body, method);
         if let Some(p) = params {
             body.extend_from_slice(br#","params":"#);
             body.extend_from_slice(p);
@@ -225,7 +226,8 @@ impl HttpUpstream {
                 Err(SessionExpired) if attempt == 0 => {
                     tracing::info!(server = %self.name, "upstream session expired; initializing again");
                     self.set_session(None);
-                    self.initialize().await?;
+                    // Boxed: rare, and large enough to bloat every call's future if kept inline.
+                    Box::pin(self.initialize()).await?;
                     session = self
                         .current_session()
                         .ok_or_else(|| self.protocol_error("session vanished"))?;
@@ -354,7 +356,8 @@ impl HttpUpstream {
                 Ok((head, Some(UpstreamReply::unparsed(reply))))
             }
             ReplyKind::EventStream => {
-                let reply = self.read_sse_reply(conn, &head, id, events).await?;
+                // Boxed: the stream reader is large and most replies are plain JSON.
+                let reply = Box::pin(self.read_sse_reply(conn, &head, id, events)).await?;
                 timing.received = Some(Instant::now());
                 Ok((head, Some(reply)))
             }
@@ -392,7 +395,7 @@ impl HttpUpstream {
                 if event.data.is_empty() {
                     continue;
                 }
-                let Ok(env) = serde_json::from_slice::<Envelope<'_>>(&event.data) else {
+                let Ok(env) = Envelope::decode(&event.data) else {
                     tracing::debug!(server = %self.name, "skipping a non-JSON SSE event");
                     continue;
                 };

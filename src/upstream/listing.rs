@@ -54,7 +54,7 @@ pub async fn list_all(
                 &mut CallTiming::default(),
             )
             .await?;
-        let reply: Envelope<'_> = serde_json::from_slice(&message)
+        let reply = Envelope::decode(&message)
             .map_err(|e| protocol(format!("{method} reply is not JSON-RPC: {e}")))?;
         if let Some(err) = reply.error {
             return Err(protocol(format!("{method} failed: {}", err.get())));

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use serde_json::value::RawValue;
+use crate::jsonrpc::RawJson;
 
 use super::call::{EventSink, NotRelayed, Responder, ServerMessage};
 use super::process::lock;
@@ -109,7 +109,7 @@ impl PendingCalls {
         &self,
         server: &str,
         method: &str,
-        params: Option<&RawValue>,
+        params: Option<RawJson<'_>>,
         message: &[u8],
     ) -> bool {
         let sink = match method {
@@ -224,7 +224,7 @@ pub fn unrelayable(method: &str) -> String {
 
 /// The numeric progress token the gateway put in a call's `_meta`, from a progress
 /// notification's params.
-pub fn progress_token(params: Option<&RawValue>) -> Option<u64> {
+pub fn progress_token(params: Option<RawJson<'_>>) -> Option<u64> {
     #[derive(serde::Deserialize)]
     struct Progress {
         #[serde(rename = "progressToken")]

@@ -46,7 +46,8 @@ struct Idle {
 
 thread_local! {
     /// Idle connections of this core, by pool key, oldest first.
-    static POOLS: RefCell<HashMap<u64, Vec<Idle>>> = RefCell::new(HashMap::new());
+    static POOLS: RefCell<HashMap<u64, Vec<Idle>, ahash::RandomState>> =
+        RefCell::new(HashMap::default());
     /// Whether this core runs a task retiring idle connections.
     static SWEEPING: Cell<bool> = const { Cell::new(false) };
 }
@@ -173,7 +174,9 @@ impl fmt::Display for PostError {
 
 /// Opens a new connection to `url`'s server, TLS for `https://` (not pooled until [`put`]).
 pub async fn connect(url: &UpstreamUrl) -> Result<ClientConn, PostError> {
-    ClientConn::connect(url.addr, url.tls.as_ref())
+    // Boxed: connecting (a TLS handshake included) takes a few KiB of future state, which
+    // would otherwise sit in every call's future although pooled calls never connect.
+    Box::pin(ClientConn::connect(url.addr, url.tls.as_ref()))
         .await
         .map_err(|error| PostError::Connect {
             addr: url.addr,

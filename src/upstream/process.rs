@@ -21,6 +21,7 @@ use std::thread::{self, JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 use super::stdio::StdioSpec;
+use crate::jsonrpc::write_json_str;
 
 /// Longest stderr line written to the log; the rest of a longer line is counted, not kept.
 pub const STDERR_LINE_MAX: usize = 4096;
@@ -436,7 +437,7 @@ pub(crate) fn encode_message(id: Option<u64>, method: &str, params: Option<&[u8]
         f.push(b',');
     }
     f.extend_from_slice(br#""method":"#);
-    push_json_string(&mut f, method);
+    write_json_str(&mut f, method);
     if let Some(p) = params {
         f.extend_from_slice(br#","params":"#);
         let start = f.len();
@@ -455,7 +456,7 @@ pub(crate) fn encode_message(id: Option<u64>, method: &str, params: Option<&[u8]
 
 /// The gateway's answer to a request a server sent it, and `\n`: `ping` gets `{}`, any other
 /// method -32601 (the gateway serves no other server→client request yet).
-pub(crate) fn encode_answer_to_server(method: &str, id: &serde_json::value::RawValue) -> Vec<u8> {
+pub(crate) fn encode_answer_to_server(method: &str, id: crate::jsonrpc::RawJson<'_>) -> Vec<u8> {
     if method == "ping" {
         let mut f = Vec::with_capacity(48);
         f.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
@@ -468,7 +469,7 @@ pub(crate) fn encode_answer_to_server(method: &str, id: &serde_json::value::RawV
 
 /// A JSON-RPC error answer to the server's request `id`, newline-terminated.
 pub(crate) fn encode_error_to_server(
-    id: &serde_json::value::RawValue,
+    id: crate::jsonrpc::RawJson<'_>,
     code: i32,
     message: &str,
 ) -> Vec<u8> {
@@ -478,28 +479,9 @@ pub(crate) fn encode_error_to_server(
     f.extend_from_slice(br#","error":{"code":"#);
     f.extend_from_slice(itoa::Buffer::new().format(code).as_bytes());
     f.extend_from_slice(br#","message":"#);
-    push_json_string(&mut f, message);
+    write_json_str(&mut f, message);
     f.extend_from_slice(b"}}\n");
     f
-}
-
-/// Appends `s` as a JSON string literal (quoted, escaped).
-pub(crate) fn push_json_string(f: &mut Vec<u8>, s: &str) {
-    f.push(b'"');
-    for &b in s.as_bytes() {
-        match b {
-            b'"' => f.extend_from_slice(b"\\\""),
-            b'\\' => f.extend_from_slice(b"\\\\"),
-            0..=0x1f => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                f.extend_from_slice(b"\\u00");
-                f.push(HEX[usize::from(b >> 4)]);
-                f.push(HEX[usize::from(b & 0xf)]);
-            }
-            _ => f.push(b),
-        }
-    }
-    f.push(b'"');
 }
 
 /// The id of an over-long reply, when it is the first key or follows `"jsonrpc":"2.0"` (so it is

@@ -8,8 +8,8 @@
 
 use std::sync::OnceLock;
 
+use crate::jsonrpc::RawJson;
 use futures_channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
-use serde_json::value::RawValue;
 
 /// Which lists a report concerns, as bits.
 pub const TOOLS: u8 = 1;
@@ -44,7 +44,7 @@ pub fn lists_of(method: &str) -> Option<u8> {
 }
 
 /// Passes on `server`'s notification `method` when it is a notice; whether it was one.
-pub fn report(server: &str, method: &str, params: Option<&RawValue>) -> bool {
+pub fn report(server: &str, method: &str, params: Option<RawJson<'_>>) -> bool {
     let notice = match (lists_of(method), method) {
         (Some(lists), _) => ServerNotice::ListsChanged {
             server: server.to_owned(),

@@ -25,8 +25,8 @@ use super::handshake::{initialize_request, parse_initialize_reply, INITIALIZED_N
 use super::pending::PendingCalls;
 use super::pipes::{self, FrameSender, QueueError};
 use super::process::{
-    self, block_on_timeout, deadline_after, encode_message, join_bounded, lock, push_json_string,
-    thread_name, ChildProcess,
+    self, block_on_timeout, deadline_after, encode_message, join_bounded, lock, thread_name,
+    ChildProcess,
 };
 use super::{InitializeInfo, ReplyReceiver, UpstreamError};
 use crate::runtime::CoreHandle;
@@ -285,7 +285,7 @@ impl StdioUpstream {
         params.extend_from_slice(br#"{"requestId":"#);
         params.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
         params.extend_from_slice(br#","reason":"#);
-        push_json_string(&mut params, reason);
+        crate::jsonrpc::write_json_str(&mut params, reason);
         params.push(b'}');
         let frame = encode_message(None, "notifications/cancelled", Some(&params));
         if let Err(e) = conn.send(&self.inner.spec.name, frame) {

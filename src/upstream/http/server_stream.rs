@@ -115,7 +115,7 @@ fn on_message(up: &Arc<HttpUpstream>, data: &[u8]) {
     if data.trim_ascii().is_empty() {
         return;
     }
-    let Ok(env) = serde_json::from_slice::<Envelope<'_>>(data) else {
+    let Ok(env) = Envelope::decode(data) else {
         tracing::debug!(server = %up.name, "a non-JSON event on the server's GET stream; skipped");
         return;
     };

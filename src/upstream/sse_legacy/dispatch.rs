@@ -10,7 +10,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use serde_json::value::RawValue;
+use crate::jsonrpc::RawJson;
 
 use super::super::call::{Responder, ResponderRoute, CLIENT_BEHIND};
 use super::super::pending::Relay;
@@ -37,7 +37,7 @@ pub(super) fn dispatch(
     message: &[u8],
 ) {
     let name = &inner.spec.name;
-    let env: Envelope<'_> = match serde_json::from_slice(message) {
+    let env = match Envelope::decode(message) {
         Ok(env) => env,
         Err(e) => {
             tracing::warn!(server = %name, "skipping an SSE message that is not JSON-RPC ({e}): {}", preview(message));
@@ -77,7 +77,7 @@ fn on_notification(
     name: &str,
     session: &Session,
     method: &str,
-    params: Option<&RawValue>,
+    params: Option<RawJson<'_>>,
     message: &[u8],
 ) {
     if !server_notices::report(name, method, params)
@@ -94,7 +94,7 @@ fn on_notification(
 fn relay_request(
     inner: &Arc<Inner>,
     session: &Arc<Session>,
-    id: &RawValue,
+    id: RawJson<'_>,
     message: &[u8],
 ) -> Relay {
     session

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use serde_json::value::RawValue;
+use crate::jsonrpc::RawJson;
 
 use super::super::call::{Responder, ResponderRoute, CLIENT_BEHIND};
 use super::super::pending::{unrelayable, Relay};
@@ -58,7 +58,7 @@ fn dispatch(name: &str, conn: &Arc<Conn>, line: &[u8]) {
     if line.trim_ascii().is_empty() {
         return;
     }
-    let env: Envelope<'_> = match serde_json::from_slice(line) {
+    let env = match Envelope::decode(line) {
         Ok(env) => env,
         Err(e) => {
             tracing::warn!(server = %name, "skipping a stdout line that is not JSON-RPC ({e}): {}", preview(line));
@@ -78,7 +78,13 @@ fn dispatch(name: &str, conn: &Arc<Conn>, line: &[u8]) {
 
 /// Notifications from the child: notices to the registry keeper, the rest to the call they
 /// concern (see [`super::super::pending::PendingCalls::pass_notification`]).
-fn on_notification(name: &str, conn: &Conn, method: &str, params: Option<&RawValue>, line: &[u8]) {
+fn on_notification(
+    name: &str,
+    conn: &Conn,
+    method: &str,
+    params: Option<RawJson<'_>>,
+    line: &[u8],
+) {
     if !server_notices::report(name, method, params)
         && !conn.pending.pass_notification(name, method, params, line)
     {
@@ -88,7 +94,7 @@ fn on_notification(name: &str, conn: &Conn, method: &str, params: Option<&RawVal
 
 /// Requests from the child: `ping` is answered here; anything else goes to the client whose
 /// call is the only one in flight, or is refused.
-fn on_request(name: &str, conn: &Arc<Conn>, method: &str, id: &RawValue, line: &[u8]) {
+fn on_request(name: &str, conn: &Arc<Conn>, method: &str, id: RawJson<'_>, line: &[u8]) {
     let responder = || Responder {
         upstream_id: id.get().into(),
         route: ResponderRoute::Stdio(StdioAnswerPath {
