@@ -144,6 +144,7 @@ impl ConfigReloader {
             removed,
             added,
             running: self.running.clone(),
+            workers: self.cores.len(),
         };
         if !keeper.reconfigure(reconfiguration) {
             tracing::error!("config reload: the registry keeper is gone; nothing applied");
@@ -200,7 +201,8 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
         changed.push("tls");
     }
     if old.http_limits != new.http_limits {
-        changed.push("max_body_bytes/max_header_bytes");
+        changed
+            .push("max_body_bytes/max_header_bytes/header_read_timeout_ms/client_write_timeout_ms");
     }
     if old.session_secret != new.session_secret || old.session_ttl != new.session_ttl {
         changed.push("session_secret/session_ttl_secs");

@@ -35,6 +35,7 @@ pub fn snapshot(tools: usize) -> RegistrySnapshot {
         error: None,
         health: Default::default(),
         policy: Default::default(),
+        gate: Default::default(),
     });
     RegistrySnapshot::build(
         1,

@@ -7,7 +7,7 @@
 
 use mcpgate::http::chunked::{ChunkedDecoder, ChunkedError};
 use mcpgate::http::client::{parse_reply_head, ReplyFraming};
-use mcpgate::http::limits::DEFAULT_HEADER_READ_TIMEOUT;
+use mcpgate::http::limits::{DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_WRITE_TIMEOUT};
 use mcpgate::http::request::{parse_head, BodyFraming, HeadParse};
 use mcpgate::http::{HttpLimits, Method, Status};
 
@@ -16,6 +16,7 @@ const SMALL: HttpLimits = HttpLimits {
     max_header_bytes: 64,
     max_body_bytes: 16,
     header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+    write_timeout: DEFAULT_WRITE_TIMEOUT,
 };
 
 pub fn check(data: &[u8]) {

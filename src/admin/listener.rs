@@ -28,6 +28,7 @@ const LIMITS: HttpLimits = HttpLimits {
     max_header_bytes: 16 * 1024,
     max_body_bytes: 1024 * 1024,
     header_read_timeout: Duration::from_secs(10),
+    write_timeout: Duration::from_secs(10),
 };
 
 /// A bound admin socket, not yet served.

@@ -46,6 +46,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "allowed_origins",
     "busy_poll_us",
     "header_read_timeout_ms",
+    "client_write_timeout_ms",
     "shutdown_grace_ms",
     "virtual_keys",
     "groups",
@@ -79,6 +80,7 @@ struct RawConfig {
     allowed_origins: Option<Vec<String>>,
     busy_poll_us: Option<u64>,
     header_read_timeout_ms: Option<u64>,
+    client_write_timeout_ms: Option<u64>,
     shutdown_grace_ms: Option<u64>,
     virtual_keys: Option<Vec<governance::RawKey>>,
     groups: Option<BTreeMap<String, governance::GrantLists>>,
@@ -143,6 +145,8 @@ struct RawServer {
     health_check_ms: Option<u64>,
     ca_file: Option<String>,
     insecure_skip_verify: Option<bool>,
+    max_concurrent_calls: Option<u32>,
+    queue_timeout_ms: Option<u64>,
 }
 
 /// Reads and checks a config file. Relative audit and access-log paths are taken from the
@@ -341,6 +345,7 @@ fn build(raw: RawConfig) -> Result<Config, ConfigError> {
             Some(ms) => Duration::from_millis(ms),
             None => crate::http::limits::DEFAULT_HEADER_READ_TIMEOUT,
         },
+        write_timeout: super::bounds::client_write_timeout(raw.client_write_timeout_ms)?,
     };
     let session_secret = match raw.session_secret {
         Some(s) if s.len() < 32 => {
@@ -506,6 +511,7 @@ fn build_server(path: &str, name: String, s: RawServer) -> Result<ServerConfig, 
         None => 30_000,
     };
     let tls = super::tls::upstream(path, &transport, s.ca_file, s.insecure_skip_verify)?;
+    let calls = super::bounds::call_bound(path, s.max_concurrent_calls, s.queue_timeout_ms)?;
     Ok(ServerConfig {
         name,
         transport,
@@ -531,6 +537,7 @@ fn build_server(path: &str, name: String, s: RawServer) -> Result<ServerConfig, 
                 None => HealthPolicy::default().interval,
             },
         },
+        calls,
     })
 }
 

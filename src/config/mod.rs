@@ -6,6 +6,7 @@
 
 pub mod admin;
 mod audit;
+mod bounds;
 mod expand;
 pub mod governance;
 mod load;

@@ -9,6 +9,7 @@ use super::audit::{AccessLogConfig, AuditConfig};
 use super::governance::GovernanceConfig;
 use super::tls::{ListenerTls, UpstreamTls};
 use crate::http::HttpLimits;
+use crate::upstream::gate::CallBound;
 use crate::upstream::health::HealthPolicy;
 
 /// Which I/O driver the worker cores run.
@@ -77,6 +78,8 @@ pub struct ServerConfig {
     pub tls: UpstreamTls,
     /// How the server is checked, and what its tools do while it is not healthy.
     pub health: HealthPolicy,
+    /// How many calls may be in flight to it, and how long one beyond waits.
+    pub calls: CallBound,
 }
 
 #[derive(Debug, Clone)]

@@ -6,6 +6,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 
 use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
@@ -118,6 +119,8 @@ impl Wire {
 /// One connection to an upstream.
 pub struct ClientConn {
     stream: Wire,
+    /// The socket under `stream` (which owns it), for looking at it without reading.
+    fd: RawFd,
     /// Bytes read but not yet consumed.
     rbuf: Vec<u8>,
     /// The request being written; kept for reuse.
@@ -142,6 +145,7 @@ impl ClientConn {
             .await
             .map_err(ConnectError::Tcp)?;
         tcp.set_nodelay(true).map_err(ConnectError::Tcp)?;
+        let fd = tcp.as_raw_fd();
         let stream = match tls {
             None => Wire::Plain(tcp),
             Some(target) => Wire::Tls(Box::new(
@@ -152,9 +156,31 @@ impl ClientConn {
         };
         Ok(ClientConn {
             stream,
+            fd,
             rbuf: Vec::with_capacity(READ_CHUNK),
             wbuf: Vec::with_capacity(4096),
         })
+    }
+
+    /// Whether this idle connection can carry another request: nothing is left unread and
+    /// the server has sent nothing since its last reply. Looks without reading or waiting, and
+    /// without the runtime's driver (io_uring or epoll alike). Bytes or an end of stream on an
+    /// idle connection both mean it cannot be reused: the server is closing it (a TLS server's
+    /// close_notify travels with its FIN) or broke the protocol.
+    pub fn reusable(&self) -> bool {
+        if !self.rbuf.is_empty() {
+            return false;
+        }
+        let mut pfd = libc::pollfd {
+            fd: self.fd,
+            events: libc::POLLIN | libc::POLLRDHUP,
+            revents: 0,
+        };
+        // SAFETY: `pfd` is one valid pollfd this frame owns, naming a socket `self.stream`
+        // keeps open; a zero timeout never blocks.
+        let ready = unsafe { libc::poll(&mut pfd, 1, 0) };
+        // Anything to report (bytes, FIN, hang-up, error), or a failed look: not reusable.
+        ready == 0
     }
 
     /// The buffer the next request is written into (cleared).

@@ -14,6 +14,10 @@ pub struct HttpLimits {
     /// closed (with 408 when part of a head had arrived). An idle keep-alive connection (no byte
     /// of a next request yet) is not bounded by it.
     pub header_read_timeout: Duration,
+    /// How long a write to the client may go without the client taking a byte (it stopped
+    /// reading its reply or SSE stream) before the connection is closed, releasing what it
+    /// held (the reply, the stream, the upstream call behind a stream).
+    pub write_timeout: Duration,
 }
 
 impl Default for HttpLimits {
@@ -22,12 +26,16 @@ impl Default for HttpLimits {
             max_header_bytes: 16 * 1024,
             max_body_bytes: 4 * 1024 * 1024,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
         }
     }
 }
 
 /// [`HttpLimits::header_read_timeout`] unless configured.
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// [`HttpLimits::write_timeout`] unless configured.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Most headers a request may carry; more → 431.
 pub const MAX_HEADERS: usize = 64;

@@ -7,7 +7,11 @@
 //! clients cost little memory).
 //!
 //! Bounds on slow peers: a request head must arrive within `header_read_timeout` (from the
-//! connection's start, or from the first byte of a later request). Shutdown: on a drain
+//! connection's start, or from the first byte of a later request), and every write to the
+//! client must make progress within `write_timeout`: a client that stops reading a reply or
+//! an SSE stream has its connection closed, so it cannot hold the reply, the stream's source
+//! or the upstream call behind it for longer (what a stream's source holds meanwhile is
+//! bounded by the source: `upstream::call`, `mcp::announcements`). Shutdown: on a drain
 //! (`runtime::drain`) the listener stops accepting, a connection waiting for its next request
 //! closes, one serving a request answers it with `Connection: close` and closes, and at the
 //! drain's deadline whatever is still running is abandoned (see [`Handler::abandoned`]).
@@ -17,12 +21,15 @@
 //! request.
 
 use std::cell::RefCell;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
+use std::task::Poll;
+use std::time::Duration;
 
-use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use monoio::buf::{IoBuf, IoBufMut};
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use monoio::time::Instant;
 
 use super::chunked::{ChunkedDecoder, ChunkedError};
@@ -401,6 +408,7 @@ pub async fn serve_connection<S, H>(
                         &mut bufs.write,
                         &mut events,
                         &mut sent,
+                        limits.write_timeout,
                     ))
                     .await;
                     if let Some(logged) = logged {
@@ -435,14 +443,16 @@ pub async fn serve_connection<S, H>(
                 }
             }
             drop(work);
-            if bufs.write.len() >= FLUSH_AT && !flush(&mut stream, &mut bufs.write).await {
+            if bufs.write.len() >= FLUSH_AT
+                && !flush(&mut stream, &mut bufs.write, limits.write_timeout).await
+            {
                 return;
             }
         };
         if consumed > 0 {
             bufs.read.drain(..consumed);
         }
-        if !flush(&mut stream, &mut bufs.write).await {
+        if !flush(&mut stream, &mut bufs.write, limits.write_timeout).await {
             return;
         }
         let Scan::Read { in_head } = scan else {
@@ -458,7 +468,7 @@ pub async fn serve_connection<S, H>(
             resp.reset();
             resp.text(Status::PayloadTooLarge, "request is larger than the limit");
             write_response(&mut bufs.write, &resp, false, false);
-            let _ = flush(&mut stream, &mut bufs.write).await;
+            let _ = flush(&mut stream, &mut bufs.write, limits.write_timeout).await;
             return;
         }
         let partial = !bufs.read.is_empty();
@@ -499,7 +509,7 @@ pub async fn serve_connection<S, H>(
                         "the request head did not arrive in time",
                     );
                     write_response(&mut bufs.write, &resp, false, false);
-                    let _ = flush(&mut stream, &mut bufs.write).await;
+                    let _ = flush(&mut stream, &mut bufs.write, limits.write_timeout).await;
                 }
                 let _ = stream.shutdown().await;
                 return;
@@ -629,6 +639,7 @@ async fn stream_events<S: AsyncWriteRent + HangUpWatch, E: SseStream>(
     write: &mut Vec<u8>,
     events: &mut E,
     sent: &mut usize,
+    write_timeout: Duration,
 ) -> StreamEnd {
     enum Next {
         More(bool),
@@ -637,7 +648,7 @@ async fn stream_events<S: AsyncWriteRent + HangUpWatch, E: SseStream>(
     }
     let mut event = take_buffer();
     let end = loop {
-        if !flush(stream, write).await {
+        if !flush(stream, write, write_timeout).await {
             break StreamEnd::Gone;
         }
         event.clear();
@@ -665,15 +676,50 @@ async fn stream_events<S: AsyncWriteRent + HangUpWatch, E: SseStream>(
     end
 }
 
-/// Writes and clears `buf`; false when the peer is gone.
-async fn flush<S: AsyncWriteRent>(stream: &mut S, buf: &mut Vec<u8>) -> bool {
+/// Writes and clears `buf`; false when the peer is gone, or took none of it for `stall` (a
+/// client that stopped reading: what it would hold, a reply or a stream and the call behind
+/// it, is let go with the connection, which the caller closes).
+async fn flush<S: AsyncWriteRent>(stream: &mut S, buf: &mut Vec<u8>, stall: Duration) -> bool {
     if buf.is_empty() {
         return true;
     }
-    let (res, returned) = stream.write_all(std::mem::take(buf)).await;
-    *buf = returned;
-    buf.clear();
-    res.is_ok()
+    let mut data = std::mem::take(buf);
+    let mut sent = 0;
+    while sent < data.len() {
+        let Some((res, slice)) = unless_stalled(stream.write(data.slice(sent..)), stall).await
+        else {
+            // The dropped write took the buffer with it; the connection closes.
+            tracing::info!(
+                "closed a client connection: it took no bytes of its reply or stream for {} ms \
+                 (client_write_timeout_ms)",
+                stall.as_millis()
+            );
+            return false;
+        };
+        data = slice.into_inner();
+        match res {
+            Ok(n) if n > 0 => sent += n,
+            _ => return false,
+        }
+    }
+    data.clear();
+    *buf = data;
+    true
+}
+
+/// `fut`'s output, unless it is still pending `stall` after its first poll. A write that can
+/// complete at once (the usual case under epoll) never arms a timer.
+async fn unless_stalled<F: Future>(fut: F, stall: Duration) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    let first = std::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
+        Poll::Ready(out) => Poll::Ready(Some(out)),
+        Poll::Pending => Poll::Ready(None),
+    })
+    .await;
+    match first {
+        Some(out) => Some(out),
+        None => monoio::time::timeout(stall, fut).await.ok(),
+    }
 }
 
 /// Reads at least one more byte into `buf`; false on EOF or error.

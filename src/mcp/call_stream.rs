@@ -84,9 +84,9 @@ pub async fn await_call(
 ) -> CallOutcome {
     let (first, done, timing) =
         match step(&mut call, &mut events, &mut cancellation.signal, true).await {
-            Step::Reply(reply, timing) => match events.try_recv() {
-                Ok(message) => (message, Some(reply), timing),
-                Err(_) => return CallOutcome::Answered(reply, timing),
+            Step::Reply(reply, timing) => match events.try_next() {
+                Some(message) => (message, Some(reply), timing),
+                None => return CallOutcome::Answered(reply, timing),
             },
             Step::Message(message) => (message, None, CallTiming::default()),
             Step::Cancelled => return CallOutcome::Cancelled,
@@ -275,7 +275,7 @@ impl CallStream {
     /// The next message about the call; `None` once the reply is in and nothing precedes it.
     async fn next_message(&mut self) -> Result<Option<ServerMessage>, Cancelled> {
         let Some(call) = self.call.as_mut() else {
-            return Ok(self.events.try_recv().ok());
+            return Ok(self.events.try_next());
         };
         match step(call, &mut self.events, &mut self.cancellation.signal, false).await {
             Step::Message(message) => Ok(Some(message)),
@@ -283,7 +283,7 @@ impl CallStream {
                 self.call = None;
                 self.timing = timing;
                 self.reply = Some(reply);
-                Ok(self.events.try_recv().ok())
+                Ok(self.events.try_next())
             }
             Step::Cancelled => Err(Cancelled),
         }

@@ -199,15 +199,7 @@ impl Forwarding<'_> {
         let call: CallFuture = Box::pin(async move {
             let mut timing = CallTiming::default();
             let reply = entry
-                .upstream
-                .request(
-                    &entry.name,
-                    method,
-                    Some(&params),
-                    entry.timeout,
-                    Some(sink),
-                    &mut timing,
-                )
+                .call(method, Some(&params), Some(sink), &mut timing)
                 .await;
             (reply, timing)
         });

@@ -12,10 +12,9 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use futures_channel::mpsc::UnboundedReceiver;
 use futures_util::StreamExt;
 
-use super::announcements::{self, Announcement};
+use super::announcements;
 use super::legacy_sessions::Registration;
 use super::session::SessionKeys;
 use crate::auth::streams::StreamSlot;
@@ -33,7 +32,7 @@ pub struct LegacyStream {
     token: Box<[u8]>,
     heartbeat: Duration,
     /// List changes and this session's resource updates.
-    changes: UnboundedReceiver<Announcement>,
+    changes: announcements::Inbox,
     /// The caller's stream slot, given back when the stream ends.
     _slot: StreamSlot,
 }

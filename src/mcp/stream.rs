@@ -6,6 +6,12 @@
 //! On shutdown the session streams end cleanly as soon as the drain begins (a `GET /sse`
 //! stream once the answers it still owes are out); a call's reply runs until the call is
 //! answered, and at the drain's deadline ends with an error answer to the call.
+//!
+//! A client that does not read holds bounded memory whatever the stream: a call's messages
+//! wait in its bounded event channel (`upstream::call`: progress coalesced, the reply kept),
+//! a session stream's in its bounded inbox (`announcements`), a legacy stream's in its
+//! session's bounded queue; and a write the client takes nothing of for
+//! `client_write_timeout_ms` closes the connection (`http::server`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,10 +20,9 @@ use super::batch::BatchStream;
 use super::call_stream::CallStream;
 use super::legacy_stream::LegacyStream;
 use crate::auth::streams::StreamSlot;
-use futures_channel::mpsc::UnboundedReceiver;
 use futures_util::StreamExt;
 
-use super::announcements::{self, Announcement};
+use super::announcements;
 use super::session::SessionKeys;
 use crate::http::SseStream;
 use crate::runtime::drain::{self, Phase};
@@ -28,7 +33,7 @@ pub struct HeartbeatStream {
     token: Box<[u8]>,
     interval: Duration,
     opened: bool,
-    changes: UnboundedReceiver<Announcement>,
+    changes: announcements::Inbox,
     /// The caller's stream slot, given back when the stream ends.
     _slot: StreamSlot,
 }

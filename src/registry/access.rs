@@ -348,6 +348,7 @@ mod tests {
             error: None,
             health: Default::default(),
             policy: Default::default(),
+            gate: Default::default(),
         })
     }
 

@@ -15,6 +15,7 @@ use super::builder::RegistryBuilder;
 use super::snapshot::{ServerEntry, ServerItems, ServerListing};
 use crate::auth::Governance;
 use crate::config::{GovernanceConfig, PrefixMode, ServerConfig};
+use crate::upstream::gate::CallGate;
 use crate::upstream::health::{Health, HealthState};
 use crate::upstream::start::StartedUpstreams;
 use crate::upstream::Upstream;
@@ -33,6 +34,8 @@ pub struct Reconfiguration {
     pub added: Vec<(ServerConfig, Upstream)>,
     /// The running upstreams, which shutdown stops: added ones join, removed ones leave.
     pub running: StartedUpstreams,
+    /// Worker cores, over which added servers' call bounds are split.
+    pub workers: usize,
 }
 
 /// Applies `r` to `builder`; the added servers' entries are returned, to be waited for. On
@@ -61,6 +64,7 @@ pub fn apply(
             error: Some("starting: added by a config reload".to_owned()),
             health: Arc::new(Health::default()),
             policy: cfg.health,
+            gate: Arc::new(CallGate::new(cfg.calls, r.workers)),
         });
         tracing::info!(server = %entry.name, "server added by a config reload; starting it");
         builder.insert(ServerListing {

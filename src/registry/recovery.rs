@@ -380,6 +380,7 @@ async fn wait_until_up(server: &ServerEntry) -> ServerListing {
                     error: None,
                     health: server.health.clone(),
                     policy: server.policy,
+                    gate: server.gate.clone(),
                 };
                 server.health.set(&server.name, HealthState::Healthy, None);
                 return ServerListing {

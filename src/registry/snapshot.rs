@@ -11,8 +11,9 @@ use super::switches::DisabledTools;
 use super::uri_routes::UriRoutes;
 use crate::auth::Governance;
 use crate::config::{PrefixMode, ToolFilter};
+use crate::upstream::gate::CallGate;
 use crate::upstream::health::{Health, HealthPolicy, HealthState};
-use crate::upstream::Upstream;
+use crate::upstream::{CallTiming, EventSink, Upstream, UpstreamError, UpstreamReply};
 
 /// An upstream as the registry knows it.
 pub struct ServerEntry {
@@ -25,9 +26,27 @@ pub struct ServerEntry {
     /// Kept current by the keeper's checks; shared by every entry of this upstream.
     pub health: Arc<Health>,
     pub policy: HealthPolicy,
+    /// The bound on its calls in flight; shared by every entry of this upstream.
+    pub gate: Arc<CallGate>,
 }
 
 impl ServerEntry {
+    /// Sends a client's request: admitted by the server's gate (waiting for a slot when the
+    /// server is saturated), then sent with the server's timeout. The slot is held until the
+    /// call is done with, whichever way.
+    pub async fn call(
+        &self,
+        method: &str,
+        params: Option<&[u8]>,
+        events: Option<EventSink>,
+        timing: &mut CallTiming,
+    ) -> Result<UpstreamReply, UpstreamError> {
+        let _slot = self.gate.enter(&self.name).await?;
+        self.upstream
+            .request(&self.name, method, params, self.timeout, events, timing)
+            .await
+    }
+
     /// Whether the server is up and not known to be failing (not unhealthy, in backoff or
     /// disabled).
     pub fn serving(&self) -> bool {

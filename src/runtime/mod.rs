@@ -118,6 +118,17 @@ where
     }
 }
 
+thread_local! {
+    /// Which worker this thread is, on worker threads.
+    static WORKER_INDEX: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// The index of the worker core running this thread (`0..workers`); `None` on other threads
+/// (the control thread, stdio and helper threads).
+pub fn worker_index() -> Option<usize> {
+    WORKER_INDEX.with(std::cell::Cell::get)
+}
+
 /// Starts `workers` threads, each running `body(index)` on its own runtime, each pinned to its
 /// own allowed CPU when there are no more workers than allowed CPUs.
 pub fn spawn_workers<F, Fut>(
@@ -137,6 +148,7 @@ where
         let handle = std::thread::Builder::new()
             .name(format!("mcpgate-worker-{index}"))
             .spawn(move || {
+                WORKER_INDEX.with(|w| w.set(Some(index)));
                 if let Some(cpu) = cpu {
                 if let Err(e) = monoio::utils::bind_to_cpu_set([cpu]) {
                     tracing::warn!(worker = index, cpu, error = %e, "cannot pin worker to its CPU");

@@ -15,6 +15,19 @@ pub enum UpstreamError {
     Protocol { server: String, reason: String },
     /// Too many calls in flight to this server.
     Overloaded { server: String },
+    /// The server's `max_concurrent_calls` share on this core was taken and no slot freed
+    /// within `queue_timeout_ms` (see `upstream::gate`).
+    Saturated {
+        server: String,
+        /// Calls in flight on the refusing core.
+        in_flight: u32,
+        /// That core's share of the bound.
+        share: u32,
+        /// The configured bound.
+        max: u32,
+        /// How long the call waited.
+        waited_ms: u64,
+    },
 }
 
 impl UpstreamError {
@@ -24,7 +37,8 @@ impl UpstreamError {
             | UpstreamError::Transport { server, .. }
             | UpstreamError::Timeout { server, .. }
             | UpstreamError::Protocol { server, .. }
-            | UpstreamError::Overloaded { server } => server,
+            | UpstreamError::Overloaded { server }
+            | UpstreamError::Saturated { server, .. } => server,
         }
     }
 }
@@ -52,6 +66,20 @@ impl fmt::Display for UpstreamError {
             }
             UpstreamError::Overloaded { server } => {
                 write!(f, "upstream server '{server}' has too many calls in flight")
+            }
+            UpstreamError::Saturated {
+                server,
+                in_flight,
+                share,
+                max,
+                waited_ms,
+            } => {
+                write!(
+                    f,
+                    "upstream server '{server}' is saturated: {in_flight} calls in flight on \
+                     this worker core (its share of max_concurrent_calls {max} is {share}) and \
+                     none finished within {waited_ms} ms (queue_timeout_ms); try again later"
+                )
             }
         }
     }

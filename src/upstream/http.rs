@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use super::call::{EventSink, Responder, ResponderRoute, ServerMessage};
+use super::call::{EventSink, NotRelayed, Responder, ResponderRoute, ServerMessage, CLIENT_BEHIND};
 use super::handshake::{
     initialize_request, parse_initialize_reply, InitializeInfo, INITIALIZED_NOTIFICATION,
 };
@@ -25,6 +25,8 @@ use crate::runtime::CoreHandle;
 
 /// How long a finished SSE reply may take to end its stream before its connection is dropped.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long sending a `notifications/cancelled` may take before it is given up.
+const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The session the gateway holds with the upstream.
 #[derive(Debug)]
@@ -257,18 +259,33 @@ impl HttpUpstream {
         message: &[u8],
         events: Option<&EventSink>,
     ) {
-        let responder = Responder {
+        let mut responder = Responder {
             upstream_id: id.into(),
             route: ResponderRoute::Http(self.clone()),
         };
+        let mut refusal = (-32601, format!("Method not found: {method}"));
         if method != "ping" {
             if let Some(sink) = events {
-                // A caller that has gone is cancelling the call; the request dies with it.
-                let _ = sink.send(ServerMessage {
-                    message: message.to_vec(),
-                    responder: Some(responder),
-                });
-                return;
+                let relayed = sink.relay_request(
+                    &self.name,
+                    ServerMessage {
+                        message: message.to_vec(),
+                        responder: Some(responder),
+                    },
+                );
+                match relayed {
+                    // Relayed; or the caller has gone, cancelling the call: the request dies
+                    // with it.
+                    Ok(()) | Err(NotRelayed::Gone) => return,
+                    Err(NotRelayed::Behind(ServerMessage {
+                        responder: Some(back),
+                        ..
+                    })) => {
+                        responder = back;
+                        refusal = (-32603, CLIENT_BEHIND.to_owned());
+                    }
+                    Err(NotRelayed::Behind(_)) => return,
+                }
             }
         }
         let name = self.name.clone();
@@ -277,9 +294,7 @@ impl HttpUpstream {
             let answer = if method == "ping" {
                 responder.respond(br#""result":{}"#).await
             } else {
-                responder
-                    .refuse(-32601, &format!("Method not found: {method}"))
-                    .await
+                responder.refuse(refusal.0, &refusal.1).await
             };
             if let Err(e) = answer {
                 tracing::debug!(server = %name, method, "could not answer the server's request: {e}");
@@ -402,12 +417,9 @@ impl HttpUpstream {
                     }
                     (Some(method), None)
                         if server_notices::report(&self.name, method, env.params) => {}
-                    (Some(_), None) => {
+                    (Some(method), None) => {
                         let sent = events.is_some_and(|sink| {
-                            sink.send(ServerMessage {
-                                message: event.data.clone(),
-                                responder: None,
-                            })
+                            sink.notify(&self.name, method, event.data.clone())
                         });
                         if !sent {
                             tracing::debug!(server = %self.name, "a notification for a call that takes none; skipped");
@@ -484,8 +496,16 @@ impl Drop for CancelHttp {
         body.extend_from_slice(itoa::Buffer::new().format(self.id).as_bytes());
         body.extend_from_slice(br#","reason":"the gateway's caller went away or timed out"}}"#);
         monoio::spawn(async move {
-            if let Err(e) = up.send_message(&body).await {
-                tracing::debug!(server = %up.name, "could not send a cancellation: {e}");
+            // Bounded: a server that hangs must not collect a task and a connection per call
+            // it was too slow for.
+            match monoio::time::timeout(CANCEL_TIMEOUT, up.send_message(&body)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(server = %up.name, "could not send a cancellation: {e}")
+                }
+                Err(_) => {
+                    tracing::debug!(server = %up.name, "the server did not take a cancellation in time")
+                }
             }
         });
     }

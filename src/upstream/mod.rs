@@ -8,6 +8,7 @@
 pub mod backoff;
 pub mod call;
 pub mod error;
+pub mod gate;
 pub mod handshake;
 pub mod health;
 pub mod http;

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use crate::jsonrpc::RawJson;
 
-use super::call::{EventSink, Responder, ServerMessage};
+use super::call::{EventSink, NotRelayed, Responder, ServerMessage};
 use super::process::lock;
 use super::{Payload, ReplyReceiver, ReplySender, UpstreamError, UpstreamReply};
 
@@ -107,6 +107,7 @@ impl PendingCalls {
     /// a call). Whether a call took it.
     pub fn pass_notification(
         &self,
+        server: &str,
         method: &str,
         params: Option<RawJson<'_>>,
         message: &[u8],
@@ -118,23 +119,33 @@ impl PendingCalls {
             "notifications/message" => self.sole_listener(),
             _ => None,
         };
-        sink.is_some_and(|s| {
-            s.send(ServerMessage {
-                message: message.to_vec(),
-                responder: None,
-            })
-        })
+        sink.is_some_and(|s| s.notify(server, method, message.to_vec()))
     }
 
     /// Passes a server's request to the client of the one call in flight, with the way back
-    /// for its answer (`responder`, made only when needed); false when no call can take it.
-    pub fn pass_request(&self, message: &[u8], responder: impl FnOnce() -> Responder) -> bool {
-        self.sole_listener().is_some_and(|sink| {
-            sink.send(ServerMessage {
+    /// for its answer (`responder`, made only when needed).
+    pub fn pass_request(
+        &self,
+        server: &str,
+        message: &[u8],
+        responder: impl FnOnce() -> Responder,
+    ) -> Relay {
+        let Some(sink) = self.sole_listener() else {
+            return Relay::NoSingleCall;
+        };
+        let relayed = sink.relay_request(
+            server,
+            ServerMessage {
                 message: message.to_vec(),
                 responder: Some(responder()),
-            })
-        })
+            },
+        );
+        match relayed {
+            Ok(()) => Relay::Relayed,
+            // The call ended meanwhile: nobody is left to answer it.
+            Err(NotRelayed::Gone) => Relay::NoSingleCall,
+            Err(NotRelayed::Behind(_)) => Relay::ClientBehind,
+        }
     }
 
     /// The events of the one call in flight that takes them. A message that names no call (a
@@ -192,6 +203,16 @@ impl PendingCalls {
             }));
         }
     }
+}
+
+/// What became of a server's request to a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relay {
+    Relayed,
+    /// Not exactly one call in flight takes messages: nothing ties the request to a client.
+    NoSingleCall,
+    /// The call's client is not reading its stream: see [`super::call::CLIENT_BEHIND`].
+    ClientBehind,
 }
 
 /// Why a server's request was not relayed to a client.

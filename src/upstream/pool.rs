@@ -1,15 +1,27 @@
 //! Per-core keep-alive connections to HTTP upstreams, and sending one POST over them.
 //!
-//! Owns: each core's idle connections, keyed by upstream, and the retry of a POST whose pooled
-//! connection the server had closed while it sat idle. Must never: hand a connection to
-//! another core (each belongs to the runtime it was made on), keep more than
-//! [`MAX_IDLE_PER_CORE`] idle per upstream, or resend a request the server may have received.
+//! Owns: each core's idle connections, keyed by upstream, and when one may carry a request.
+//! An idle connection is checked right before reuse, without reading or blocking
+//! ([`ClientConn::reusable`]): one the server has closed (its FIN, or a TLS close_notify with
+//! it), or that holds bytes nobody asked for, is dropped and the next one (or a new one) is
+//! taken. Connections idle for longer than [`IDLE_TIMEOUT`] are retired, at reuse and by a
+//! sweep while any are pooled, so the gateway lets a connection go before servers with the
+//! common 5 s keep-alive do, narrowing the race in which a server closes a connection just as
+//! a request leaves on it.
+//!
+//! Must never: hand a connection to another core (each belongs to the runtime it was made
+//! on), keep more than [`MAX_IDLE_PER_CORE`] idle per upstream, or resend a request the server
+//! may have received. Once the first byte of a request is written, a failure is the call's
+//! failure ([`PostError::Unanswered`]): the server may have received the request and run the
+//! tool, and running it twice could do harm. Only failures before that (a refused connect, a
+//! pooled connection found closed by the check) lead to another connection.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use super::url::UpstreamUrl;
 use crate::http::client::{write_post, ClientConn, ClientError, ConnectError, ReplyHead};
@@ -17,15 +29,27 @@ use crate::http::client::{write_post, ClientConn, ClientError, ConnectError, Rep
 /// Idle connections kept per core and upstream.
 const MAX_IDLE_PER_CORE: usize = 256;
 
+/// How long a connection may sit idle in the pool before it is closed instead of reused:
+/// under the 5 s keep-alive of Node's HTTP server and uvicorn, which many MCP servers run on.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+
 /// Most of a refusing reply's body quoted in an error.
 const REFUSAL_TEXT_MAX: usize = 4096;
 
 static NEXT_POOL_KEY: AtomicU64 = AtomicU64::new(1);
 
+/// A pooled connection and when it was put back.
+struct Idle {
+    conn: ClientConn,
+    since: Instant,
+}
+
 thread_local! {
-    /// Idle connections of this core, by pool key.
-    static POOLS: RefCell<HashMap<u64, Vec<ClientConn>, ahash::RandomState>> =
+    /// Idle connections of this core, by pool key, oldest first.
+    static POOLS: RefCell<HashMap<u64, Vec<Idle>, ahash::RandomState>> =
         RefCell::new(HashMap::default());
+    /// Whether this core runs a task retiring idle connections.
+    static SWEEPING: Cell<bool> = const { Cell::new(false) };
 }
 
 /// A key unique in this process, naming one upstream's connections in every core's pool.
@@ -35,13 +59,72 @@ pub fn new_pool_key() -> u64 {
 
 /// Keeps `conn` for the next request to the same upstream on this core.
 pub fn put(key: u64, conn: ClientConn) {
-    POOLS.with(|p| {
+    let pooled = POOLS.with(|p| {
         let mut pools = p.borrow_mut();
         let idle = pools.entry(key).or_default();
-        if idle.len() < MAX_IDLE_PER_CORE {
-            idle.push(conn);
+        if idle.len() >= MAX_IDLE_PER_CORE {
+            return false;
         }
+        idle.push(Idle {
+            conn,
+            since: Instant::now(),
+        });
+        true
     });
+    if pooled && !SWEEPING.with(Cell::get) {
+        SWEEPING.with(|s| s.set(true));
+        monoio::spawn(sweep());
+    }
+}
+
+/// The most recently pooled connection to `key` that can carry a request, if any. Those found
+/// closed or too old on the way are closed.
+fn take(key: u64) -> Option<ClientConn> {
+    POOLS.with(|p| {
+        let mut pools = p.borrow_mut();
+        let idle = pools.get_mut(&key)?;
+        let now = Instant::now();
+        while let Some(Idle { conn, since }) = idle.pop() {
+            if now.saturating_duration_since(since) >= IDLE_TIMEOUT {
+                // Every connection below it went idle earlier still.
+                idle.clear();
+                return None;
+            }
+            if conn.reusable() {
+                return Some(conn);
+            }
+        }
+        None
+    })
+}
+
+/// Closes this core's connections idle past [`IDLE_TIMEOUT`] every so often, until none is
+/// pooled (a later [`put`] starts it again): a server that is not called again does not keep
+/// a descriptor here for ever.
+async fn sweep() {
+    /// Clears the flag however the task ends, also when its runtime is dropped.
+    struct Running;
+    impl Drop for Running {
+        fn drop(&mut self) {
+            SWEEPING.with(|s| s.set(false));
+        }
+    }
+    let _running = Running;
+    loop {
+        monoio::time::sleep(IDLE_TIMEOUT / 2).await;
+        let empty = POOLS.with(|p| {
+            let mut pools = p.borrow_mut();
+            let now = Instant::now();
+            pools.retain(|_, idle| {
+                idle.retain(|i| now.saturating_duration_since(i.since) < IDLE_TIMEOUT);
+                !idle.is_empty()
+            });
+            pools.is_empty()
+        });
+        if empty {
+            return;
+        }
+    }
 }
 
 /// Closes this thread's idle upstream connections. A runtime that ends (the start-up one on
@@ -54,18 +137,37 @@ pub fn drop_idle_connections() {
 /// Why a POST got no reply head.
 #[derive(Debug)]
 pub enum PostError {
+    /// No connection: nothing was sent.
     Connect {
         addr: SocketAddr,
         error: ConnectError,
     },
-    Exchange(ClientError),
+    /// Writing the request failed part way (`sending`), or the reply did not come: the server
+    /// may have received the request, so it is not sent again.
+    Unanswered { sending: bool, error: ClientError },
+    /// The server answered something that is not an HTTP reply head.
+    BadReply(ClientError),
 }
 
 impl fmt::Display for PostError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PostError::Connect { addr, error } => write!(f, "connect to {addr}: {error}"),
-            PostError::Exchange(e) => write!(f, "{e}"),
+            PostError::Unanswered { sending, error } => {
+                let (when, detail) = match (sending, error) {
+                    (true, e) => ("while the request was being sent", e.to_string()),
+                    (false, ClientError::Closed) => {
+                        ("after the request was sent", "no reply".to_owned())
+                    }
+                    (false, e) => ("after the request was sent", e.to_string()),
+                };
+                write!(
+                    f,
+                    "the connection closed {when} ({detail}); the server may have received \
+                     the request, so it was not sent again"
+                )
+            }
+            PostError::BadReply(e) => write!(f, "{e}"),
         }
     }
 }
@@ -82,33 +184,34 @@ pub async fn connect(url: &UpstreamUrl) -> Result<ClientConn, PostError> {
         })
 }
 
-/// POSTs `body` to `url` on a pooled connection of this core (or a new one) and reads the
-/// reply head. The connection comes back with the body unread; the caller reads it and
-/// [`put`]s the connection back when the reply allows keep-alive. A pooled connection that
-/// turns out closed before the request reached the server is replaced once.
+/// POSTs `body` to `url` on a pooled connection of this core that passes the reuse check (or
+/// a new one) and reads the reply head. The connection comes back with the body unread; the
+/// caller reads it and [`put`]s the connection back when the reply allows keep-alive. The
+/// request is written once: see the module doc.
 pub async fn post(
     key: u64,
     url: &UpstreamUrl,
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Result<(ClientConn, ReplyHead), PostError> {
-    let pooled = POOLS.with(|p| p.borrow_mut().get_mut(&key).and_then(Vec::pop));
-    let reused = pooled.is_some();
-    let mut conn = match pooled {
+    let mut conn = match take(key) {
         Some(c) => c,
         None => connect(url).await?,
     };
-    match send_and_read_head(&mut conn, url, headers, body).await {
+    write_post(conn.request_buf(), &url.path, &url.host, headers, body);
+    if let Err(e) = conn.send().await {
+        return Err(PostError::Unanswered {
+            sending: true,
+            error: ClientError::Io(e),
+        });
+    }
+    match conn.read_head().await {
         Ok(head) => Ok((conn, head)),
-        // A pooled connection the server closed while idle: the request never reached it.
-        Err(ClientError::Closed) | Err(ClientError::Io(_)) if reused => {
-            let mut fresh = connect(url).await?;
-            let head = send_and_read_head(&mut fresh, url, headers, body)
-                .await
-                .map_err(PostError::Exchange)?;
-            Ok((fresh, head))
-        }
-        Err(e) => Err(PostError::Exchange(e)),
+        Err(error @ (ClientError::Closed | ClientError::Io(_))) => Err(PostError::Unanswered {
+            sending: false,
+            error,
+        }),
+        Err(e) => Err(PostError::BadReply(e)),
     }
 }
 
@@ -123,13 +226,5 @@ pub async fn refusal(conn: &mut ClientConn, head: &ReplyHead) -> String {
     format!("HTTP {}{sep}{text}", head.status)
 }
 
-async fn send_and_read_head(
-    conn: &mut ClientConn,
-    url: &UpstreamUrl,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Result<ReplyHead, ClientError> {
-    write_post(conn.request_buf(), &url.path, &url.host, headers, body);
-    conn.send().await?;
-    conn.read_head().await
-}
+#[cfg(test)]
+mod tests;

@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use super::gate::CallGate;
 use super::health::{Health, HealthState};
 use super::http::HttpUpstream;
 use super::listing::{list_server, ServerItems};
@@ -18,8 +19,10 @@ use crate::runtime::{block_on, CoreHandle, IoDriver};
 
 /// Longest line a stdio server may send.
 const MAX_STDIO_LINE: usize = 64 << 20;
-/// Calls in flight to one stdio or legacy SSE server before new ones are refused.
-const MAX_IN_FLIGHT: usize = 16 * 1024;
+/// Calls in flight to one stdio or legacy SSE server beyond its clients' bound
+/// (`max_concurrent_calls`, which the gate enforces): the gateway's own (health checks,
+/// listings, `logging/setLevel`).
+const INTERNAL_CALLS: usize = 64;
 
 /// The upstreams running now, for shutdown: those started at start-up, plus those a config
 /// reload added, minus those it removed (which are stopped by the reload's drain).
@@ -77,7 +80,13 @@ fn create(
     tls: Option<Arc<rustls::ClientConfig>>,
     max_reply: usize,
     owner: &CoreHandle,
+    workers: usize,
 ) -> Result<Upstream, String> {
+    // The pending-call map and stdin queue are bounded a little above what the gate admits:
+    // the gate is what clients meet; these only stop the gateway's own calls piling up.
+    let max_in_flight = CallGate::new(server.calls, workers)
+        .total()
+        .saturating_add(INTERNAL_CALLS);
     match &server.transport {
         Transport::Stdio {
             command,
@@ -92,7 +101,7 @@ fn create(
                 env: env.clone(),
                 cwd: cwd.clone(),
                 max_line_bytes: MAX_STDIO_LINE.max(max_reply),
-                max_in_flight: MAX_IN_FLIGHT,
+                max_in_flight,
             },
             owner.clone(),
         ))),
@@ -108,7 +117,7 @@ fn create(
                 url: url.clone(),
                 headers: headers.clone(),
                 max_event_bytes: max_reply,
-                max_in_flight: MAX_IN_FLIGHT,
+                max_in_flight,
                 tls,
             },
             owner,
@@ -139,7 +148,7 @@ pub fn create_upstreams(
         .map(|(i, (s, tls))| {
             (
                 s.clone(),
-                create(s, tls, max_reply, &cores[i % cores.len()]),
+                create(s, tls, max_reply, &cores[i % cores.len()], cores.len()),
             )
         })
         .collect())
@@ -170,7 +179,7 @@ pub fn start_upstreams(
             let core = &cores[i % cores.len()];
             (
                 s.clone(),
-                create(s, tls, config.max_upstream_reply_bytes, core),
+                create(s, tls, config.max_upstream_reply_bytes, core, cores.len()),
             )
         })
         .collect();
@@ -281,6 +290,7 @@ pub fn start_upstreams(
                     Some(e) => Health::new(HealthState::Backoff, Some(e.clone())),
                 }),
                 policy: cfg.health,
+                gate: Arc::new(CallGate::new(cfg.calls, cores.len())),
                 error,
             }),
             items,

@@ -15,6 +15,7 @@
 pub mod admin;
 pub mod audit;
 pub mod broken_http;
+pub mod ledger_http;
 pub mod proc;
 pub mod procfs;
 pub mod raw_http;
@@ -196,6 +197,20 @@ impl Gateway {
 
     /// Like [`Gateway::start`], with extra environment variables for the gateway process.
     pub async fn start_with_env(driver: &str, config: &Value, env: &[(&str, &str)]) -> Gateway {
+        Self::start_full(driver, config, env, 2).await
+    }
+
+    /// Like [`Gateway::start`] with `workers` worker cores (one makes per-core bounds exact).
+    pub async fn start_workers(driver: &str, config: &Value, workers: usize) -> Gateway {
+        Self::start_full(driver, config, &[], workers).await
+    }
+
+    async fn start_full(
+        driver: &str,
+        config: &Value,
+        env: &[(&str, &str)],
+        workers: usize,
+    ) -> Gateway {
         let dir = TempDir::new("gw");
         let config_path = dir.path().join("mcpgate.json");
         std::fs::write(
@@ -204,7 +219,7 @@ impl Gateway {
         )
         .expect("write config");
         let config_arg = config_path.to_string_lossy().into_owned();
-        Self::spawn(driver, &["--config", &config_arg], env, dir).await
+        Self::spawn(driver, &["--config", &config_arg], env, dir, workers).await
     }
 
     /// The config file the gateway serves (for reload tests).
@@ -232,11 +247,19 @@ impl Gateway {
     /// README's "start the gateway" command, on the built-in default config.
     pub async fn start_default_config(driver: &str) -> Gateway {
         let dir = TempDir::new("gw-default");
-        Self::spawn(driver, &[], &[], dir).await
+        Self::spawn(driver, &[], &[], dir, 2).await
     }
 
-    /// `mcpgate serve <extra> --listen 127.0.0.1:0 --workers 2 --io-driver <driver>` in `dir`.
-    async fn spawn(driver: &str, extra: &[&str], env: &[(&str, &str)], dir: TempDir) -> Gateway {
+    /// `mcpgate serve <extra> --listen 127.0.0.1:0 --workers <workers> --io-driver <driver>`
+    /// in `dir`.
+    async fn spawn(
+        driver: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        dir: TempDir,
+        workers: usize,
+    ) -> Gateway {
+        let workers = workers.to_string();
         let mut cmd = std::process::Command::new(mcpgate_bin());
         cmd.envs(env.iter().copied());
         cmd.arg("serve")
@@ -245,7 +268,7 @@ impl Gateway {
                 "--listen",
                 "127.0.0.1:0",
                 "--workers",
-                "2",
+                &workers,
                 "--io-driver",
                 driver,
             ])

@@ -71,3 +71,10 @@ pub fn live_in_group(pgid: u32) -> Vec<ProcInfo> {
         .filter(|p| p.pgid == pgid && p.state != 'Z')
         .collect()
 }
+
+/// The resident set size of `pid` in KiB (`VmRSS` of `/proc/<pid>/status`).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = text.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}

@@ -18,6 +18,7 @@ fn server(name: &str, allow: &[&str], disabled: &[&str], error: Option<&str>) ->
         error: error.map(str::to_owned),
         health: Default::default(),
         policy: Default::default(),
+        gate: Default::default(),
     })
 }
 

@@ -12,8 +12,9 @@ use std::sync::Arc;
 
 use crate::jsonrpc::RawJson;
 
-use super::super::call::{Responder, ResponderRoute};
-use super::super::process::{encode_answer_to_server, leading_id, preview};
+use super::super::call::{Responder, ResponderRoute, CLIENT_BEHIND};
+use super::super::pending::Relay;
+use super::super::process::{encode_answer_to_server, encode_error_to_server, leading_id, preview};
 use super::super::server_notices;
 use super::super::Payload;
 use super::{Inner, Session, SseAnswerPath};
@@ -47,10 +48,21 @@ pub(super) fn dispatch(
     match (env.method.as_deref(), env.id) {
         (None, Some(id)) => session.pending.deliver(name, id.get(), message, payload),
         (Some(method), Some(id)) => {
-            if method != "ping" && relay_request(inner, session, id, message) {
-                return;
-            }
-            answer_request(inner, session, answers, method, id)
+            let relayed = match method {
+                "ping" => Relay::NoSingleCall,
+                _ => relay_request(inner, session, id, message),
+            };
+            let answer = match relayed {
+                Relay::Relayed => return,
+                Relay::ClientBehind => encode_error_to_server(id, -32603, CLIENT_BEHIND),
+                Relay::NoSingleCall => {
+                    if method != "ping" {
+                        tracing::debug!(server = %name, method, "the server sent a request the gateway does not serve");
+                    }
+                    encode_answer_to_server(method, id)
+                }
+            };
+            answer_request(inner, session, answers, method, answer)
         }
         (Some(method), None) => on_notification(name, session, method, env.params, message),
         (None, None) => {
@@ -69,47 +81,48 @@ fn on_notification(
     message: &[u8],
 ) {
     if !server_notices::report(name, method, params)
-        && !session.pending.pass_notification(method, params, message)
+        && !session
+            .pending
+            .pass_notification(name, method, params, message)
     {
         tracing::debug!(server = %name, method, "notification from the server not tied to a call: {}", preview(message));
     }
 }
 
-/// Passes a server request to the client of the one call in flight; false when there is no
-/// such call (the request is then refused).
+/// Passes a server request to the client of the one call in flight (when it is not relayed,
+/// it is refused).
 fn relay_request(
     inner: &Arc<Inner>,
     session: &Arc<Session>,
     id: RawJson<'_>,
     message: &[u8],
-) -> bool {
-    session.pending.pass_request(message, || Responder {
-        upstream_id: id.get().into(),
-        route: ResponderRoute::Sse(SseAnswerPath {
-            inner: inner.clone(),
-            session: session.clone(),
-        }),
-    })
+) -> Relay {
+    session
+        .pending
+        .pass_request(&inner.spec.name, message, || Responder {
+            upstream_id: id.get().into(),
+            route: ResponderRoute::Sse(SseAnswerPath {
+                inner: inner.clone(),
+                session: session.clone(),
+            }),
+        })
 }
 
-/// Requests from the server to the gateway: `ping` is answered, anything else is -32601. The
-/// answer is POSTed to the endpoint like any message, by a task on this core.
+/// Sends the gateway's `answer` to a request from the server (`ping` is answered, a request
+/// no client takes is refused): POSTed to the endpoint like any message, by a task on this
+/// core.
 fn answer_request(
     inner: &Arc<Inner>,
     session: &Arc<Session>,
     answers: &Answers,
     method: &str,
-    id: RawJson<'_>,
+    answer: Vec<u8>,
 ) {
     let name = &inner.spec.name;
-    if method != "ping" {
-        tracing::debug!(server = %name, method, "the server sent a request the gateway does not serve");
-    }
     if answers.0.get() >= MAX_ANSWERS_IN_FLIGHT {
         tracing::warn!(server = %name, method, "too many answers to the server in flight; this request goes unanswered");
         return;
     }
-    let answer = encode_answer_to_server(method, id);
     let (inner, session) = (inner.clone(), session.clone());
     let (count, method) = (answers.0.clone(), method.to_owned());
     count.set(count.get() + 1);

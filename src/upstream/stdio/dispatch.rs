@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use crate::jsonrpc::RawJson;
 
-use super::super::call::{Responder, ResponderRoute};
-use super::super::pending::unrelayable;
+use super::super::call::{Responder, ResponderRoute, CLIENT_BEHIND};
+use super::super::pending::{unrelayable, Relay};
 use super::super::process::{
     encode_answer_to_server, encode_error_to_server, leading_id, preview, Line,
 };
@@ -86,7 +86,7 @@ fn on_notification(
     line: &[u8],
 ) {
     if !server_notices::report(name, method, params)
-        && !conn.pending.pass_notification(method, params, line)
+        && !conn.pending.pass_notification(name, method, params, line)
     {
         tracing::debug!(server = %name, method, "notification from the server not tied to a call: {}", preview(line));
     }
@@ -102,14 +102,18 @@ fn on_request(name: &str, conn: &Arc<Conn>, method: &str, id: RawJson<'_>, line:
             conn: conn.clone(),
         }),
     };
-    if method != "ping" && conn.pending.pass_request(line, responder) {
-        return;
-    }
-    let answer = if method == "ping" {
-        encode_answer_to_server(method, id)
-    } else {
-        tracing::debug!(server = %name, method, "a server request with no single call in flight to relay it to");
-        encode_error_to_server(id, -32603, &unrelayable(method))
+    let relayed = match method {
+        "ping" => Relay::NoSingleCall,
+        _ => conn.pending.pass_request(name, line, responder),
+    };
+    let answer = match relayed {
+        Relay::Relayed => return,
+        _ if method == "ping" => encode_answer_to_server(method, id),
+        Relay::ClientBehind => encode_error_to_server(id, -32603, CLIENT_BEHIND),
+        Relay::NoSingleCall => {
+            tracing::debug!(server = %name, method, "a server request with no single call in flight to relay it to");
+            encode_error_to_server(id, -32603, &unrelayable(method))
+        }
     };
     if let Err(e) = conn.send(name, answer) {
         tracing::warn!(server = %name, method, "could not answer the server's request: {e}");

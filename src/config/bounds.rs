@@ -1,0 +1,124 @@
+//! Overload bounds, checked: a server's bound on calls in flight (`max_concurrent_calls`,
+//! `queue_timeout_ms`; what it means is written in `upstream::gate`) and how long a client
+//! may stop reading (`client_write_timeout_ms`).
+
+use std::time::Duration;
+
+use super::ConfigError;
+use crate::upstream::gate::{CallBound, DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_QUEUE_TIMEOUT};
+
+/// The longest `queue_timeout_ms` and `client_write_timeout_ms` accepted: waits are timers,
+/// and an hour is already far beyond any client's patience.
+const MAX_WAIT_MS: u64 = 3_600_000;
+
+/// The bound of the server at `path` (`mcpServers.<name>`), defaults filled in.
+pub(super) fn call_bound(
+    path: &str,
+    max_concurrent_calls: Option<u32>,
+    queue_timeout_ms: Option<u64>,
+) -> Result<CallBound, ConfigError> {
+    let max_concurrent_calls = match max_concurrent_calls {
+        Some(0) => {
+            return Err(ConfigError::at(
+                format!("{path}.max_concurrent_calls"),
+                "expected at least 1",
+            ))
+        }
+        Some(n) => n,
+        None => DEFAULT_MAX_CONCURRENT_CALLS,
+    };
+    let queue_timeout = match queue_timeout_ms {
+        Some(ms) if ms > MAX_WAIT_MS => {
+            return Err(ConfigError::at(
+                format!("{path}.queue_timeout_ms"),
+                format!("expected at most {MAX_WAIT_MS} (one hour)"),
+            ))
+        }
+        Some(ms) => Duration::from_millis(ms),
+        None => DEFAULT_QUEUE_TIMEOUT,
+    };
+    Ok(CallBound {
+        max_concurrent_calls,
+        queue_timeout,
+    })
+}
+
+/// `client_write_timeout_ms`, default filled in.
+pub(super) fn client_write_timeout(ms: Option<u64>) -> Result<Duration, ConfigError> {
+    const KEY: &str = "client_write_timeout_ms";
+    match ms {
+        None => Ok(crate::http::limits::DEFAULT_WRITE_TIMEOUT),
+        Some(0) => Err(ConfigError::at(KEY, "expected a positive number")),
+        Some(ms) if ms > MAX_WAIT_MS => Err(ConfigError::at(
+            KEY,
+            format!("expected at most {MAX_WAIT_MS} (one hour)"),
+        )),
+        Some(ms) => Ok(Duration::from_millis(ms)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::parse_config;
+    use crate::upstream::gate::CallBound;
+    use std::time::Duration;
+
+    fn bound_of(server: &str) -> Result<CallBound, crate::config::ConfigError> {
+        let text = format!(r#"{{"mcpServers": {{"s": {server}}}}}"#);
+        parse_config(&text, &|_| None).map(|c| c.servers[0].calls)
+    }
+
+    #[test]
+    fn defaults_values_and_errors_with_key_paths() {
+        assert_eq!(
+            bound_of(r#"{"command": "x"}"#).expect("valid"),
+            CallBound::default()
+        );
+        assert_eq!(
+            bound_of(r#"{"url": "http://127.0.0.1:1/mcp", "max_concurrent_calls": 4, "queue_timeout_ms": 0}"#)
+                .expect("valid"),
+            CallBound {
+                max_concurrent_calls: 4,
+                queue_timeout: Duration::ZERO,
+            }
+        );
+        for (server, path) in [
+            (
+                r#"{"command": "x", "max_concurrent_calls": 0}"#,
+                "mcpServers.s.max_concurrent_calls",
+            ),
+            (
+                r#"{"command": "x", "max_concurrent_calls": -1}"#,
+                "mcpServers.s.max_concurrent_calls",
+            ),
+            (
+                r#"{"command": "x", "max_concurrent_calls": "many"}"#,
+                "mcpServers.s.max_concurrent_calls",
+            ),
+            (
+                r#"{"command": "x", "queue_timeout_ms": 3600001}"#,
+                "mcpServers.s.queue_timeout_ms",
+            ),
+        ] {
+            let err = bound_of(server).expect_err(server);
+            assert_eq!(err.path, path, "{server}: {err}");
+        }
+    }
+
+    #[test]
+    fn client_write_timeout() {
+        let parse = |extra: &str| {
+            let text = format!(r#"{{{extra} "mcpServers": {{"s": {{"command": "x"}}}}}}"#);
+            parse_config(&text, &|_| None).map(|c| c.http_limits.write_timeout)
+        };
+        assert_eq!(parse("").expect("valid"), Duration::from_secs(30));
+        assert_eq!(
+            parse(r#""client_write_timeout_ms": 250,"#).expect("valid"),
+            Duration::from_millis(250)
+        );
+        for bad in ["0", "3600001", "-5"] {
+            let err = parse(&format!(r#""client_write_timeout_ms": {bad},"#)).expect_err(bad);
+            assert_eq!(err.path, "client_write_timeout_ms", "{bad}: {err}");
+        }
+    }
+}

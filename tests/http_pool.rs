@@ -1,0 +1,72 @@
+//! The gateway's keep-alive connections to a streamable-HTTP server and tools that must not
+//! run twice: a connection the server closed while it sat in the pool is not used again (each
+//! call after the close runs exactly once and is answered), and a call whose connection the
+//! server closes after reading the request, without answering, fails naming the server and
+//! saying so, having run once: it is not sent again.
+
+mod common;
+
+use common::ledger_http::{AfterReply, LedgerHttp};
+use common::*;
+use serde_json::{json, Value};
+
+/// The ledger server alone, its health checks out of the way (they would use connections
+/// too), on one worker core so every call shares one pool.
+async fn gateway(driver: &str, server: &LedgerHttp) -> Gateway {
+    let mut entry = http_server(&server.url);
+    entry["health_check_ms"] = json!(3_600_000);
+    Gateway::start_workers(driver, &config(&[("ledger", entry)]), 1).await
+}
+
+fn tag(n: usize) -> Value {
+    json!({ "tag": format!("call-{n}") })
+}
+
+async fn closed_idle_connections_are_not_reused(driver: &str) {
+    let server = LedgerHttp::start(AfterReply::Close).await;
+    let gw = gateway(driver, &server).await;
+    let client = gw.client().await;
+    for n in 0..5 {
+        let result = call_ok(&client, "ledger__run", tag(n)).await;
+        assert_eq!(text_of(&result), format!("ran call-{n} 1"));
+        // The connection that answered is in the gateway's pool, and now closed by the server.
+        server.wait_closed_after(&format!("call-{n}")).await;
+    }
+    for n in 0..5 {
+        assert_eq!(server.runs(&format!("call-{n}")), 1, "call-{n}");
+    }
+    close(client).await;
+}
+
+async fn a_request_the_server_may_have_received_is_not_sent_again(driver: &str) {
+    let server = LedgerHttp::start(AfterReply::KeepAlive).await;
+    let gw = gateway(driver, &server).await;
+    let client = gw.client().await;
+    // Leaves a kept-alive connection in the pool, which the next call reuses.
+    call_ok(&client, "ledger__run", json!({ "tag": "first" })).await;
+    let failed = call(&client, "ledger__vanish", json!({ "tag": "once" })).await;
+    let error = mcp_error("a call whose connection closed unanswered", failed);
+    for part in [
+        "upstream server 'ledger'",
+        "closed after the request was sent",
+        "may have received the request",
+        "not sent again",
+    ] {
+        assert!(
+            error.message.contains(part),
+            "{part:?} in {:?}",
+            error.message
+        );
+    }
+    assert_eq!(error.data, Some(json!({ "server": "ledger" })));
+    assert_eq!(server.runs("once"), 1, "the tool ran again");
+    // The server is still used.
+    let result = call_ok(&client, "ledger__run", json!({ "tag": "after" })).await;
+    assert_eq!(text_of(&result), "ran after 1");
+    close(client).await;
+}
+
+both_drivers!(
+    closed_idle_connections_are_not_reused,
+    a_request_the_server_may_have_received_is_not_sent_again
+);
