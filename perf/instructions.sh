@@ -4,7 +4,8 @@
 # moves by ±15% between runs here; instruction counts by well under 1%).
 #
 #   perf/instructions.sh [--upstream http|stdio] [--calls N] [--connections N] [--keys]
-#                        [--reply-bytes N]
+#                        [--reply-bytes N] [--audit on|off]   (default: the build's own default,
+#                                                     which is on since the audit log landed)
 #   GATEWAY_BIN=<build> perf/instructions.sh ...     (compare two builds)
 #
 # The gateway runs one worker with the epoll driver under callgrind (valgrind does not follow
@@ -12,7 +13,7 @@
 # N calls, then the profile is dumped. Prints one JSON line; the callgrind profile is kept
 # (`callgrind_annotate <file>` shows where the instructions go).
 set -euo pipefail
-upstream=http calls=20000 conns=16 keys=0 reply=100
+upstream=http calls=20000 conns=16 keys=0 reply=100 audit=default
 while [ $# -gt 0 ]; do
     case "$1" in
         --upstream) upstream=$2; shift 2 ;;
@@ -20,6 +21,7 @@ while [ $# -gt 0 ]; do
         --connections) conns=$2; shift 2 ;;
         --reply-bytes) reply=$2; shift 2 ;;
         --keys) keys=1; shift ;;
+        --audit) audit=$2; shift 2 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -58,8 +60,12 @@ if [ "$keys" = 1 ]; then
     key_args=(--header "Authorization: Bearer $key")
 fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# Builds from before the audit log refuse the key, so it is written only when asked for.
+audit_cfg=""
+[ "$audit" = on ] && audit_cfg=', "audit": {"enabled": true}'
+[ "$audit" = off ] && audit_cfg=', "audit": {"enabled": false}'
 cat > "$work/gw.json" <<JSON
-{"listen": "127.0.0.1:$port", "mcpServers": {"up": $server} $governance}
+{"listen": "127.0.0.1:$port", "mcpServers": {"up": $server} $audit_cfg $governance}
 JSON
 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/callgrind.out" \
     "$bin" serve --config "$work/gw.json" --workers 1 --io-driver epoll > "$work/gw.out" 2>&1 &
@@ -80,9 +86,9 @@ done
 kill -INT "$gw_pid" 2>/dev/null || true
 wait "$gw_pid" 2>/dev/null || true
 profile=$(ls -S "$work"/callgrind.out* | head -1)
-python3 - "$profile" "$work/load.json" "$calls" "$upstream" "$conns" "$keys" "$reply" "$bin" <<'PY'
+python3 - "$profile" "$work/load.json" "$calls" "$upstream" "$conns" "$keys" "$reply" "$bin" "$audit" <<'PY'
 import json, sys
-profile, load, calls, upstream, conns, keys, reply, binary = sys.argv[1:]
+profile, load, calls, upstream, conns, keys, reply, binary, audit = sys.argv[1:]
 total = 0
 for line in open(profile):
     if line.startswith("summary:") or line.startswith("totals:"):
@@ -90,6 +96,6 @@ for line in open(profile):
 done = json.load(open(load))
 errors = done.get("errors", {})
 print(json.dumps({"binary": binary, "upstream": upstream, "connections": int(conns), "keys": keys == "1",
-                  "reply_bytes": int(reply), "calls": int(calls), "errors": errors,
+                  "reply_bytes": int(reply), "audit": audit, "calls": int(calls), "errors": errors,
                   "instructions_per_call": round(total / int(calls)), "profile": profile}))
 PY

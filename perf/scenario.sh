@@ -13,11 +13,15 @@
 #                                          traffic instead of sleeping; see README "busy_poll_us")
 #                    [--keys]             (a virtual key with grants, a rate limit and a budget,
 #                                          sent by the load generator: the cost of governance)
+#                    [--audit on|off]     (the audit log; default: the build's own default, on
+#                                          since the audit log landed; builds from before it
+#                                          refuse the key, so it is written only when given)
 #
 # For a stdio upstream the direct side is the same mock over HTTP (there is no direct stdio
 # path for a network load generator); compare CPU per call, not throughput, for stdio.
 set -euo pipefail
 upstream=http tools=10 reply=100 conns=16 rounds=3 round_secs=5 driver=uring rate="" busy=0 keys=0
+audit=default
 while [ $# -gt 0 ]; do
     case "$1" in
         --upstream) upstream=$2; shift 2 ;;
@@ -30,6 +34,7 @@ while [ $# -gt 0 ]; do
         --rate) rate=$2; shift 2 ;;
         --busy-poll-us) busy=$2; shift 2 ;;
         --keys) keys=1; shift ;;
+        --audit) audit=$2; shift 2 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -56,8 +61,11 @@ if [ "$keys" = 1 ]; then
         "teams": {"perf": {"budget": {"calls_per_month": 1000000000}}}'
     key_args=(--header "Authorization: Bearer $key")
 fi
+audit_cfg=""
+[ "$audit" = on ] && audit_cfg=', "audit": {"enabled": true}'
+[ "$audit" = off ] && audit_cfg=', "audit": {"enabled": false}'
 cat > "$work/gw.json" <<JSON
-{"mcpServers": {"up": $server}, "tools_page_size": 1000, "busy_poll_us": $busy $governance}
+{"mcpServers": {"up": $server}, "tools_page_size": 1000, "busy_poll_us": $busy $audit_cfg $governance}
 JSON
 # GATEWAY_BIN runs another build of the gateway (e.g. the commit before a change) against
 # the same mock and load generator, for before/after figures in one sitting.
@@ -93,7 +101,7 @@ def field(name):
 out = {
     "scenario": {"upstream": "$upstream", "tools": $tools, "reply_bytes": $reply, "connections": $conns,
                  "driver": "$driver", "rate": "$rate" or None, "rounds": $rounds, "round_secs": $round_secs,
-                 "busy_poll_us": $busy, "keys": bool($keys)},
+                 "busy_poll_us": $busy, "keys": bool($keys), "audit": "$audit"},
     "direct_calls_per_s": round(d["throughput"]),
     "gateway_calls_per_s": round(g["throughput"]),
     "ratio": round(c["ratio"], 3),

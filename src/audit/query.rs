@@ -237,7 +237,7 @@ pub fn query(db: &Path, q: &AuditQuery) -> Result<String, AuditQueryError> {
         format!("WHERE {}", filters.join(" AND "))
     };
     let sql = format!(
-        "SELECT {COLUMNS} FROM audit {filter} ORDER BY at_us DESC, id DESC LIMIT {}",
+        "SELECT {COLUMNS} FROM audit {filter} ORDER BY id DESC LIMIT {}",
         q.limit.min(MAX_LIMIT)
     );
     let mut statement = conn.prepare(&sql).map_err(store)?;
