@@ -25,47 +25,24 @@ while [ $# -gt 0 ]; do
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
 command -v valgrind >/dev/null || { echo "valgrind is needed (apt install valgrind)" >&2; exit 2; }
-[ -n "${SKIP_BUILD:-}" ] || cargo build --release --workspace >&2
-bin=${GATEWAY_BIN:-target/release/mcpgate}
-load=${LOAD_BIN:-target/release/mcpgate-load}
-work=$(mktemp -d /tmp/mcpgate-instr.XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+mock_bin=$bin
+bin=${GATEWAY_BIN:-$bin}
+load=${LOAD_BIN:-$load}
 
-wait_line() { # file pattern
-    for _ in $(seq 1 600); do
-        grep -q "$2" "$1" 2>/dev/null && { grep -m1 "$2" "$1"; return; }
-        sleep 0.1
-    done
-    echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; exit 1
-}
-
-target/release/mcpgate mock-upstream --tools 10 --reply-bytes "$reply" --listen 127.0.0.1:0 > "$work/mock.out" 2>&1 &
+"$mock_bin" mock-upstream --tools 10 --reply-bytes "$reply" --listen 127.0.0.1:0 > "$work/mock.out" 2>&1 &
 pids+=($!)
 direct=$(wait_line "$work/mock.out" "listening on" | sed 's/.*listening on //')
 if [ "$upstream" = http ]; then
     server="{\"url\": \"$direct\"}"
 else
-    server="{\"command\": \"$PWD/target/release/mcpgate\", \"args\": [\"mock-upstream\", \"--stdio\", \"--tools\", \"10\", \"--reply-bytes\", \"$reply\"]}"
+    server="{\"command\": \"$PWD/$mock_bin\", \"args\": [\"mock-upstream\", \"--stdio\", \"--tools\", \"10\", \"--reply-bytes\", \"$reply\"]}"
 fi
-governance="" key_args=()
-if [ "$keys" = 1 ]; then
-    key=perf-load-key-5c2e9a7f1b3d
-    governance=', "virtual_keys": [{"name": "load", "key": "'$key'", "team": "perf", "grants": {"up": ["*"]},
-        "rate_limit": {"per_second": 10000000, "burst": 10000000}, "budget": {"calls_per_day": 1000000000}}],
-        "teams": {"perf": {"budget": {"calls_per_month": 1000000000}}}'
-    key_args=(--header "Authorization: Bearer $key")
-fi
+gateway_extras
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-# Builds from before the audit log refuse the key, so it is written only when asked for.
-audit_cfg=""
-[ "$audit" = on ] && audit_cfg=', "audit": {"enabled": true}'
-[ "$audit" = off ] && audit_cfg=', "audit": {"enabled": false}'
 cat > "$work/gw.json" <<JSON
-{"listen": "127.0.0.1:$port", "mcpServers": {"up": $server} $audit_cfg $governance}
+{"listen": "127.0.0.1:$port", "mcpServers": {"up": $server} $extras}
 JSON
 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/callgrind.out" \
     "$bin" serve --config "$work/gw.json" --workers 1 --io-driver epoll > "$work/gw.out" 2>&1 &
@@ -85,7 +62,9 @@ for _ in $(seq 1 100); do
 done
 kill -INT "$gw_pid" 2>/dev/null || true
 wait "$gw_pid" 2>/dev/null || true
-profile=$(ls -S "$work"/callgrind.out* | head -1)
+# Kept past the work directory, for callgrind_annotate.
+profile=/tmp/mcpgate-callgrind.$$.out
+cp "$(ls -S "$work"/callgrind.out* | head -1)" "$profile"
 python3 - "$profile" "$work/load.json" "$calls" "$upstream" "$conns" "$keys" "$reply" "$bin" "$audit" <<'PY'
 import json, sys
 profile, load, calls, upstream, conns, keys, reply, binary, audit = sys.argv[1:]

@@ -5,6 +5,8 @@
 #   pids          append background pids to it: they are killed on exit
 #   wait_line F P prints the first line of file F containing P (waits up to 60 s for it)
 #   cpu_ticks PID user+system CPU of a process, in clock ticks
+#   gateway_extras  from $keys (0/1) and $audit (on/off/default) sets `extras` (JSON members
+#                 to append to the gateway's config) and `key_args` (the load generator's flags)
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 [ -n "${SKIP_BUILD:-}" ] || cargo build --release --workspace >&2
 bin=target/release/mcpgate
@@ -25,3 +27,19 @@ wait_line() {
     echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; return 1
 }
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+gateway_extras() {
+    extras="" key_args=()
+    if [ "$keys" = 1 ]; then
+        # Limits high enough never to refuse, so every call pays for the whole check.
+        local key=perf-load-key-5c2e9a7f1b3d
+        extras=', "virtual_keys": [{"name": "load", "key": "'$key'", "team": "perf", "grants": {"up": ["*"]},
+            "rate_limit": {"per_second": 10000000, "burst": 10000000}, "budget": {"calls_per_day": 1000000000}}],
+            "teams": {"perf": {"budget": {"calls_per_month": 1000000000}}}'
+        key_args=(--header "Authorization: Bearer $key")
+    fi
+    # Builds from before the audit log refuse the key, so it is written only when asked for.
+    case "$audit" in
+        on) extras+=', "audit": {"enabled": true}' ;;
+        off) extras+=', "audit": {"enabled": false}' ;;
+    esac
+}

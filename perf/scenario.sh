@@ -52,20 +52,9 @@ else
     # The child is pinned to CPU 1 like the HTTP mock, not to the gateway's core.
     server="{\"command\": \"taskset\", \"args\": [\"-c\", \"1\", \"$PWD/$bin\", \"mock-upstream\", \"--stdio\", \"--tools\", \"$tools\", \"--reply-bytes\", \"$reply\"]}"
 fi
-governance="" key_args=()
-if [ "$keys" = 1 ]; then
-    # Limits high enough never to refuse, so every call pays for the whole check.
-    key=perf-load-key-5c2e9a7f1b3d
-    governance=', "virtual_keys": [{"name": "load", "key": "'$key'", "team": "perf", "grants": {"up": ["*"]},
-        "rate_limit": {"per_second": 10000000, "burst": 10000000}, "budget": {"calls_per_day": 1000000000}}],
-        "teams": {"perf": {"budget": {"calls_per_month": 1000000000}}}'
-    key_args=(--header "Authorization: Bearer $key")
-fi
-audit_cfg=""
-[ "$audit" = on ] && audit_cfg=', "audit": {"enabled": true}'
-[ "$audit" = off ] && audit_cfg=', "audit": {"enabled": false}'
+gateway_extras
 cat > "$work/gw.json" <<JSON
-{"mcpServers": {"up": $server}, "tools_page_size": 1000, "busy_poll_us": $busy $audit_cfg $governance}
+{"mcpServers": {"up": $server}, "tools_page_size": 1000, "busy_poll_us": $busy $extras}
 JSON
 # GATEWAY_BIN runs another build of the gateway (e.g. the commit before a change) against
 # the same mock and load generator, for before/after figures in one sitting.
