@@ -397,13 +397,13 @@ fn an_unusable_sink_path_stops_serve_naming_its_key() {
         ]);
         let mut proc = Proc::spawn("mcpgate serve (unusable sink)", cmd);
         let status = proc.wait_exit(READY_TIMEOUT);
-        let stderr = proc.stderr_text();
-        assert!(!status.success(), "{key}: {stderr}");
-        assert!(
-            stderr.contains(&format!("{key}: cannot open")),
-            "{key}: {stderr}"
+        assert!(!status.success(), "{key}: {}", proc.stderr_text());
+        // The exit can be seen before the reader thread has taken the last lines: wait for it.
+        let refusal = proc.wait_stderr_line(
+            |l| l.contains(&format!("{key}: cannot open")),
+            READY_TIMEOUT,
         );
-        assert!(stderr.contains("missing-dir"), "{key}: {stderr}");
+        assert!(refusal.contains("missing-dir"), "{key}: {refusal}");
     }
 }
 

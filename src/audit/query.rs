@@ -11,10 +11,8 @@ use std::path::Path;
 
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OpenFlags};
-use serde_json::value::RawValue;
 
-use super::clock::parse_rfc3339;
-use super::entry::AuditEntry;
+use super::clock::{parse_rfc3339, rfc3339_millis};
 use super::record::{Outcome, RoutedMethod};
 use crate::http::percent::{percent_decode, Plus};
 
@@ -164,40 +162,6 @@ impl AuditQuery {
     }
 }
 
-const COLUMNS: &str = "at_us, time, key, key_group, session, client_name, client_version, \
-    method, server, tool, outcome, error, latency_us, upstream_us, request_bytes, reply_bytes, \
-    rpc_id, arguments";
-
-fn raw_json(text: Option<String>) -> Option<Box<RawValue>> {
-    text.and_then(|t| RawValue::from_string(t).ok())
-}
-
-fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
-    let uint = |i: usize| row.get::<_, i64>(i).map(|n| u64::try_from(n).unwrap_or(0));
-    Ok(AuditEntry {
-        at_micros: uint(0)?,
-        time: row.get(1)?,
-        key: row.get(2)?,
-        group: row.get(3)?,
-        session: row.get(4)?,
-        client_name: row.get(5)?,
-        client_version: row.get(6)?,
-        method: row.get(7)?,
-        server: row.get(8)?,
-        tool: row.get(9)?,
-        outcome: row.get(10)?,
-        error: row.get(11)?,
-        latency_us: uint(12)?,
-        upstream_us: row
-            .get::<_, Option<i64>>(13)?
-            .map(|n| u64::try_from(n).unwrap_or(0)),
-        request_bytes: uint(14)?,
-        reply_bytes: uint(15)?,
-        rpc_id: raw_json(row.get(16)?),
-        arguments: raw_json(row.get(17)?),
-    })
-}
-
 /// The entries of the store at `db` that match `q`, newest first, as a JSON array.
 pub fn query(db: &Path, q: &AuditQuery) -> Result<String, AuditQueryError> {
     let store = |e: rusqlite::Error| AuditQueryError::Store(e.to_string());
@@ -209,9 +173,9 @@ pub fn query(db: &Path, q: &AuditQuery) -> Result<String, AuditQueryError> {
     let mut filters: Vec<&str> = Vec::new();
     let mut values: Vec<SqlValue> = Vec::new();
     let text_filters = [
-        ("server = ?", &q.server),
-        ("tool = ?", &q.tool),
-        ("key = ?", &q.key),
+        ("r.value ->> '$.server' = ?", &q.server),
+        ("r.value ->> '$.tool' = ?", &q.tool),
+        ("r.value ->> '$.key' = ?", &q.key),
     ];
     for (filter, value) in text_filters {
         if let Some(v) = value {
@@ -220,16 +184,17 @@ pub fn query(db: &Path, q: &AuditQuery) -> Result<String, AuditQueryError> {
         }
     }
     if let Some(o) = q.outcome {
-        filters.push("outcome = ?");
+        filters.push("r.value ->> '$.outcome' = ?");
         values.push(SqlValue::Text(o.as_str().to_owned()));
     }
     if let Some(m) = q.method {
-        filters.push("method = ?");
+        filters.push("r.value ->> '$.method' = ?");
         values.push(SqlValue::Text(m.as_str().to_owned()));
     }
     if let Some(since) = q.since_micros {
-        filters.push("at_us >= ?");
-        values.push(SqlValue::Integer(i64::try_from(since).unwrap_or(i64::MAX)));
+        // RFC 3339 times of one format and zone sort as text in time order.
+        filters.push("r.value ->> '$.time' >= ?");
+        values.push(SqlValue::Text(rfc3339_millis(since)));
     }
     let filter = if filters.is_empty() {
         String::new()
@@ -237,16 +202,19 @@ pub fn query(db: &Path, q: &AuditQuery) -> Result<String, AuditQueryError> {
         format!("WHERE {}", filters.join(" AND "))
     };
     let sql = format!(
-        "SELECT {COLUMNS} FROM audit {filter} ORDER BY id DESC LIMIT {}",
+        "SELECT r.value FROM audit_batch b, json_each(b.records) r {filter} \
+         ORDER BY b.id DESC, r.key DESC LIMIT {}",
         q.limit.min(MAX_LIMIT)
     );
     let mut statement = conn.prepare(&sql).map_err(store)?;
-    let entries = statement
-        .query_map(rusqlite::params_from_iter(values), read_row)
+    let records = statement
+        .query_map(rusqlite::params_from_iter(values), |row| {
+            row.get::<_, String>(0)
+        })
         .map_err(store)?
-        .collect::<Result<Vec<AuditEntry>, _>>()
+        .collect::<Result<Vec<String>, _>>()
         .map_err(store)?;
-    serde_json::to_string(&entries).map_err(|e| AuditQueryError::Store(e.to_string()))
+    Ok(format!("[{}]", records.join(",")))
 }
 
 #[cfg(test)]
@@ -256,6 +224,7 @@ mod tests {
 
     use super::*;
     use crate::audit::entry::tests::sample;
+    use crate::audit::entry::AuditEntry;
     use crate::audit::record::Target;
     use crate::audit::redact::Redactor;
     use crate::audit::sqlite::SqliteStore;

@@ -1,8 +1,11 @@
-//! The embedded audit store: one SQLite table, written by the log thread in one transaction
-//! per batch (WAL, so readers such as audit queries never wait for it). The table has no
-//! secondary index: each would cost every record another B-tree insert (measured: four
-//! indexes more than doubled the gateway's instructions per call), while the queries of
-//! `query.rs` read newest first by row id and stop at their limit.
+//! The embedded audit store: one row per batch the log thread writes, holding the batch's
+//! records as a JSON array, and a view (`audit`) with one row per record for whoever reads the
+//! file with SQL. WAL, so readers such as audit queries never wait for the writer.
+//!
+//! Why batches, not a row per record: a row per record made SQLite the largest cost of an
+//! audited call (15,300 instructions per record on the log thread without indexes, 36,400
+//! with four; see `perf/RESULTS.md`), and on a small machine the log thread takes that CPU
+//! from the cores that serve. A batch is one insert of text the JSONL sink writes anyway.
 //!
 //! Owns: the schema and the batch insert. Must never: be opened for writing anywhere but the
 //! log thread (queries open it read-only).
@@ -14,45 +17,33 @@ use rusqlite::{params, Connection};
 use super::entry::AuditEntry;
 
 /// Bumped when the table changes shape; a store of another version is refused at start.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
-/// The table; the row id is the order records were written in.
+/// The batches, and the view that reads them as one row per record (`seq`: the record's place
+/// in its batch). The view's columns are the records' fields.
 pub const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS audit (
-    id             INTEGER PRIMARY KEY,
-    at_us          INTEGER NOT NULL,
-    time           TEXT    NOT NULL,
-    key            TEXT    NOT NULL,
-    key_group      TEXT,
-    session        TEXT,
-    client_name    TEXT,
-    client_version TEXT,
-    method         TEXT    NOT NULL,
-    server         TEXT,
-    tool           TEXT,
-    outcome        TEXT    NOT NULL,
-    error          TEXT,
-    latency_us     INTEGER NOT NULL,
-    upstream_us    INTEGER,
-    request_bytes  INTEGER NOT NULL,
-    reply_bytes    INTEGER NOT NULL,
-    rpc_id         TEXT,
-    arguments      TEXT
+CREATE TABLE IF NOT EXISTS audit_batch (
+    id      INTEGER PRIMARY KEY,
+    records TEXT NOT NULL
 );
+CREATE VIEW IF NOT EXISTS audit AS
+SELECT b.id AS batch, r.key AS seq,
+    r.value ->> '$.time' AS time, r.value ->> '$.key' AS key, r.value ->> '$.group' AS key_group,
+    r.value ->> '$.session' AS session, r.value ->> '$.client_name' AS client_name,
+    r.value ->> '$.client_version' AS client_version, r.value ->> '$.method' AS method,
+    r.value ->> '$.server' AS server, r.value ->> '$.tool' AS tool,
+    r.value ->> '$.outcome' AS outcome, r.value ->> '$.error' AS error,
+    r.value ->> '$.latency_us' AS latency_us, r.value ->> '$.upstream_us' AS upstream_us,
+    r.value ->> '$.request_bytes' AS request_bytes, r.value ->> '$.reply_bytes' AS reply_bytes,
+    r.value -> '$.rpc_id' AS rpc_id, r.value -> '$.arguments' AS arguments,
+    r.value AS record
+FROM audit_batch b, json_each(b.records) r;
 ";
 
-const INSERT: &str = "INSERT INTO audit (at_us, time, key, key_group, session, client_name,
-    client_version, method, server, tool, outcome, error, latency_us, upstream_us,
-    request_bytes, reply_bytes, rpc_id, arguments)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
+const INSERT: &str = "INSERT INTO audit_batch (records) VALUES (?1)";
 
 pub struct SqliteStore {
     conn: Connection,
-}
-
-/// SQLite stores integers as i64.
-fn int(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 impl SqliteStore {
@@ -84,35 +75,27 @@ impl SqliteStore {
         Ok(SqliteStore { conn })
     }
 
-    /// Inserts `entries` in one transaction: all of them, or (on error) none.
+    /// Inserts `entries` as one batch row: all of them, or (on error) none.
     pub fn insert(&mut self, entries: &[AuditEntry]) -> rusqlite::Result<()> {
-        let tx = self.conn.transaction()?;
-        {
-            let mut insert = tx.prepare_cached(INSERT)?;
-            for e in entries {
-                insert.execute(params![
-                    int(e.at_micros),
-                    e.time,
-                    e.key,
-                    e.group,
-                    e.session,
-                    e.client_name,
-                    e.client_version,
-                    e.method,
-                    e.server,
-                    e.tool,
-                    e.outcome,
-                    e.error,
-                    int(e.latency_us),
-                    e.upstream_us.map(int),
-                    int(e.request_bytes),
-                    int(e.reply_bytes),
-                    e.rpc_id.as_ref().map(|r| r.get()),
-                    e.arguments.as_ref().map(|a| a.get()),
-                ])?;
-            }
+        if entries.is_empty() {
+            return Ok(());
         }
-        tx.commit()
+        let mut records = Vec::with_capacity(entries.len() * 400);
+        records.push(b'[');
+        for (i, entry) in entries.iter().enumerate() {
+            if i > 0 {
+                records.push(b',');
+            }
+            entry.write_json(&mut records);
+        }
+        records.push(b']');
+        // Only JSON text was written, from strings: it is UTF-8.
+        let records = String::from_utf8(records)
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        self.conn
+            .prepare_cached(INSERT)?
+            .execute(params![records])
+            .map(drop)
     }
 }
 

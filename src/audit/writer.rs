@@ -69,8 +69,10 @@ impl Sinks {
         };
         let path = file.path().display().to_string();
         let mut failures = Vec::new();
+        let mut line = Vec::with_capacity(512);
         for entry in entries {
-            let line = serde_json::to_vec(entry).unwrap_or_default();
+            line.clear();
+            entry.write_json(&mut line);
             if let Err(f) = file.push_line(&line) {
                 failures.push(f);
             }

@@ -1,5 +1,7 @@
 //! Writing JSON-RPC replies into a caller-owned buffer (no intermediate allocations).
 
+use super::scan::{escape_mask, first_flagged, word_at};
+
 /// The JSON-RPC and MCP error codes the gateway answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
@@ -86,7 +88,18 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    let mut i = 0;
+    while i < bytes.len() {
+        // Eight bytes at a time up to the next byte that needs escaping.
+        if let Some(w) = word_at(bytes, i) {
+            let mask = escape_mask(w);
+            if mask == 0 {
+                i += 8;
+                continue;
+            }
+            i += first_flagged(mask);
+        }
+        let b = bytes[i];
         let escape: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -101,11 +114,15 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
                 HEX[usize::from(b >> 4)],
                 HEX[usize::from(b & 0xf)],
             ],
-            _ => continue,
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         out.extend_from_slice(&bytes[start..i]);
         out.extend_from_slice(escape);
-        start = i + 1;
+        i += 1;
+        start = i;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
@@ -137,5 +154,23 @@ mod tests {
         assert_eq!(v["error"]["code"], -32700);
         assert_eq!(v["error"]["message"], "bad \"quote\"\n");
         assert!(v["id"].is_null());
+    }
+
+    #[test]
+    fn strings_are_written_as_serde_json_writes_them() {
+        for len in 0..24 {
+            for at in 0..len {
+                for special in [
+                    "\"", "\\", "\n", "\r", "\t", "\u{1}", "\u{1f}", "\u{7f}", "é", "😀",
+                ] {
+                    let mut text: String = "a".repeat(len);
+                    text.replace_range(at..at + 1, special);
+                    let mut out = Vec::new();
+                    write_json_str(&mut out, &text);
+                    let expected = serde_json::to_string(&text).unwrap();
+                    assert_eq!(String::from_utf8(out).unwrap(), expected, "{text:?}");
+                }
+            }
+        }
     }
 }

@@ -113,6 +113,33 @@ const STRING_CLASS: [u8; 256] = {
     t
 };
 
+const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+/// The high bit of every byte of a word: set in the mask of a non-ASCII byte.
+pub(crate) const HIGH_BITS: u64 = u64::from_le_bytes([0x80; 8]);
+
+/// The eight bytes at `at`, as a little-endian word (the first byte lowest).
+pub(crate) fn word_at(bytes: &[u8], at: usize) -> Option<u64> {
+    let chunk: [u8; 8] = bytes.get(at..at + 8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(chunk))
+}
+
+/// High bits set on the bytes of `w` a JSON string must escape (the quote, the backslash,
+/// control characters): exactly on the first such byte, perhaps on later ones too, never on
+/// earlier ones. `(x - 1) & !x` sets the high bit of a zero byte, and a borrow only travels
+/// upward, to later bytes; bytes below 0x20 alike with 0x20 subtracted.
+pub(crate) fn escape_mask(w: u64) -> u64 {
+    const QUOTES: u64 = u64::from_le_bytes([b'"'; 8]);
+    const BACKSLASHES: u64 = u64::from_le_bytes([b'\\'; 8]);
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH_BITS;
+    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH_BITS;
+    zero(w ^ QUOTES) | zero(w ^ BACKSLASHES) | control
+}
+
+/// The offset of the first flagged byte of a non-zero mask.
+pub(crate) fn first_flagged(mask: u64) -> usize {
+    (mask.trailing_zeros() / 8) as usize
+}
+
 /// A cursor over JSON text.
 pub struct Scanner<'a> {
     text: &'a [u8],
@@ -235,23 +262,10 @@ impl<'a> Scanner<'a> {
     /// Skips, eight bytes at a time, string bytes that need no attention (ASCII other than
     /// the quote, the backslash and control characters), stopping on the first that does.
     fn skip_plain_ascii(&mut self) {
-        const ONES: u64 = u64::from_le_bytes([0x01; 8]);
-        const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
-        const QUOTES: u64 = u64::from_le_bytes([b'"'; 8]);
-        const BACKSLASHES: u64 = u64::from_le_bytes([b'\\'; 8]);
-        while let Some(chunk) = self.text.get(self.pos..self.pos + 8) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            let w = u64::from_le_bytes(word);
-            // `(x - 1) & !x` sets the high bit of the first zero byte of `x` (and maybe of
-            // later ones, through the borrow, never of earlier ones); bytes below 0x20 alike
-            // with 0x20 subtracted; non-ASCII bytes have their own high bit. So the lowest
-            // flagged byte is the first one that needs attention.
-            let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-            let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
-            let flagged = zero(w ^ QUOTES) | zero(w ^ BACKSLASHES) | control | (w & HIGH);
+        while let Some(w) = word_at(self.text, self.pos) {
+            let flagged = escape_mask(w) | (w & HIGH_BITS);
             if flagged != 0 {
-                self.pos += (flagged.trailing_zeros() / 8) as usize;
+                self.pos += first_flagged(flagged);
                 return;
             }
             self.pos += 8;
