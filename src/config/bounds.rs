@@ -1,15 +1,48 @@
-//! Overload bounds, checked: a server's bound on calls in flight (`max_concurrent_calls`,
-//! `queue_timeout_ms`; what it means is written in `upstream::gate`) and how long a client
-//! may stop reading (`client_write_timeout_ms`).
+//! Bounds, checked: a server's bound on calls in flight (`max_concurrent_calls`,
+//! `queue_timeout_ms`; what it means is written in `upstream::gate`), how long a client may
+//! stop reading (`client_write_timeout_ms`), and every other duration in milliseconds. Each
+//! becomes a timer, and a deadline past what the clock can hold would panic, so each has a
+//! ceiling, said in the error that refuses it.
 
 use std::time::Duration;
 
 use super::ConfigError;
 use crate::upstream::gate::{CallBound, DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_QUEUE_TIMEOUT};
 
-/// The longest `queue_timeout_ms` and `client_write_timeout_ms` accepted: waits are timers,
-/// and an hour is already far beyond any client's patience.
-const MAX_WAIT_MS: u64 = 3_600_000;
+/// The longest wait accepted for most durations: an hour is already far beyond any client's
+/// patience.
+pub(super) const MAX_WAIT_MS: u64 = 3_600_000;
+/// The longest a call may be given (`mcpServers.<name>.timeout_ms`): a day, for tools that
+/// run long.
+pub(super) const MAX_CALL_MS: u64 = 24 * 3_600_000;
+
+/// The duration at `key` in milliseconds, `default` when absent; 0 only when `zero_ok`, at
+/// most `max_ms`.
+pub(super) fn millis(
+    key: impl Into<String>,
+    ms: Option<u64>,
+    default: Duration,
+    zero_ok: bool,
+    max_ms: u64,
+) -> Result<Duration, ConfigError> {
+    match ms {
+        None => Ok(default),
+        Some(0) if !zero_ok => Err(ConfigError::at(key, "expected a positive number")),
+        Some(ms) if ms > max_ms => Err(ConfigError::at(
+            key,
+            format!("expected at most {max_ms} ({})", ceiling_name(max_ms)),
+        )),
+        Some(ms) => Ok(Duration::from_millis(ms)),
+    }
+}
+
+fn ceiling_name(max_ms: u64) -> &'static str {
+    if max_ms == MAX_CALL_MS {
+        "one day"
+    } else {
+        "one hour"
+    }
+}
 
 /// The bound of the server at `path` (`mcpServers.<name>`), defaults filled in.
 pub(super) fn call_bound(
@@ -27,16 +60,13 @@ pub(super) fn call_bound(
         Some(n) => n,
         None => DEFAULT_MAX_CONCURRENT_CALLS,
     };
-    let queue_timeout = match queue_timeout_ms {
-        Some(ms) if ms > MAX_WAIT_MS => {
-            return Err(ConfigError::at(
-                format!("{path}.queue_timeout_ms"),
-                format!("expected at most {MAX_WAIT_MS} (one hour)"),
-            ))
-        }
-        Some(ms) => Duration::from_millis(ms),
-        None => DEFAULT_QUEUE_TIMEOUT,
-    };
+    let queue_timeout = millis(
+        format!("{path}.queue_timeout_ms"),
+        queue_timeout_ms,
+        DEFAULT_QUEUE_TIMEOUT,
+        true,
+        MAX_WAIT_MS,
+    )?;
     Ok(CallBound {
         max_concurrent_calls,
         queue_timeout,
@@ -45,16 +75,13 @@ pub(super) fn call_bound(
 
 /// `client_write_timeout_ms`, default filled in.
 pub(super) fn client_write_timeout(ms: Option<u64>) -> Result<Duration, ConfigError> {
-    const KEY: &str = "client_write_timeout_ms";
-    match ms {
-        None => Ok(crate::http::limits::DEFAULT_WRITE_TIMEOUT),
-        Some(0) => Err(ConfigError::at(KEY, "expected a positive number")),
-        Some(ms) if ms > MAX_WAIT_MS => Err(ConfigError::at(
-            KEY,
-            format!("expected at most {MAX_WAIT_MS} (one hour)"),
-        )),
-        Some(ms) => Ok(Duration::from_millis(ms)),
-    }
+    millis(
+        "client_write_timeout_ms",
+        ms,
+        crate::http::limits::DEFAULT_WRITE_TIMEOUT,
+        false,
+        MAX_WAIT_MS,
+    )
 }
 
 #[cfg(test)]

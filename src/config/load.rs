@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::audit;
+use super::bounds::{millis, MAX_CALL_MS, MAX_WAIT_MS};
 use super::expand::expand_vars;
 use super::governance::{self, RawGovernance};
 use super::model::{Config, IoDriverChoice, PrefixMode, ServerConfig, ToolFilter, Transport};
@@ -335,16 +336,13 @@ fn build(raw: RawConfig) -> Result<Config, ConfigError> {
     let http_limits = HttpLimits {
         max_header_bytes: positive(raw.max_header_bytes, "max_header_bytes", 16 * 1024)?,
         max_body_bytes: positive(raw.max_body_bytes, "max_body_bytes", 4 * 1024 * 1024)?,
-        header_read_timeout: match raw.header_read_timeout_ms {
-            Some(0) => {
-                return Err(ConfigError::at(
-                    "header_read_timeout_ms",
-                    "expected a positive number",
-                ))
-            }
-            Some(ms) => Duration::from_millis(ms),
-            None => crate::http::limits::DEFAULT_HEADER_READ_TIMEOUT,
-        },
+        header_read_timeout: millis(
+            "header_read_timeout_ms",
+            raw.header_read_timeout_ms,
+            crate::http::limits::DEFAULT_HEADER_READ_TIMEOUT,
+            false,
+            MAX_WAIT_MS,
+        )?,
         write_timeout: super::bounds::client_write_timeout(raw.client_write_timeout_ms)?,
     };
     let session_secret = match raw.session_secret {
@@ -411,7 +409,13 @@ fn build(raw: RawConfig) -> Result<Config, ConfigError> {
             "max_upstream_reply_bytes",
             64 << 20,
         )?,
-        startup_timeout: Duration::from_millis(raw.startup_timeout_ms.unwrap_or(10_000)),
+        startup_timeout: millis(
+            "startup_timeout_ms",
+            raw.startup_timeout_ms,
+            Duration::from_secs(10),
+            true,
+            MAX_WAIT_MS,
+        )?,
         allowed_origins: raw.allowed_origins.unwrap_or_default(),
         busy_poll: raw
             .busy_poll_us
@@ -419,9 +423,13 @@ fn build(raw: RawConfig) -> Result<Config, ConfigError> {
             .map(Duration::from_micros),
         tls: super::tls::listener(raw.tls)?,
         admin: super::admin::build(raw.admin)?,
-        shutdown_grace: raw
-            .shutdown_grace_ms
-            .map_or(DEFAULT_SHUTDOWN_GRACE, Duration::from_millis),
+        shutdown_grace: millis(
+            "shutdown_grace_ms",
+            raw.shutdown_grace_ms,
+            DEFAULT_SHUTDOWN_GRACE,
+            true,
+            MAX_WAIT_MS,
+        )?,
         audit: audit::audit(raw.audit)?,
         access_log: audit::access_log(raw.access_log)?,
     })
@@ -500,16 +508,13 @@ fn build_server(path: &str, name: String, s: RawServer) -> Result<ServerConfig, 
             ))
         }
     };
-    let timeout_ms = match s.timeout_ms {
-        Some(0) => {
-            return Err(ConfigError::at(
-                format!("{path}.timeout_ms"),
-                "expected a positive number",
-            ))
-        }
-        Some(ms) => ms,
-        None => 30_000,
-    };
+    let timeout = millis(
+        format!("{path}.timeout_ms"),
+        s.timeout_ms,
+        Duration::from_secs(30),
+        false,
+        MAX_CALL_MS,
+    )?;
     let tls = super::tls::upstream(path, &transport, s.ca_file, s.insecure_skip_verify)?;
     let calls = super::bounds::call_bound(path, s.max_concurrent_calls, s.queue_timeout_ms)?;
     Ok(ServerConfig {
@@ -519,23 +524,20 @@ fn build_server(path: &str, name: String, s: RawServer) -> Result<ServerConfig, 
             allow: s.tools.unwrap_or_else(|| vec!["*".to_owned()]),
             disabled: s.disabled_tools,
         },
-        timeout: Duration::from_millis(timeout_ms),
+        timeout,
         tls,
         health: HealthPolicy {
             on_failure: match s.on_failure {
                 None | Some(RawOnFailure::Error) => OnFailure::Error,
                 Some(RawOnFailure::Hide) => OnFailure::Hide,
             },
-            interval: match s.health_check_ms {
-                Some(0) => {
-                    return Err(ConfigError::at(
-                        format!("{path}.health_check_ms"),
-                        "expected a positive number",
-                    ))
-                }
-                Some(ms) => Duration::from_millis(ms),
-                None => HealthPolicy::default().interval,
-            },
+            interval: millis(
+                format!("{path}.health_check_ms"),
+                s.health_check_ms,
+                HealthPolicy::default().interval,
+                false,
+                MAX_WAIT_MS,
+            )?,
         },
         calls,
     })
@@ -653,6 +655,27 @@ mod tests {
             (
                 r#"{"tool_prefix": "sometimes", "mcpServers": {"a": {"command": "x"}}}"#,
                 "tool_prefix",
+            ),
+            // Durations past their ceiling (a deadline the clock cannot hold would panic).
+            (
+                r#"{"shutdown_grace_ms": 18446744073709551615, "mcpServers": {"a": {"command": "x"}}}"#,
+                "shutdown_grace_ms",
+            ),
+            (
+                r#"{"header_read_timeout_ms": 3600001, "mcpServers": {"a": {"command": "x"}}}"#,
+                "header_read_timeout_ms",
+            ),
+            (
+                r#"{"startup_timeout_ms": 99999999999, "mcpServers": {"a": {"command": "x"}}}"#,
+                "startup_timeout_ms",
+            ),
+            (
+                r#"{"mcpServers": {"a": {"command": "x", "timeout_ms": 86400001}}}"#,
+                "mcpServers.a.timeout_ms",
+            ),
+            (
+                r#"{"mcpServers": {"a": {"command": "x", "health_check_ms": 18446744073709551615}}}"#,
+                "mcpServers.a.health_check_ms",
             ),
             (
                 r#"{"admin": {"listen": "0.0.0.0:8081"}, "mcpServers": {"a": {"command": "x"}}}"#,
