@@ -13,7 +13,6 @@ mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use common::admin::{assert_error, json_of, Admin};
 use common::*;
@@ -184,17 +183,13 @@ async fn every_endpoint_answers_and_guards_its_token(driver: &str) {
 
     // The audit route reads the audit log's SQLite store (on by default): the two echo calls
     // above, by key name. The log thread writes in batches, so the test polls until they land.
-    let records = within("the two echo calls in GET /api/audit", async {
-        loop {
-            let page = admin
-                .get_json("/api/audit?limit=5&tool=echo&key=eng&outcome=ok")
-                .await;
-            let records = page["records"].as_array().cloned().unwrap_or_default();
-            if records.len() >= 2 {
-                return records;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    let admin_ref = &admin;
+    let records = poll_until("the two echo calls in GET /api/audit", || async move {
+        let page = admin_ref
+            .get_json("/api/audit?limit=5&tool=echo&key=eng&outcome=ok")
+            .await;
+        let records = page["records"].as_array().cloned().unwrap_or_default();
+        (records.len() >= 2).then_some(records)
     })
     .await;
     assert_eq!(records.len(), 2, "{records:?}");

@@ -170,31 +170,35 @@ async fn metrics_parse_and_follow_what_the_gateway_does(driver: &str) {
         .call_tool(rmcp::model::CallToolRequestParams::new("mock__nope"))
         .await;
     assert!(refused.is_err(), "{refused:?}");
-    let scrape = within("the per-call counters to reach the calls made", async {
-        loop {
-            let scrape = parse(&admin.metrics().await);
-            let total = |outcome: &str| -> f64 {
-                scrape
-                    .samples
-                    .iter()
-                    .filter(|s| {
-                        s.metric == "mcpgate_requests_total"
-                            && s.labels.get("method") == Some("tools/call")
-                            && s.labels.get("outcome") == Some(outcome)
-                    })
-                    .map(|s| match s.value {
-                        Value::Counter(v) => v,
-                        ref other => panic!("not a counter: {other:?}"),
-                    })
-                    .sum()
-            };
-            if total("ok") >= 5.0 && total("unknown") >= 1.0 {
-                assert_eq!((total("ok"), total("unknown")), (5.0, 1.0));
-                return scrape;
+    let admin_ref = &admin;
+    let scrape = poll_until(
+        "the per-call counters to reach the calls made",
+        || async move {
+            {
+                let scrape = parse(&admin_ref.metrics().await);
+                let total = |outcome: &str| -> f64 {
+                    scrape
+                        .samples
+                        .iter()
+                        .filter(|s| {
+                            s.metric == "mcpgate_requests_total"
+                                && s.labels.get("method") == Some("tools/call")
+                                && s.labels.get("outcome") == Some(outcome)
+                        })
+                        .map(|s| match s.value {
+                            Value::Counter(v) => v,
+                            ref other => panic!("not a counter: {other:?}"),
+                        })
+                        .sum()
+                };
+                if total("ok") >= 5.0 && total("unknown") >= 1.0 {
+                    assert_eq!((total("ok"), total("unknown")), (5.0, 1.0));
+                    return Some(scrape);
+                }
+                None
             }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-    })
+        },
+    )
     .await;
     assert_eq!(
         counter(
@@ -243,9 +247,10 @@ async fn metrics_parse_and_follow_what_the_gateway_does(driver: &str) {
     // when the file watcher looks in between, so the counters are held against the log.)
     gw.reload_with(&cfg, "config reload applied");
     gw.reload_with(&json!("not an object"), "config reload refused");
-    within("the reload counters to match the log", async {
-        loop {
-            let scrape = parse(&admin.metrics().await);
+    let (admin_ref, gw_ref) = (&admin, &gw);
+    poll_until("the reload counters to match the log", || async move {
+        {
+            let scrape = parse(&admin_ref.metrics().await);
             let reloads = |outcome| {
                 counter(
                     &scrape,
@@ -253,15 +258,12 @@ async fn metrics_parse_and_follow_what_the_gateway_does(driver: &str) {
                     &[("outcome", outcome)],
                 )
             };
-            let log = gw.proc.stderr_text();
+            let log = gw_ref.proc.stderr_text();
             let logged = |what: &str| log.lines().filter(|l| l.contains(what)).count() as f64;
             let applied = logged("config reloaded");
             let refused = logged("config reload refused");
             assert!(applied >= 1.0 && refused >= 1.0);
-            if (reloads("applied"), reloads("refused")) == (applied, refused) {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            ((reloads("applied"), reloads("refused")) == (applied, refused)).then_some(())
         }
     })
     .await;

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::raw_http::{build_request, send_raw, Response};
-use super::{within, Gateway, READY_TIMEOUT};
+use super::{poll_until, Gateway, READY_TIMEOUT};
 
 const ADMIN_READY_PREFIX: &str = "mcpgate: admin API on http://";
 
@@ -105,14 +105,9 @@ impl Admin {
     /// Waits (polling, bounded by `within`) until `GET /api/stats` counts at least `n` open
     /// client streams: a client's `GET /mcp` stream is then open and hears announcements.
     pub async fn wait_for_streams(&self, n: u64) {
-        within(&format!("{n} open client streams"), async {
-            loop {
-                let stats = self.get_json("/api/stats").await;
-                if stats["client_streams"].as_u64().unwrap_or(0) >= n {
-                    return;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
+        poll_until(&format!("{n} open client streams"), || async move {
+            let stats = self.get_json("/api/stats").await;
+            (stats["client_streams"].as_u64().unwrap_or(0) >= n).then_some(())
         })
         .await
     }

@@ -4,16 +4,11 @@
 //! sleeps for it).
 
 use std::path::Path;
-use std::time::Duration;
 
 use mcpgate::audit::{query, AuditQuery};
 use serde_json::Value;
 
-use super::within;
-
-/// Between two looks at a file (a polling interval under [`within`]'s deadline, not a wait
-/// for an event).
-const POLL: Duration = Duration::from_millis(20);
+use super::poll_until;
 
 /// The complete JSON lines of `path` (none when it does not exist yet; a line still being
 /// written is left out).
@@ -44,20 +39,15 @@ pub fn store(db: &Path) -> Vec<Value> {
     }
 }
 
-/// Polls `read` until what it returns satisfies `done`, failing the test at the deadline.
+/// Reads with `read` until what it returns satisfies `done`, failing the test at the deadline.
 pub async fn wait_until(
     what: &str,
     read: impl Fn() -> Vec<Value>,
     done: impl Fn(&[Value]) -> bool,
 ) -> Vec<Value> {
-    within(what, async {
-        loop {
-            let values = read();
-            if done(&values) {
-                return values;
-            }
-            tokio::time::sleep(POLL).await;
-        }
+    poll_until(what, || {
+        let values = read();
+        std::future::ready(done(&values).then_some(values))
     })
     .await
 }

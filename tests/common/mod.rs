@@ -526,6 +526,29 @@ pub async fn within<F: Future>(what: &str, fut: F) -> F::Output {
     }
 }
 
+/// Pace of [`poll_until`]: how often a state is asked for again, never what a result depends on.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Asks `check` until it answers `Some`, failing the test at the [`within`] deadline. For state
+/// the gateway shows only when asked (a metrics page, a store its log thread fills in
+/// batches, an admin count), where no event says it changed; the condition decides, the
+/// interval only paces the asking.
+pub async fn poll_until<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    within(what, async {
+        loop {
+            if let Some(found) = check().await {
+                return found;
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    })
+    .await
+}
+
 /// rmcp over streamable HTTP (the SDK's reqwest client).
 pub async fn connect_http(url: &str) -> Client {
     connect_http_with(url, 16).await
