@@ -73,15 +73,6 @@ impl<'a> JsonStr<'a> {
             Ok(Cow::Borrowed(self.raw))
         }
     }
-
-    /// Whether the string's value is `s`, without allocating when it has no escapes.
-    pub fn is(self, s: &str) -> bool {
-        if self.escaped {
-            unescape(self.raw).is_ok_and(|v| v == s)
-        } else {
-            self.raw == s
-        }
-    }
 }
 
 /// What a value starts with, for callers that care about its type.
@@ -149,10 +140,6 @@ pub struct Scanner<'a> {
 impl<'a> Scanner<'a> {
     pub fn new(text: &'a [u8]) -> Self {
         Scanner { text, pos: 0 }
-    }
-
-    pub fn pos(&self) -> usize {
-        self.pos
     }
 
     fn fail<T>(&self, what: &'static str) -> Result<T, SyntaxError> {
