@@ -26,6 +26,9 @@ async fn closed_idle_connections_are_not_reused(driver: &str) {
     let server = LedgerHttp::start(AfterReply::Close).await;
     let gw = gateway(driver, &server).await;
     let client = gw.client().await;
+    // The connections of the gateway's handshake and listing were closed by the server too;
+    // the first call must not find one of them still open from the server's side.
+    server.wait_all_closed().await;
     for n in 0..5 {
         let result = call_ok(&client, "ledger__run", tag(n)).await;
         assert_eq!(text_of(&result), format!("ran call-{n} 1"));

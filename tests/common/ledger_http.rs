@@ -51,6 +51,11 @@ struct Ledger {
     held: usize,
     /// `closed after <tag>` for each connection closed after answering that call.
     events: Vec<String>,
+    /// Connections answered and then closed, tagged or not (the gateway's handshake and
+    /// listing too).
+    closed: usize,
+    /// Connections a reply was written on, in `AfterReply::Close` mode.
+    replied: usize,
 }
 
 impl Drop for LedgerHttp {
@@ -100,6 +105,15 @@ impl LedgerHttp {
     pub async fn wait_held(&self, n: usize) {
         self.wait_until(&format!("{n} held calls"), |l| l.held >= n)
             .await
+    }
+
+    /// Waits until every connection a reply was written on (in `AfterReply::Close` mode) has
+    /// been closed, so none the gateway pooled is still open from the server's side.
+    pub async fn wait_all_closed(&self) {
+        self.wait_until("every answered connection closed", |l| {
+            l.closed == l.replied
+        })
+        .await
     }
 
     /// Waits until the connection that answered the call tagged `tag` has been closed.
@@ -244,15 +258,24 @@ async fn serve(mut conn: TcpStream, state: Arc<State>, after_reply: AfterReply) 
             }
             _ => result(&id, json!({})),
         };
+        if after_reply == AfterReply::Close {
+            state.record(|l| l.replied += 1);
+        }
         if conn.write_all(&out).await.is_err() {
+            if after_reply == AfterReply::Close {
+                state.record(|l| l.closed += 1);
+            }
             return;
         }
         if after_reply == AfterReply::Close {
             let _ = conn.shutdown().await;
             drop(conn);
-            if let Some(tag) = tag {
-                state.record(|l| l.events.push(format!("closed after {tag}")));
-            }
+            state.record(|l| {
+                l.closed += 1;
+                if let Some(tag) = tag {
+                    l.events.push(format!("closed after {tag}"));
+                }
+            });
             return;
         }
     }
