@@ -6,6 +6,7 @@
 #   perf/instructions.sh [--upstream http|stdio] [--calls N] [--connections N] [--keys]
 #                        [--reply-bytes N] [--audit on|off]   (default: the build's own default,
 #                                                     which is on since the audit log landed)
+#                        [--threads]   (also per thread: the worker, the audit log thread, other)
 #   GATEWAY_BIN=<build> perf/instructions.sh ...     (compare two builds)
 #
 # The gateway runs one worker with the epoll driver under callgrind (valgrind does not follow
@@ -13,7 +14,7 @@
 # N calls, then the profile is dumped. Prints one JSON line; the callgrind profile is kept
 # (`callgrind_annotate <file>` shows where the instructions go).
 set -euo pipefail
-upstream=http calls=20000 conns=16 keys=0 reply=100 audit=default
+upstream=http calls=20000 conns=16 keys=0 reply=100 audit=default threads=no
 while [ $# -gt 0 ]; do
     case "$1" in
         --upstream) upstream=$2; shift 2 ;;
@@ -22,6 +23,7 @@ while [ $# -gt 0 ]; do
         --reply-bytes) reply=$2; shift 2 ;;
         --keys) keys=1; shift ;;
         --audit) audit=$2; shift 2 ;;
+        --threads) threads=yes; shift ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -44,7 +46,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 cat > "$work/gw.json" <<JSON
 {"listen": "127.0.0.1:$port", "mcpServers": {"up": $server} $extras}
 JSON
-valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/callgrind.out" \
+valgrind --tool=callgrind --separate-threads=$threads --instr-atstart=no --callgrind-out-file="$work/callgrind.out" \
     "$bin" serve --config "$work/gw.json" --workers 1 --io-driver epoll > "$work/gw.out" 2>&1 &
 pids+=($!)
 gw_pid=$!
@@ -62,19 +64,33 @@ for _ in $(seq 1 100); do
 done
 kill -INT "$gw_pid" 2>/dev/null || true
 wait "$gw_pid" 2>/dev/null || true
-# Kept past the work directory, for callgrind_annotate.
+# Kept past the work directory, for callgrind_annotate (with --threads, the busiest thread's,
+# and the audit log thread's as <profile>.audit.out).
 profile=/tmp/mcpgate-callgrind.$$.out
 cp "$(ls -S "$work"/callgrind.out* | head -1)" "$profile"
-python3 - "$profile" "$work/load.json" "$calls" "$upstream" "$conns" "$keys" "$reply" "$bin" "$audit" <<'PY'
-import json, sys
-profile, load, calls, upstream, conns, keys, reply, binary, audit = sys.argv[1:]
-total = 0
-for line in open(profile):
-    if line.startswith("summary:") or line.startswith("totals:"):
-        total = max(total, int(line.split()[1]))
+python3 - "$work" "$profile" "$work/load.json" "$calls" "$upstream" "$conns" "$keys" "$reply" "$bin" "$audit" "$threads" <<'PY'
+import glob, json, shutil, sys
+work, profile, load, calls, upstream, conns, keys, reply, binary, audit, threads = sys.argv[1:]
+calls = int(calls)
+total, per_thread = 0, {}
+for path in glob.glob(work + "/callgrind.out*"):
+    n, text = 0, open(path, errors="replace").read()
+    for line in text.splitlines():
+        if line.startswith("summary:") or line.startswith("totals:"):
+            n = max(n, int(line.split()[1]))
+    total += n
+    # A thread is named by what it runs: workers poll monoio tasks, the audit log thread runs
+    # the audit module's code (and nothing of monoio's).
+    kind = "worker" if "monoio::task::raw::poll" in text else "audit" if "src/audit/" in text else "other"
+    per_thread[kind] = per_thread.get(kind, 0) + n
+    if kind == "audit" and n > 0:
+        shutil.copy(path, profile.replace(".out", ".audit.out"))
 done = json.load(open(load))
-errors = done.get("errors", {})
-print(json.dumps({"binary": binary, "upstream": upstream, "connections": int(conns), "keys": keys == "1",
-                  "reply_bytes": int(reply), "audit": audit, "calls": int(calls), "errors": errors,
-                  "instructions_per_call": round(total / int(calls)), "profile": profile}))
+row = {"binary": binary, "upstream": upstream, "connections": int(conns), "keys": keys == "1",
+       "reply_bytes": int(reply), "audit": audit, "calls": calls, "errors": done.get("errors", {}),
+       "instructions_per_call": round(total / calls)}
+if threads == "yes":
+    row["per_thread"] = {k: round(v / calls) for k, v in sorted(per_thread.items())}
+row["profile"] = profile
+print(json.dumps(row))
 PY

@@ -40,18 +40,66 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
+/// Writes times as `YYYY-MM-DDTHH:MM:SS.mmmZ`, keeping the date of the last day it wrote: the
+/// log thread writes thousands of records a second, nearly all of the same day.
+#[derive(Debug, Clone)]
+pub struct TimeWriter {
+    /// Days since the epoch of `date`; `i64::MIN` before the first write.
+    day: i64,
+    /// `YYYY-MM-DDT`.
+    date: [u8; 11],
+}
+
+impl Default for TimeWriter {
+    fn default() -> Self {
+        TimeWriter {
+            day: i64::MIN,
+            date: [0; 11],
+        }
+    }
+}
+
+/// `n` (below 10^width) as `width` ASCII digits.
+fn put_digits(out: &mut [u8], mut n: u64) {
+    for slot in out.iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+}
+
+impl TimeWriter {
+    /// Appends `unix_micros` as `YYYY-MM-DDTHH:MM:SS.mmmZ` (years past 9999 wrap their digits;
+    /// the clock is read from the system, which does not get there).
+    pub fn write(&mut self, out: &mut Vec<u8>, unix_micros: u64) {
+        let secs = unix_micros / 1_000_000;
+        let day = (secs / 86_400) as i64;
+        if day != self.day {
+            let (year, month, day_of_month) = civil_from_days(day);
+            put_digits(&mut self.date[0..4], year.rem_euclid(10_000) as u64);
+            put_digits(&mut self.date[5..7], u64::from(month));
+            put_digits(&mut self.date[8..10], u64::from(day_of_month));
+            self.date[4] = b'-';
+            self.date[7] = b'-';
+            self.date[10] = b'T';
+            self.day = day;
+        }
+        let of_day = secs % 86_400;
+        let mut time = *b"00:00:00.000Z";
+        put_digits(&mut time[0..2], of_day / 3600);
+        put_digits(&mut time[3..5], of_day / 60 % 60);
+        put_digits(&mut time[6..8], of_day % 60);
+        put_digits(&mut time[9..12], unix_micros / 1000 % 1000);
+        out.extend_from_slice(&self.date);
+        out.extend_from_slice(&time);
+    }
+}
+
 /// `unix_micros` as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn rfc3339_millis(unix_micros: u64) -> String {
-    let secs = (unix_micros / 1_000_000) as i64;
-    let millis = (unix_micros / 1000) % 1000;
-    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
-    let of_day = secs.rem_euclid(86_400);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        of_day / 3600,
-        of_day / 60 % 60,
-        of_day % 60
-    )
+    let mut out = Vec::with_capacity(24);
+    TimeWriter::default().write(&mut out, unix_micros);
+    // Only ASCII digits and punctuation were written.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Reads `len` ASCII digits at `at`.
@@ -146,6 +194,25 @@ mod tests {
             rfc3339_millis(951_782_400_000_000),
             "2000-02-29T00:00:00.000Z"
         );
+    }
+
+    #[test]
+    fn one_writer_follows_the_days() {
+        let mut writer = TimeWriter::default();
+        let mut out = Vec::new();
+        // Across midnight, back again, and years apart: the kept date is never stale.
+        for micros in [
+            86_399_999_000,
+            86_400_000_000,
+            86_399_999_000,
+            1_709_251_199_999_999,
+            4_102_444_800_123_000,
+        ] {
+            out.clear();
+            writer.write(&mut out, micros);
+            let text = String::from_utf8(out.clone()).unwrap();
+            assert_eq!(parse_rfc3339(&text), Some(micros / 1000 * 1000), "{text}");
+        }
     }
 
     #[test]

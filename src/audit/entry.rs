@@ -1,13 +1,11 @@
-//! An audit record as it is written and read: one JSON object per record (a JSONL line, an
-//! element of an audit query's answer) and one row of the SQLite store, with the same names.
+//! An audit record as it is written and read: one JSON object per record, with the same names
+//! everywhere — a line of the JSONL file, an element of a batch in the SQLite store (a row of
+//! its `audit` view), an element of an audit query's answer.
 //!
-//! Owns: turning a worker's [`AuditRecord`] into text (times, session ids, error messages,
-//! redacted arguments), on the log thread. Must never: be built on a worker core.
+//! Owns: turning a worker's [`AuditRecord`] into that text (times, session ids, error
+//! messages, redacted arguments), on the log thread. Must never: run on a worker core.
 
-use serde::Deserialize;
-use serde_json::value::RawValue;
-
-use super::clock::rfc3339_millis;
+use super::clock::TimeWriter;
 use super::record::{AuditRecord, Detail};
 use super::redact::Redactor;
 use crate::jsonrpc::write_json_str;
@@ -16,143 +14,164 @@ use crate::jsonrpc::write_json_str;
 pub const ANONYMOUS: &str = "anonymous";
 /// Longest error message kept, in characters.
 const MAX_ERROR_CHARS: usize = 500;
+/// The fields of an entry, in the order they are written.
+pub const FIELDS: [&str; 17] = [
+    "time",
+    "key",
+    "group",
+    "session",
+    "client_name",
+    "client_version",
+    "method",
+    "server",
+    "tool",
+    "outcome",
+    "error",
+    "latency_us",
+    "upstream_us",
+    "request_bytes",
+    "reply_bytes",
+    "rpc_id",
+    "arguments",
+];
 
-/// Written by [`AuditEntry::write_json`] (by hand: serde's derive spent more per record than the
-/// SQLite insert), read back with serde.
-#[derive(Debug, Clone, Deserialize)]
-pub struct AuditEntry {
-    /// When the request arrived, microseconds since the Unix epoch (the store's sort key).
-    #[serde(skip)]
-    pub at_micros: u64,
-    /// When the request arrived: RFC 3339, UTC, milliseconds.
-    pub time: String,
-    /// The virtual key's name (never its value); `anonymous` without keys.
-    pub key: String,
-    /// The tool group of the URL (`/mcp/{group}`).
-    pub group: Option<String>,
-    /// The session's id: 16 hex digits of its nonce, not the token.
-    pub session: Option<String>,
-    pub client_name: Option<String>,
-    pub client_version: Option<String>,
-    pub method: String,
-    pub server: Option<String>,
-    /// The tool or prompt (as the server knows it), the resource URI, or the unknown name.
-    pub tool: Option<String>,
-    pub outcome: String,
-    pub error: Option<String>,
-    pub latency_us: u64,
-    pub upstream_us: Option<u64>,
-    pub request_bytes: u64,
-    pub reply_bytes: u64,
-    /// The JSON-RPC id as the client sent it.
-    pub rpc_id: Option<Box<RawValue>>,
-    /// Only with `audit.log_arguments`, redacted.
-    pub arguments: Option<Box<RawValue>>,
+/// How an entry is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// A JSON object with the names of [`FIELDS`] (the JSONL file, query answers).
+    Object,
+    /// A JSON array of the same values in the same order, except that the first is the time
+    /// as microseconds since the Unix epoch (a number, not text): the SQLite store's form,
+    /// less than half the bytes of an object. The store's `audit` view names the columns.
+    Row,
 }
 
-impl AuditEntry {
-    /// Appends the record as one JSON object, fields in declaration order, absent ones `null`.
-    pub fn write_json(&self, out: &mut Vec<u8>) {
-        fn text(out: &mut Vec<u8>, name: &[u8], value: Option<&str>) {
-            out.extend_from_slice(name);
-            match value {
-                Some(v) => write_json_str(out, v),
-                None => out.extend_from_slice(b"null"),
-            }
+/// Writes records as entries, every field of [`FIELDS`] present (`null` when absent),
+/// straight from the worker's record into a batch's text.
+///
+/// Why by hand and straight through: the log thread shares a small machine's cores with the
+/// workers, and an intermediate entry of owned strings, or serde's derive, cost more per
+/// record than the store's insert (see `perf/RESULTS.md`).
+pub struct EntryWriter {
+    redactor: Redactor,
+    time: TimeWriter,
+}
+
+/// Writes what comes before field `index`'s value: its name in an object, a comma between.
+fn field(out: &mut Vec<u8>, shape: Shape, index: usize) {
+    match shape {
+        Shape::Object => {
+            out.extend_from_slice(if index == 0 { b"{\"" } else { b",\"" });
+            out.extend_from_slice(FIELDS[index].as_bytes());
+            out.extend_from_slice(b"\":");
         }
-        fn number(out: &mut Vec<u8>, name: &[u8], value: Option<u64>) {
-            out.extend_from_slice(name);
-            match value {
-                Some(n) => out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
-                None => out.extend_from_slice(b"null"),
-            }
-        }
-        fn raw(out: &mut Vec<u8>, name: &[u8], value: Option<&RawValue>) {
-            out.extend_from_slice(name);
-            out.extend_from_slice(value.map_or("null", RawValue::get).as_bytes());
-        }
-        text(out, b"{\"time\":", Some(&self.time));
-        text(out, b",\"key\":", Some(&self.key));
-        text(out, b",\"group\":", self.group.as_deref());
-        text(out, b",\"session\":", self.session.as_deref());
-        text(out, b",\"client_name\":", self.client_name.as_deref());
-        text(out, b",\"client_version\":", self.client_version.as_deref());
-        text(out, b",\"method\":", Some(&self.method));
-        text(out, b",\"server\":", self.server.as_deref());
-        text(out, b",\"tool\":", self.tool.as_deref());
-        text(out, b",\"outcome\":", Some(&self.outcome));
-        text(out, b",\"error\":", self.error.as_deref());
-        number(out, b",\"latency_us\":", Some(self.latency_us));
-        number(out, b",\"upstream_us\":", self.upstream_us);
-        number(out, b",\"request_bytes\":", Some(self.request_bytes));
-        number(out, b",\"reply_bytes\":", Some(self.reply_bytes));
-        raw(out, b",\"rpc_id\":", self.rpc_id.as_deref());
-        raw(out, b",\"arguments\":", self.arguments.as_deref());
-        out.push(b'}');
+        Shape::Row => out.push(if index == 0 { b'[' } else { b',' }),
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 15)] as char);
+fn text(out: &mut Vec<u8>, value: Option<&str>) {
+    match value {
+        Some(v) => write_json_str(out, v),
+        None => out.extend_from_slice(b"null"),
     }
-    s
 }
 
-fn capped(text: &str) -> String {
+fn number(out: &mut Vec<u8>, value: Option<u64>) {
+    match value {
+        Some(n) => out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// `text` as a JSON string, cut after [`MAX_ERROR_CHARS`] characters (marked with `…`).
+fn write_capped(out: &mut Vec<u8>, text: &str) {
     match text.char_indices().nth(MAX_ERROR_CHARS) {
-        Some((end, _)) => format!("{}…", &text[..end]),
-        None => text.to_owned(),
+        Some((end, _)) => write_json_str(out, &format!("{}…", &text[..end])),
+        None => write_json_str(out, text),
     }
 }
 
-fn non_empty(s: &str) -> Option<String> {
-    (!s.is_empty()).then(|| s.to_owned())
+fn non_empty(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
 }
 
-impl AuditEntry {
-    /// The entry of `record`; arguments (when recorded) are redacted with `redactor`.
-    pub fn new(record: &AuditRecord, redactor: &Redactor) -> AuditEntry {
-        let error = match &record.detail {
-            Detail::None => None,
-            Detail::Static(s) => Some(capped(s)),
-            Detail::Text(s) => Some(capped(s)),
-            Detail::Upstream(e) => Some(capped(&e.to_string())),
-        };
-        let rpc_id = match record.rpc_id.raw() {
-            Some(raw) => RawValue::from_string(raw.to_owned()).ok(),
-            None => {
-                let cut = serde_json::to_string(&format!("{}…", record.rpc_id.start()));
-                cut.ok().and_then(|s| RawValue::from_string(s).ok())
-            }
-        };
-        let arguments = record
-            .arguments
-            .as_deref()
-            .and_then(|raw| RawValue::from_string(redactor.redact(raw)).ok());
-        AuditEntry {
-            at_micros: record.at_micros,
-            time: rfc3339_millis(record.at_micros),
-            key: record.key.as_deref().unwrap_or(ANONYMOUS).to_owned(),
-            group: record.group.as_deref().map(str::to_owned),
-            session: record.session.map(|nonce| hex(&nonce)),
-            client_name: non_empty(record.client.name()),
-            client_version: non_empty(record.client.version()),
-            method: record.method.as_str().to_owned(),
-            server: record.server.as_deref().map(str::to_owned),
-            tool: record.target.as_str().map(str::to_owned),
-            outcome: record.outcome.as_str().to_owned(),
-            error,
-            latency_us: record.latency_us,
-            upstream_us: record.upstream_us,
-            request_bytes: record.request_bytes,
-            reply_bytes: record.reply_bytes,
-            rpc_id,
-            arguments,
+impl EntryWriter {
+    /// Arguments (when recorded) are redacted with `redactor`.
+    pub fn new(redactor: Redactor) -> EntryWriter {
+        EntryWriter {
+            redactor,
+            time: TimeWriter::default(),
         }
+    }
+
+    /// Appends `record` as one entry of `shape`.
+    pub fn append(&mut self, record: &AuditRecord, shape: Shape, out: &mut Vec<u8>) {
+        field(out, shape, 0);
+        match shape {
+            Shape::Object => {
+                out.push(b'"');
+                self.time.write(out, record.at_micros);
+                out.push(b'"');
+            }
+            Shape::Row => number(out, Some(record.at_micros)),
+        }
+        field(out, shape, 1);
+        text(out, Some(record.key.as_deref().unwrap_or(ANONYMOUS)));
+        field(out, shape, 2);
+        text(out, record.group.as_deref());
+        field(out, shape, 3);
+        match record.session {
+            Some(nonce) => {
+                const DIGITS: &[u8; 16] = b"0123456789abcdef";
+                out.push(b'"');
+                for b in nonce {
+                    out.push(DIGITS[usize::from(b >> 4)]);
+                    out.push(DIGITS[usize::from(b & 15)]);
+                }
+                out.push(b'"');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        field(out, shape, 4);
+        text(out, non_empty(record.client.name()));
+        field(out, shape, 5);
+        text(out, non_empty(record.client.version()));
+        field(out, shape, 6);
+        text(out, Some(record.method.as_str()));
+        field(out, shape, 7);
+        text(out, record.server.as_deref());
+        field(out, shape, 8);
+        text(out, record.target.as_str());
+        field(out, shape, 9);
+        text(out, Some(record.outcome.as_str()));
+        field(out, shape, 10);
+        match &record.detail {
+            Detail::None => out.extend_from_slice(b"null"),
+            Detail::Static(s) => write_capped(out, s),
+            Detail::Text(s) => write_capped(out, s),
+            Detail::Upstream(e) => write_capped(out, &e.to_string()),
+        }
+        field(out, shape, 11);
+        number(out, Some(record.latency_us));
+        field(out, shape, 12);
+        number(out, record.upstream_us);
+        field(out, shape, 13);
+        number(out, Some(record.request_bytes));
+        field(out, shape, 14);
+        number(out, Some(record.reply_bytes));
+        field(out, shape, 15);
+        match record.rpc_id.raw() {
+            // The id's own JSON text, as the request's parser accepted it.
+            Some(raw) if !raw.is_empty() => out.extend_from_slice(raw.as_bytes()),
+            Some(_) => out.extend_from_slice(b"null"),
+            None => write_json_str(out, &format!("{}…", record.rpc_id.start())),
+        }
+        field(out, shape, 16);
+        match &record.arguments {
+            Some(raw) => out.extend_from_slice(self.redactor.redact(raw).as_bytes()),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.push(if shape == Shape::Object { b'}' } else { b']' });
     }
 }
 
@@ -189,13 +208,17 @@ pub(crate) mod tests {
         }
     }
 
+    fn written(record: &AuditRecord, redact: &[&str]) -> serde_json::Value {
+        let names: Vec<String> = redact.iter().map(|s| (*s).to_owned()).collect();
+        let mut writer = EntryWriter::new(Redactor::new(&names));
+        let mut text = Vec::new();
+        writer.append(record, Shape::Object, &mut text);
+        serde_json::from_slice(&text).unwrap()
+    }
+
     #[test]
     fn records_become_json_with_every_field() {
-        let redactor = Redactor::new(&["token".to_owned()]);
-        let entry = AuditEntry::new(&sample(), &redactor);
-        let mut text = Vec::new();
-        entry.write_json(&mut text);
-        let v: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        let v = written(&sample(), &["token"]);
         assert_eq!(v["time"], "2023-11-14T22:13:20.123Z");
         assert_eq!(v["key"], "eng");
         assert_eq!(v["group"], "readonly");
@@ -219,23 +242,78 @@ pub(crate) mod tests {
         assert_eq!(v["rpc_id"], "req-7");
         assert_eq!(v["arguments"]["ms"], 5000);
         assert_eq!(v["arguments"]["token"], "[redacted]");
-        assert_eq!(v.as_object().unwrap().len(), 17);
-        // What is written reads back as the same entry.
-        let again: AuditEntry = serde_json::from_slice(&text).unwrap();
-        let mut rewritten = Vec::new();
-        again.write_json(&mut rewritten);
-        assert_eq!(rewritten, text);
+        assert_eq!(v.as_object().unwrap().len(), FIELDS.len());
+        // Written in the order of FIELDS (serde_json's map reads them back sorted).
+        let mut text = Vec::new();
+        EntryWriter::new(Redactor::new(&[])).append(&sample(), Shape::Object, &mut text);
+        let text = String::from_utf8(text).unwrap();
+        let at: Vec<usize> = FIELDS
+            .iter()
+            .map(|f| text.find(&format!("\"{f}\":")).unwrap())
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{text}");
+    }
+
+    #[test]
+    fn rows_hold_the_values_of_objects() {
+        let mut writer = EntryWriter::new(Redactor::new(&["token".to_owned()]));
+        let (mut object, mut row) = (Vec::new(), Vec::new());
+        writer.append(&sample(), Shape::Object, &mut object);
+        writer.append(&sample(), Shape::Row, &mut row);
+        let object: serde_json::Value = serde_json::from_slice(&object).unwrap();
+        let row: Vec<serde_json::Value> = serde_json::from_slice(&row).unwrap();
+        assert_eq!(row.len(), FIELDS.len());
+        assert_eq!(row[0], sample().at_micros, "the time as a number");
+        for (i, name) in FIELDS.iter().enumerate().skip(1) {
+            assert_eq!(row[i], object[name], "{name}");
+        }
+    }
+
+    #[test]
+    fn absent_fields_are_null() {
+        let mut record = sample();
+        record.group = None;
+        record.session = None;
+        record.client = ClientInfo::default();
+        record.server = None;
+        record.target = Target::None;
+        record.detail = Detail::None;
+        record.arguments = None;
+        let v = written(&record, &[]);
+        for name in [
+            "group",
+            "session",
+            "client_name",
+            "client_version",
+            "server",
+            "tool",
+            "error",
+            "upstream_us",
+            "arguments",
+        ] {
+            assert_eq!(v[name], serde_json::Value::Null, "{name}");
+        }
+        assert_eq!(v.as_object().unwrap().len(), FIELDS.len());
     }
 
     #[test]
     fn strings_that_need_escapes_stay_json() {
         let mut record = sample();
         record.detail = Detail::Text("quote \" backslash \\ newline \n nul \u{0} é".into());
-        let entry = AuditEntry::new(&record, &Redactor::new(&[]));
-        let mut text = Vec::new();
-        entry.write_json(&mut text);
-        let v: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        record.target = Target::Text("file:///a\"b".into());
+        let v = written(&record, &[]);
         assert_eq!(v["error"], "quote \" backslash \\ newline \n nul \u{0} é");
+        assert_eq!(v["tool"], "file:///a\"b");
+    }
+
+    #[test]
+    fn long_errors_are_cut() {
+        let mut record = sample();
+        record.detail = Detail::Text("é".repeat(MAX_ERROR_CHARS + 20).into());
+        let v = written(&record, &[]);
+        let error = v["error"].as_str().unwrap();
+        assert_eq!(error.chars().count(), MAX_ERROR_CHARS + 1);
+        assert!(error.ends_with("é…"), "{error}");
     }
 
     #[test]
@@ -244,10 +322,37 @@ pub(crate) mod tests {
         record.key = None;
         record.rpc_id = RpcId::new(&format!("\"{}\"", "x".repeat(60)));
         record.arguments = None;
-        let entry = AuditEntry::new(&record, &Redactor::new(&[]));
-        assert_eq!(entry.key, "anonymous");
-        let id: String = serde_json::from_str(entry.rpc_id.unwrap().get()).unwrap();
+        let v = written(&record, &[]);
+        assert_eq!(v["key"], "anonymous");
+        let id = v["rpc_id"].as_str().unwrap();
         assert!(id.ends_with('…') && id.starts_with("\"xxx"), "{id}");
-        assert!(entry.arguments.is_none());
+        assert_eq!(v["arguments"], serde_json::Value::Null);
+        record.rpc_id = RpcId::new("12");
+        assert_eq!(written(&record, &[])["rpc_id"], 12);
+    }
+
+    #[test]
+    fn one_writer_writes_many_records() {
+        let mut writer = EntryWriter::new(Redactor::new(&[]));
+        let mut text = b"[".to_vec();
+        let mut record = sample();
+        for i in 0..3u64 {
+            if i > 0 {
+                text.push(b',');
+            }
+            record.at_micros += i * 86_400_000_000;
+            writer.append(&record, Shape::Object, &mut text);
+        }
+        text.push(b']');
+        let v: Vec<serde_json::Value> = serde_json::from_slice(&text).unwrap();
+        let times: Vec<&str> = v.iter().map(|e| e["time"].as_str().unwrap()).collect();
+        assert_eq!(
+            times,
+            [
+                "2023-11-14T22:13:20.123Z",
+                "2023-11-15T22:13:20.123Z",
+                "2023-11-17T22:13:20.123Z"
+            ]
+        );
     }
 }

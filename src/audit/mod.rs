@@ -4,9 +4,10 @@
 //! A worker core observes each routed MCP request (`observation`), which feeds its metrics and
 //! hands one [`AuditRecord`] to a bounded lock-free queue (`pipeline`); the HTTP server hands
 //! one [`AccessRecord`] per request to another. A dedicated log thread (`writer`) drains both
-//! in batches: audit records become [`AuditEntry`]s (`entry`, with arguments redacted by
-//! `redact`) written to the SQLite store (`sqlite`, the default) and a JSONL file (`rotating`,
-//! rotated by size); access records become lines of the access log. `query` reads the store
+//! in batches: audit records are written as entries (`entry`: JSON objects, arguments
+//! redacted by `redact`) into one batch text, which goes to the SQLite store (`sqlite`, the
+//! default) and a JSONL file (`rotating`, rotated by size); access records become lines of
+//! the access log. `query` reads the store
 //! back for the admin API.
 //!
 //! Owns: records, queues, the log thread, sinks and queries. Must never: block a worker core
@@ -26,7 +27,6 @@ pub mod sqlite;
 mod writer;
 
 pub use access::{AccessPath, AccessRecord};
-pub use entry::AuditEntry;
 pub use observation::{Caller, Observation, Recorder};
 pub use pipeline::{AuditCounts, AuditLog, AuditSender, AuditSenders, AuditStats};
 pub use query::{query, AuditQuery, AuditQueryError};

@@ -19,11 +19,12 @@ use std::time::Duration;
 use crossbeam_queue::ArrayQueue;
 
 use super::access::AccessRecord;
+use super::entry::EntryWriter;
 use super::record::AuditRecord;
 use super::redact::Redactor;
 use super::rotating::RotatingFile;
 use super::sqlite::SqliteStore;
-use super::writer::{self, Sinks};
+use super::writer::{self, AuditBatch, Sinks};
 use crate::config::{AccessLogConfig, AuditConfig};
 
 /// What the audit pipeline did so far; read by metrics and the shutdown line.
@@ -208,7 +209,11 @@ impl AuditLog {
             jsonl: None,
             sqlite: None,
             access: None,
-            redactor: Redactor::new(&audit.redact),
+            entries: EntryWriter::new(Redactor::new(&audit.redact)),
+            batch: AuditBatch::new(
+                audits && audit.sqlite.is_some(),
+                audits && audit.jsonl.is_some(),
+            ),
             reported: Default::default(),
         };
         if audits {

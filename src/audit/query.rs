@@ -12,7 +12,7 @@ use std::path::Path;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OpenFlags};
 
-use super::clock::{parse_rfc3339, rfc3339_millis};
+use super::clock::parse_rfc3339;
 use super::record::{Outcome, RoutedMethod};
 use crate::http::percent::{percent_decode, Plus};
 
@@ -173,9 +173,9 @@ pub fn query(db: &Path, q: &AuditQuery) -> Result<String, AuditQueryError> {
     let mut filters: Vec<&str> = Vec::new();
     let mut values: Vec<SqlValue> = Vec::new();
     let text_filters = [
-        ("r.value ->> '$.server' = ?", &q.server),
-        ("r.value ->> '$.tool' = ?", &q.tool),
-        ("r.value ->> '$.key' = ?", &q.key),
+        ("server = ?", &q.server),
+        ("tool = ?", &q.tool),
+        ("key = ?", &q.key),
     ];
     for (filter, value) in text_filters {
         if let Some(v) = value {
@@ -184,17 +184,16 @@ pub fn query(db: &Path, q: &AuditQuery) -> Result<String, AuditQueryError> {
         }
     }
     if let Some(o) = q.outcome {
-        filters.push("r.value ->> '$.outcome' = ?");
+        filters.push("outcome = ?");
         values.push(SqlValue::Text(o.as_str().to_owned()));
     }
     if let Some(m) = q.method {
-        filters.push("r.value ->> '$.method' = ?");
+        filters.push("method = ?");
         values.push(SqlValue::Text(m.as_str().to_owned()));
     }
     if let Some(since) = q.since_micros {
-        // RFC 3339 times of one format and zone sort as text in time order.
-        filters.push("r.value ->> '$.time' >= ?");
-        values.push(SqlValue::Text(rfc3339_millis(since)));
+        filters.push("at_us >= ?");
+        values.push(SqlValue::Integer(i64::try_from(since).unwrap_or(i64::MAX)));
     }
     let filter = if filters.is_empty() {
         String::new()
@@ -202,8 +201,7 @@ pub fn query(db: &Path, q: &AuditQuery) -> Result<String, AuditQueryError> {
         format!("WHERE {}", filters.join(" AND "))
     };
     let sql = format!(
-        "SELECT r.value FROM audit_batch b, json_each(b.records) r {filter} \
-         ORDER BY b.id DESC, r.key DESC LIMIT {}",
+        "SELECT entry FROM audit {filter} ORDER BY batch DESC, seq DESC LIMIT {}",
         q.limit.min(MAX_LIMIT)
     );
     let mut statement = conn.prepare(&sql).map_err(store)?;
@@ -224,7 +222,7 @@ mod tests {
 
     use super::*;
     use crate::audit::entry::tests::sample;
-    use crate::audit::entry::AuditEntry;
+    use crate::audit::entry::{EntryWriter, Shape};
     use crate::audit::record::Target;
     use crate::audit::redact::Redactor;
     use crate::audit::sqlite::SqliteStore;
@@ -285,18 +283,21 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("audit.db");
         let mut store = SqliteStore::open(&path).unwrap();
-        let rows: Vec<AuditEntry> = entries
-            .iter()
-            .map(|&(at, key, tool, outcome)| {
-                let mut r = sample();
-                r.at_micros = at;
-                r.key = Some(Arc::from(key));
-                r.target = Target::Item(Arc::from(tool));
-                r.outcome = outcome;
-                AuditEntry::new(&r, &Redactor::new(&[]))
-            })
-            .collect();
-        store.insert(&rows).unwrap();
+        let mut writer = EntryWriter::new(Redactor::new(&[]));
+        let mut batch = b"[".to_vec();
+        for (i, &(at, key, tool, outcome)) in entries.iter().enumerate() {
+            let mut r = sample();
+            r.at_micros = at;
+            r.key = Some(Arc::from(key));
+            r.target = Target::Item(Arc::from(tool));
+            r.outcome = outcome;
+            if i > 0 {
+                batch.push(b',');
+            }
+            writer.append(&r, Shape::Row, &mut batch);
+        }
+        batch.push(b']');
+        store.insert(&batch).unwrap();
         (dir, path)
     }
 

@@ -12,32 +12,45 @@
 
 use std::path::Path;
 
-use rusqlite::{params, Connection};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::Connection;
 
-use super::entry::AuditEntry;
+#[cfg(doc)]
+use super::entry::Shape;
 
 /// Bumped when the table changes shape; a store of another version is refused at start.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// The batches, and the view that reads them as one row per record (`seq`: the record's place
-/// in its batch). The view's columns are the records' fields.
+/// in its batch). A batch is a JSON array of entries in [`Shape::Row`] form; the view names
+/// their values with the entry's field names (`group` is `key_group`, a word SQL reserves),
+/// adds `at_us` (the time as microseconds since the Unix epoch) and `entry` (the entry as the
+/// JSON object a JSONL line holds).
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS audit_batch (
     id      INTEGER PRIMARY KEY,
     records TEXT NOT NULL
 );
 CREATE VIEW IF NOT EXISTS audit AS
-SELECT b.id AS batch, r.key AS seq,
-    r.value ->> '$.time' AS time, r.value ->> '$.key' AS key, r.value ->> '$.group' AS key_group,
-    r.value ->> '$.session' AS session, r.value ->> '$.client_name' AS client_name,
-    r.value ->> '$.client_version' AS client_version, r.value ->> '$.method' AS method,
-    r.value ->> '$.server' AS server, r.value ->> '$.tool' AS tool,
-    r.value ->> '$.outcome' AS outcome, r.value ->> '$.error' AS error,
-    r.value ->> '$.latency_us' AS latency_us, r.value ->> '$.upstream_us' AS upstream_us,
-    r.value ->> '$.request_bytes' AS request_bytes, r.value ->> '$.reply_bytes' AS reply_bytes,
-    r.value -> '$.rpc_id' AS rpc_id, r.value -> '$.arguments' AS arguments,
-    r.value AS record
-FROM audit_batch b, json_each(b.records) r;
+SELECT batch, seq, at_us, time, key, key_group, session, client_name, client_version, method,
+    server, tool, outcome, error, latency_us, upstream_us, request_bytes, reply_bytes, rpc_id,
+    arguments,
+    json_object('time', time, 'key', key, 'group', key_group, 'session', session,
+        'client_name', client_name, 'client_version', client_version, 'method', method,
+        'server', server, 'tool', tool, 'outcome', outcome, 'error', error,
+        'latency_us', latency_us, 'upstream_us', upstream_us, 'request_bytes', request_bytes,
+        'reply_bytes', reply_bytes, 'rpc_id', json(rpc_id), 'arguments', json(arguments)) AS entry
+FROM (
+    SELECT b.id AS batch, r.key AS seq, r.value ->> 0 AS at_us,
+        strftime('%Y-%m-%dT%H:%M:%fZ', (r.value ->> 0) / 1000 / 1000.0, 'unixepoch') AS time,
+        r.value ->> 1 AS key, r.value ->> 2 AS key_group, r.value ->> 3 AS session,
+        r.value ->> 4 AS client_name, r.value ->> 5 AS client_version, r.value ->> 6 AS method,
+        r.value ->> 7 AS server, r.value ->> 8 AS tool, r.value ->> 9 AS outcome,
+        r.value ->> 10 AS error, r.value ->> 11 AS latency_us, r.value ->> 12 AS upstream_us,
+        r.value ->> 13 AS request_bytes, r.value ->> 14 AS reply_bytes,
+        r.value -> 15 AS rpc_id, r.value -> 16 AS arguments
+    FROM audit_batch b, json_each(b.records) r
+);
 ";
 
 const INSERT: &str = "INSERT INTO audit_batch (records) VALUES (?1)";
@@ -75,27 +88,13 @@ impl SqliteStore {
         Ok(SqliteStore { conn })
     }
 
-    /// Inserts `entries` as one batch row: all of them, or (on error) none.
-    pub fn insert(&mut self, entries: &[AuditEntry]) -> rusqlite::Result<()> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let mut records = Vec::with_capacity(entries.len() * 400);
-        records.push(b'[');
-        for (i, entry) in entries.iter().enumerate() {
-            if i > 0 {
-                records.push(b',');
-            }
-            entry.write_json(&mut records);
-        }
-        records.push(b']');
-        // Only JSON text was written, from strings: it is UTF-8.
-        let records = String::from_utf8(records)
-            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-        self.conn
-            .prepare_cached(INSERT)?
-            .execute(params![records])
-            .map(drop)
+    /// Inserts one batch row: `records` is a JSON array of entries in [`Shape::Row`] form.
+    /// All of it lands, or (on error) none.
+    pub fn insert(&mut self, records: &[u8]) -> rusqlite::Result<()> {
+        // Bound as text without another UTF-8 pass: the entry writer writes only JSON made
+        // from Rust strings.
+        let text = ToSqlOutput::Borrowed(ValueRef::Text(records));
+        self.conn.prepare_cached(INSERT)?.execute([text]).map(drop)
     }
 }
 
@@ -103,6 +102,7 @@ impl SqliteStore {
 mod tests {
     use super::*;
     use crate::audit::entry::tests::sample;
+    use crate::audit::entry::{EntryWriter, Shape};
     use crate::audit::redact::Redactor;
 
     #[test]
@@ -115,8 +115,13 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("audit.db");
         let mut store = SqliteStore::open(&path).unwrap();
-        let entry = AuditEntry::new(&sample(), &Redactor::new(&[]));
-        store.insert(&[entry.clone(), entry]).unwrap();
+        let mut batch = b"[".to_vec();
+        let mut writer = EntryWriter::new(Redactor::new(&[]));
+        writer.append(&sample(), Shape::Row, &mut batch);
+        batch.push(b',');
+        writer.append(&sample(), Shape::Row, &mut batch);
+        batch.push(b']');
+        store.insert(&batch).unwrap();
         drop(store);
         // Reopening keeps what is there.
         let store = SqliteStore::open(&path).unwrap();
@@ -133,6 +138,55 @@ mod tests {
         drop(store);
         let refused = SqliteStore::open(&path).err().unwrap();
         assert!(refused.contains("schema version 9"), "{refused}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_view_reads_rows_back_as_the_objects_the_jsonl_file_holds() {
+        let dir = std::env::temp_dir().join(format!(
+            "mcpgate-sqlite-view-{}-{}",
+            std::process::id(),
+            crate::audit::clock::now_micros()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut store = SqliteStore::open(&dir.join("audit.db")).unwrap();
+        let mut writer = EntryWriter::new(Redactor::new(&["token".to_owned()]));
+        let mut records = vec![sample(), sample(), sample()];
+        // The last microsecond of a second and of a day: times are cut to milliseconds,
+        // never rounded up.
+        records[1].at_micros = 1_700_000_000_999_999;
+        records[2].at_micros = 1_700_006_399_999_999;
+        records[2].detail = crate::audit::Detail::None;
+        records[2].arguments = None;
+        let (mut batch, mut objects) = (b"[".to_vec(), Vec::new());
+        for (i, record) in records.iter().enumerate() {
+            if i > 0 {
+                batch.push(b',');
+            }
+            writer.append(record, Shape::Row, &mut batch);
+            let mut object = Vec::new();
+            writer.append(record, Shape::Object, &mut object);
+            objects.push(serde_json::from_slice::<serde_json::Value>(&object).unwrap());
+        }
+        batch.push(b']');
+        store.insert(&batch).unwrap();
+        let mut statement = store
+            .conn
+            .prepare("SELECT entry, at_us FROM audit ORDER BY seq")
+            .unwrap();
+        let read: Vec<(String, i64)> = statement
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(read.len(), 3);
+        for ((entry, at_us), (object, record)) in read.iter().zip(objects.iter().zip(&records)) {
+            let entry: serde_json::Value = serde_json::from_str(entry).unwrap();
+            assert_eq!(&entry, object);
+            assert_eq!(*at_us as u64, record.at_micros);
+        }
+        assert_eq!(objects[1]["time"], "2023-11-14T22:13:20.999Z");
+        assert_eq!(objects[2]["time"], "2023-11-14T23:59:59.999Z");
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -1,5 +1,6 @@
 //! The log thread: drains the queues every [`PERIOD`] (or at once when a queue passed its
-//! high-water mark), turns records into entries and lines, and writes each batch to the sinks
+//! high-water mark), writes records as entries into one batch text and access records as
+//! lines, and writes each batch to the sinks
 //! — the JSONL file and the SQLite store for audit records, the access-log file for HTTP
 //! requests. At shutdown it drains what is left, then ends.
 //!
@@ -11,9 +12,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::entry::AuditEntry;
+use super::entry::{EntryWriter, Shape};
 use super::pipeline::Shared;
-use super::redact::Redactor;
 use super::rotating::{Failure, RotatingFile};
 use super::sqlite::SqliteStore;
 
@@ -37,11 +37,61 @@ enum Kind {
 #[derive(Default)]
 pub(super) struct Reported(u8);
 
+/// One batch of audit records as text, in the form each sink takes: a JSON array of rows
+/// (the SQLite store's batch row) and JSON objects, one per line (the JSONL file). Only the
+/// forms of the sinks configured are written. Kept between batches, so its buffers are
+/// allocated once.
+pub(super) struct AuditBatch {
+    rows: Option<Vec<u8>>,
+    lines: Option<Vec<u8>>,
+    len: usize,
+}
+
+impl AuditBatch {
+    pub(super) fn new(rows: bool, lines: bool) -> AuditBatch {
+        AuditBatch {
+            rows: rows.then(Vec::new),
+            lines: lines.then(Vec::new),
+            len: 0,
+        }
+    }
+
+    fn clear(&mut self) {
+        if let Some(rows) = &mut self.rows {
+            rows.clear();
+            rows.push(b'[');
+        }
+        if let Some(lines) = &mut self.lines {
+            lines.clear();
+        }
+        self.len = 0;
+    }
+
+    fn push(&mut self, writer: &mut EntryWriter, record: &super::AuditRecord) {
+        if let Some(rows) = &mut self.rows {
+            if self.len > 0 {
+                rows.push(b',');
+            }
+            writer.append(record, Shape::Row, rows);
+        }
+        if let Some(lines) = &mut self.lines {
+            writer.append(record, Shape::Object, lines);
+            lines.push(b'\n');
+        }
+        self.len += 1;
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
 pub(super) struct Sinks {
     pub(super) jsonl: Option<RotatingFile>,
     pub(super) sqlite: Option<SqliteStore>,
     pub(super) access: Option<RotatingFile>,
-    pub(super) redactor: Redactor,
+    pub(super) entries: EntryWriter,
+    pub(super) batch: AuditBatch,
     pub(super) reported: Reported,
 }
 
@@ -58,22 +108,22 @@ impl Sinks {
         }
     }
 
-    fn write_audit(&mut self, shared: &Shared, entries: &[AuditEntry]) {
-        if let Some(store) = &mut self.sqlite {
-            if let Err(e) = store.insert(entries) {
+    /// Writes `self.batch` to the audit sinks.
+    fn write_audit(&mut self, shared: &Shared) {
+        if let (Some(store), Some(rows)) = (&mut self.sqlite, &mut self.batch.rows) {
+            rows.push(b']');
+            if let Err(e) = store.insert(rows) {
                 self.failed(shared, Kind::Sqlite, "cannot write to the audit store", &e);
             }
         }
-        let Some(file) = &mut self.jsonl else {
+        let (Some(file), Some(lines)) = (&mut self.jsonl, &self.batch.lines) else {
             return;
         };
         let path = file.path().display().to_string();
         let mut failures = Vec::new();
-        let mut line = Vec::with_capacity(512);
-        for entry in entries {
-            line.clear();
-            entry.write_json(&mut line);
-            if let Err(f) = file.push_line(&line) {
+        // Entries are JSON without line breaks (inside strings they are escaped).
+        for line in lines.split_inclusive(|b| *b == b'\n') {
+            if let Err(f) = file.push_line(&line[..line.len() - 1]) {
                 failures.push(f);
             }
         }
@@ -117,16 +167,16 @@ impl Sinks {
 fn drain_once(shared: &Shared, sinks: &mut Sinks) -> usize {
     let mut taken = 0;
     if let Some(lane) = &shared.records {
-        let mut entries = Vec::new();
-        while entries.len() < BATCH {
+        sinks.batch.clear();
+        while sinks.batch.len() < BATCH {
             let Some(record) = lane.queue.pop() else {
                 break;
             };
-            entries.push(AuditEntry::new(&record, &sinks.redactor));
+            sinks.batch.push(&mut sinks.entries, &record);
         }
-        if !entries.is_empty() {
-            sinks.write_audit(shared, &entries);
-            let n = entries.len();
+        if sinks.batch.len() > 0 {
+            sinks.write_audit(shared);
+            let n = sinks.batch.len();
             shared.stats.written.fetch_add(n as u64, Ordering::Relaxed);
             taken += n;
         }
@@ -152,8 +202,30 @@ fn drain_once(shared: &Shared, sinks: &mut Sinks) -> usize {
     taken
 }
 
+/// Marks the calling thread as a batch thread for the scheduler: it gets its fair share of a
+/// core, but waking up never preempts a running thread. A worker busy with calls keeps its
+/// core until it waits for I/O or its time slice ends; the log thread's batch runs then,
+/// instead of cutting into calls in flight (on a small machine the log thread shares the
+/// workers' cores).
+fn yield_to_workers() {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: `param` is a valid, initialised `sched_param` that outlives the call; pid 0
+        // names the calling thread, whose policy alone changes.
+        let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
+        if rc != 0 {
+            tracing::debug!(
+                error = %std::io::Error::last_os_error(),
+                "the audit log thread keeps the normal scheduling policy"
+            );
+        }
+    }
+}
+
 /// The log thread's body; `done` is told once everything queued at the stop is written.
 pub(super) fn run(shared: Arc<Shared>, mut sinks: Sinks, done: crossbeam_channel::Sender<()>) {
+    yield_to_workers();
     loop {
         let stopping = shared.stop.load(Ordering::Acquire);
         // Cleared before draining: a push that crosses the mark meanwhile wakes us again.

@@ -88,25 +88,15 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        // Eight bytes at a time up to the next byte that needs escaping.
-        if let Some(w) = word_at(bytes, i) {
-            let mask = escape_mask(w);
-            if mask == 0 {
-                i += 8;
-                continue;
-            }
-            i += first_flagged(mask);
-        }
-        let b = bytes[i];
+    while let Some(at) = next_escape(bytes, start) {
+        let b = bytes[at];
         let escape: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
             b'\n' => b"\\n",
             b'\r' => b"\\r",
             b'\t' => b"\\t",
-            0..=0x1f => &[
+            _ => &[
                 b'\\',
                 b'u',
                 b'0',
@@ -114,18 +104,31 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
                 HEX[usize::from(b >> 4)],
                 HEX[usize::from(b & 0xf)],
             ],
-            _ => {
-                i += 1;
-                continue;
-            }
         };
-        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(&bytes[start..at]);
         out.extend_from_slice(escape);
-        i += 1;
-        start = i;
+        start = at + 1;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+/// Where the next byte a JSON string must escape is, from `from` on: eight bytes at a time,
+/// the last few too (padded with spaces, which need no escape), so a short string costs a
+/// word or two rather than a branch per byte.
+fn next_escape(bytes: &[u8], mut from: usize) -> Option<usize> {
+    while let Some(w) = word_at(bytes, from) {
+        let mask = escape_mask(w);
+        if mask != 0 {
+            return Some(from + first_flagged(mask));
+        }
+        from += 8;
+    }
+    let rest = bytes.get(from..).filter(|r| !r.is_empty())?;
+    let mut tail = [b' '; 8];
+    tail[..rest.len()].copy_from_slice(rest);
+    let mask = escape_mask(u64::from_le_bytes(tail));
+    (mask != 0).then(|| from + first_flagged(mask))
 }
 
 #[cfg(test)]
@@ -165,10 +168,13 @@ mod tests {
                 ] {
                     let mut text: String = "a".repeat(len);
                     text.replace_range(at..at + 1, special);
-                    let mut out = Vec::new();
-                    write_json_str(&mut out, &text);
-                    let expected = serde_json::to_string(&text).unwrap();
-                    assert_eq!(String::from_utf8(out).unwrap(), expected, "{text:?}");
+                    // Once alone, once with a second one at the end (the padded tail).
+                    for text in [text.clone(), format!("{text}\u{2}")] {
+                        let mut out = Vec::new();
+                        write_json_str(&mut out, &text);
+                        let expected = serde_json::to_string(&text).unwrap();
+                        assert_eq!(String::from_utf8(out).unwrap(), expected, "{text:?}");
+                    }
                 }
             }
         }
