@@ -58,17 +58,18 @@ pub struct EntryWriter {
 }
 
 /// Writes what comes before field `index`'s value: its name in an object, a comma between.
-fn field(out: &mut Vec<u8>, shape: Shape, index: usize) {
-    match shape {
-        Shape::Object => {
-            out.extend_from_slice(if index == 0 { b"{\"" } else { b",\"" });
-            out.extend_from_slice(FIELDS[index].as_bytes());
-            out.extend_from_slice(b"\":");
-        }
-        Shape::Row => out.push(if index == 0 { b'[' } else { b',' }),
+#[inline(always)]
+fn field<const OBJECT: bool>(out: &mut Vec<u8>, index: usize) {
+    if OBJECT {
+        out.extend_from_slice(if index == 0 { b"{\"" } else { b",\"" });
+        out.extend_from_slice(FIELDS[index].as_bytes());
+        out.extend_from_slice(b"\":");
+    } else {
+        out.push(if index == 0 { b'[' } else { b',' });
     }
 }
 
+#[inline(always)]
 fn text(out: &mut Vec<u8>, value: Option<&str>) {
     match value {
         Some(v) => write_json_str(out, v),
@@ -76,11 +77,20 @@ fn text(out: &mut Vec<u8>, value: Option<&str>) {
     }
 }
 
+#[inline(always)]
 fn number(out: &mut Vec<u8>, value: Option<u64>) {
     match value {
         Some(n) => out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
         None => out.extend_from_slice(b"null"),
     }
+}
+
+/// `text`, which needs no escapes (a name of this module's vocabulary), as a JSON string.
+#[inline(always)]
+fn plain(out: &mut Vec<u8>, text: &'static str) {
+    out.push(b'"');
+    out.extend_from_slice(text.as_bytes());
+    out.push(b'"');
 }
 
 /// `text` as a JSON string, cut after [`MAX_ERROR_CHARS`] characters (marked with `…`).
@@ -106,20 +116,27 @@ impl EntryWriter {
 
     /// Appends `record` as one entry of `shape`.
     pub fn append(&mut self, record: &AuditRecord, shape: Shape, out: &mut Vec<u8>) {
-        field(out, shape, 0);
         match shape {
-            Shape::Object => {
-                out.push(b'"');
-                self.time.write(out, record.at_micros);
-                out.push(b'"');
-            }
-            Shape::Row => number(out, Some(record.at_micros)),
+            Shape::Object => self.append_as::<true>(record, out),
+            Shape::Row => self.append_as::<false>(record, out),
         }
-        field(out, shape, 1);
+    }
+
+    /// One body for both shapes, each compiled with its own constant.
+    fn append_as<const OBJECT: bool>(&mut self, record: &AuditRecord, out: &mut Vec<u8>) {
+        field::<OBJECT>(out, 0);
+        if OBJECT {
+            out.push(b'"');
+            self.time.write(out, record.at_micros);
+            out.push(b'"');
+        } else {
+            number(out, Some(record.at_micros));
+        }
+        field::<OBJECT>(out, 1);
         text(out, Some(record.key.as_deref().unwrap_or(ANONYMOUS)));
-        field(out, shape, 2);
+        field::<OBJECT>(out, 2);
         text(out, record.group.as_deref());
-        field(out, shape, 3);
+        field::<OBJECT>(out, 3);
         match record.session {
             Some(nonce) => {
                 const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -132,46 +149,46 @@ impl EntryWriter {
             }
             None => out.extend_from_slice(b"null"),
         }
-        field(out, shape, 4);
+        field::<OBJECT>(out, 4);
         text(out, non_empty(record.client.name()));
-        field(out, shape, 5);
+        field::<OBJECT>(out, 5);
         text(out, non_empty(record.client.version()));
-        field(out, shape, 6);
-        text(out, Some(record.method.as_str()));
-        field(out, shape, 7);
+        field::<OBJECT>(out, 6);
+        plain(out, record.method.as_str());
+        field::<OBJECT>(out, 7);
         text(out, record.server.as_deref());
-        field(out, shape, 8);
+        field::<OBJECT>(out, 8);
         text(out, record.target.as_str());
-        field(out, shape, 9);
-        text(out, Some(record.outcome.as_str()));
-        field(out, shape, 10);
+        field::<OBJECT>(out, 9);
+        plain(out, record.outcome.as_str());
+        field::<OBJECT>(out, 10);
         match &record.detail {
             Detail::None => out.extend_from_slice(b"null"),
             Detail::Static(s) => write_capped(out, s),
             Detail::Text(s) => write_capped(out, s),
             Detail::Upstream(e) => write_capped(out, &e.to_string()),
         }
-        field(out, shape, 11);
+        field::<OBJECT>(out, 11);
         number(out, Some(record.latency_us));
-        field(out, shape, 12);
+        field::<OBJECT>(out, 12);
         number(out, record.upstream_us);
-        field(out, shape, 13);
+        field::<OBJECT>(out, 13);
         number(out, Some(record.request_bytes));
-        field(out, shape, 14);
+        field::<OBJECT>(out, 14);
         number(out, Some(record.reply_bytes));
-        field(out, shape, 15);
+        field::<OBJECT>(out, 15);
         match record.rpc_id.raw() {
             // The id's own JSON text, as the request's parser accepted it.
             Some(raw) if !raw.is_empty() => out.extend_from_slice(raw.as_bytes()),
             Some(_) => out.extend_from_slice(b"null"),
             None => write_json_str(out, &format!("{}…", record.rpc_id.start())),
         }
-        field(out, shape, 16);
+        field::<OBJECT>(out, 16);
         match &record.arguments {
             Some(raw) => out.extend_from_slice(self.redactor.redact(raw).as_bytes()),
             None => out.extend_from_slice(b"null"),
         }
-        out.push(if shape == Shape::Object { b'}' } else { b']' });
+        out.push(if OBJECT { b'}' } else { b']' });
     }
 }
 
