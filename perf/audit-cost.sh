@@ -9,8 +9,9 @@
 #                      [--upstream http|stdio]
 #   GATEWAY_BIN=<build> perf/audit-cost.sh ...
 #
-# Prints one JSON line: calls/s, CPU µs per call and latency of each side, the throughput
-# ratio on/off, what the audit log wrote and dropped, and its log thread's CPU per record.
+# Prints one JSON line: calls/s, CPU µs per call (the process's, and its worker thread's) and
+# latency of each side, the throughput ratio on/off, what the audit log wrote and dropped, and
+# its log thread's CPU per record.
 set -euo pipefail
 rounds=3 round_secs=4 conns=16 driver=uring upstream=http
 while [ $# -gt 0 ]; do
@@ -59,21 +60,25 @@ thread_ticks() {
 }
 before_off=$(cpu_ticks "$off_pid") before_on=$(cpu_ticks "$on_pid")
 before_log=$(thread_ticks "$on_pid" mcpgate-audit)
+before_wk_off=$(thread_ticks "$off_pid" mcpgate-worker) before_wk_on=$(thread_ticks "$on_pid" mcpgate-worker)
 taskset -c 1 "$load" compare --direct "$off_url" --gateway "$on_url" --tool up__tool_0001 --args '{}' \
     --connections "$conns" --rounds "$rounds" --round-secs "$round_secs" --json > "$work/compare.json"
 after_off=$(cpu_ticks "$off_pid") after_on=$(cpu_ticks "$on_pid")
 after_log=$(thread_ticks "$on_pid" mcpgate-audit)
+after_wk_off=$(thread_ticks "$off_pid" mcpgate-worker) after_wk_on=$(thread_ticks "$on_pid" mcpgate-worker)
 kill -TERM "$off_pid" "$on_pid"
 wait "$off_pid" "$on_pid" 2>/dev/null || true
 closed=$(grep "audit log closed" "$work/on/err" | tail -1 || true)
 
-python3 - "$work/compare.json" "$(getconf CLK_TCK)" "$before_off" "$after_off" "$before_on" "$after_on" "$closed" "$before_log" "$after_log" <<PY
+python3 - "$work/compare.json" "$(getconf CLK_TCK)" "$before_off" "$after_off" "$before_on" "$after_on" "$closed" "$before_log" "$after_log" \
+    "$before_wk_off" "$after_wk_off" "$before_wk_on" "$after_wk_on" <<PY
 import json, re, sys
 c = json.load(open(sys.argv[1]))
 tick = int(sys.argv[2])
 b_off, a_off, b_on, a_on = map(int, sys.argv[3:7])
 closed = sys.argv[7]
 log_ticks = int(sys.argv[9]) - int(sys.argv[8])
+b_wk_off, a_wk_off, b_wk_on, a_wk_on = map(int, sys.argv[10:14])
 off, on = c["direct"], c["gateway"]
 def cpu(before, after, side):
     return round((after - before) / tick * 1e6 / max(side["calls"], 1), 2)
@@ -84,8 +89,10 @@ print(json.dumps({
     "scenario": {"upstream": "$upstream", "connections": $conns, "driver": "$driver",
                  "rounds": $rounds, "round_secs": $round_secs},
     "audit_off": {"calls_per_s": round(off["throughput"]), "cpu_us_per_call": cpu(b_off, a_off, off),
+                  "worker_cpu_us_per_call": cpu(b_wk_off, a_wk_off, off),
                   "p50_us": off["latency_us"]["p50"], "p99_us": off["latency_us"]["p99"], "errors": off["errors"]},
     "audit_on": {"calls_per_s": round(on["throughput"]), "cpu_us_per_call": cpu(b_on, a_on, on),
+                 "worker_cpu_us_per_call": cpu(b_wk_on, a_wk_on, on),
                  "p50_us": on["latency_us"]["p50"], "p99_us": on["latency_us"]["p99"], "errors": on["errors"]},
     "throughput_on_over_off": round(c["ratio"], 3),
     "audit_records": {"written": count("written"), "dropped": count("dropped"),

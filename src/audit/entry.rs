@@ -35,15 +35,60 @@ pub const FIELDS: [&str; 17] = [
     "arguments",
 ];
 
-/// How an entry is laid out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Shape {
-    /// A JSON object with the names of [`FIELDS`] (the JSONL file, query answers).
-    Object,
-    /// A JSON array of the same values in the same order, except that the first is the time
-    /// as microseconds since the Unix epoch (a number, not text): the SQLite store's form,
-    /// less than half the bytes of an object. The store's `audit` view names the columns.
-    Row,
+/// A layout of entries: how field names, times and short strings are written. The values
+/// themselves are written the same way in every layout, by [`EntryWriter`].
+pub trait EntryForm {
+    /// The text being written.
+    fn out(&mut self) -> &mut Vec<u8>;
+    /// What comes before field `index`'s value (its name, a separator, an opening bracket).
+    fn field(&mut self, index: usize);
+    /// The time the request arrived (field 0's value).
+    fn time(&mut self, at_micros: u64);
+    /// A short string that often repeats (names, ids of the caller and the item), or null.
+    fn name(&mut self, value: Option<&str>);
+    /// What closes the entry.
+    fn end(&mut self);
+}
+
+/// Entries as JSON objects with the names of [`FIELDS`]: the JSONL file's lines, query answers.
+pub struct ObjectForm<'a> {
+    pub out: &'a mut Vec<u8>,
+    pub time: &'a mut TimeWriter,
+}
+
+impl EntryForm for ObjectForm<'_> {
+    #[inline(always)]
+    fn out(&mut self) -> &mut Vec<u8> {
+        self.out
+    }
+
+    #[inline(always)]
+    fn field(&mut self, index: usize) {
+        self.out
+            .extend_from_slice(if index == 0 { b"{\"" } else { b",\"" });
+        self.out.extend_from_slice(FIELDS[index].as_bytes());
+        self.out.extend_from_slice(b"\":");
+    }
+
+    #[inline(always)]
+    fn time(&mut self, at_micros: u64) {
+        self.out.push(b'"');
+        self.time.write(self.out, at_micros);
+        self.out.push(b'"');
+    }
+
+    #[inline(always)]
+    fn name(&mut self, value: Option<&str>) {
+        match value {
+            Some(v) => write_json_str(self.out, v),
+            None => self.out.extend_from_slice(b"null"),
+        }
+    }
+
+    #[inline(always)]
+    fn end(&mut self) {
+        self.out.push(b'}');
+    }
 }
 
 /// Writes records as entries, every field of [`FIELDS`] present (`null` when absent),
@@ -57,40 +102,12 @@ pub struct EntryWriter {
     time: TimeWriter,
 }
 
-/// Writes what comes before field `index`'s value: its name in an object, a comma between.
-#[inline(always)]
-fn field<const OBJECT: bool>(out: &mut Vec<u8>, index: usize) {
-    if OBJECT {
-        out.extend_from_slice(if index == 0 { b"{\"" } else { b",\"" });
-        out.extend_from_slice(FIELDS[index].as_bytes());
-        out.extend_from_slice(b"\":");
-    } else {
-        out.push(if index == 0 { b'[' } else { b',' });
-    }
-}
-
-#[inline(always)]
-fn text(out: &mut Vec<u8>, value: Option<&str>) {
-    match value {
-        Some(v) => write_json_str(out, v),
-        None => out.extend_from_slice(b"null"),
-    }
-}
-
 #[inline(always)]
 fn number(out: &mut Vec<u8>, value: Option<u64>) {
     match value {
         Some(n) => out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
         None => out.extend_from_slice(b"null"),
     }
-}
-
-/// `text`, which needs no escapes (a name of this module's vocabulary), as a JSON string.
-#[inline(always)]
-fn plain(out: &mut Vec<u8>, text: &'static str) {
-    out.push(b'"');
-    out.extend_from_slice(text.as_bytes());
-    out.push(b'"');
 }
 
 /// `text` as a JSON string, cut after [`MAX_ERROR_CHARS`] characters (marked with `…`).
@@ -114,82 +131,87 @@ impl EntryWriter {
         }
     }
 
-    /// Appends `record` as one entry of `shape`.
-    pub fn append(&mut self, record: &AuditRecord, shape: Shape, out: &mut Vec<u8>) {
-        match shape {
-            Shape::Object => self.append_as::<true>(record, out),
-            Shape::Row => self.append_as::<false>(record, out),
-        }
+    /// Appends `record` as one JSON object (a JSONL line, without its line break).
+    pub fn append_object(&mut self, record: &AuditRecord, out: &mut Vec<u8>) {
+        let mut form = ObjectForm {
+            out,
+            time: &mut self.time,
+        };
+        write_entry(&mut form, record, &self.redactor);
     }
 
-    /// One body for both shapes, each compiled with its own constant.
-    fn append_as<const OBJECT: bool>(&mut self, record: &AuditRecord, out: &mut Vec<u8>) {
-        field::<OBJECT>(out, 0);
-        if OBJECT {
-            out.push(b'"');
-            self.time.write(out, record.at_micros);
-            out.push(b'"');
-        } else {
-            number(out, Some(record.at_micros));
-        }
-        field::<OBJECT>(out, 1);
-        text(out, Some(record.key.as_deref().unwrap_or(ANONYMOUS)));
-        field::<OBJECT>(out, 2);
-        text(out, record.group.as_deref());
-        field::<OBJECT>(out, 3);
-        match record.session {
-            Some(nonce) => {
-                const DIGITS: &[u8; 16] = b"0123456789abcdef";
-                out.push(b'"');
-                for b in nonce {
-                    out.push(DIGITS[usize::from(b >> 4)]);
-                    out.push(DIGITS[usize::from(b & 15)]);
-                }
-                out.push(b'"');
-            }
-            None => out.extend_from_slice(b"null"),
-        }
-        field::<OBJECT>(out, 4);
-        text(out, non_empty(record.client.name()));
-        field::<OBJECT>(out, 5);
-        text(out, non_empty(record.client.version()));
-        field::<OBJECT>(out, 6);
-        plain(out, record.method.as_str());
-        field::<OBJECT>(out, 7);
-        text(out, record.server.as_deref());
-        field::<OBJECT>(out, 8);
-        text(out, record.target.as_str());
-        field::<OBJECT>(out, 9);
-        plain(out, record.outcome.as_str());
-        field::<OBJECT>(out, 10);
-        match &record.detail {
-            Detail::None => out.extend_from_slice(b"null"),
-            Detail::Static(s) => write_capped(out, s),
-            Detail::Text(s) => write_capped(out, s),
-            Detail::Upstream(e) => write_capped(out, &e.to_string()),
-        }
-        field::<OBJECT>(out, 11);
-        number(out, Some(record.latency_us));
-        field::<OBJECT>(out, 12);
-        number(out, record.upstream_us);
-        field::<OBJECT>(out, 13);
-        number(out, Some(record.request_bytes));
-        field::<OBJECT>(out, 14);
-        number(out, Some(record.reply_bytes));
-        field::<OBJECT>(out, 15);
-        match record.rpc_id.raw() {
-            // The id's own JSON text, as the request's parser accepted it.
-            Some(raw) if !raw.is_empty() => out.extend_from_slice(raw.as_bytes()),
-            Some(_) => out.extend_from_slice(b"null"),
-            None => write_json_str(out, &format!("{}…", record.rpc_id.start())),
-        }
-        field::<OBJECT>(out, 16);
-        match &record.arguments {
-            Some(raw) => out.extend_from_slice(self.redactor.redact(raw).as_bytes()),
-            None => out.extend_from_slice(b"null"),
-        }
-        out.push(if OBJECT { b'}' } else { b']' });
+    /// Appends `record` in `form`.
+    pub fn append<F: EntryForm>(&self, form: &mut F, record: &AuditRecord) {
+        write_entry(form, record, &self.redactor);
     }
+}
+
+/// The one body that writes an entry's values, whatever the form.
+#[inline(always)]
+fn write_entry<F: EntryForm>(form: &mut F, record: &AuditRecord, redactor: &Redactor) {
+    form.field(0);
+    form.time(record.at_micros);
+    form.field(1);
+    form.name(Some(record.key.as_deref().unwrap_or(ANONYMOUS)));
+    form.field(2);
+    form.name(record.group.as_deref());
+    form.field(3);
+    match record.session {
+        Some(nonce) => {
+            const DIGITS: &[u8; 16] = b"0123456789abcdef";
+            let mut hex = [0u8; 16];
+            for (i, b) in nonce.iter().enumerate() {
+                hex[2 * i] = DIGITS[usize::from(b >> 4)];
+                hex[2 * i + 1] = DIGITS[usize::from(b & 15)];
+            }
+            // Hex digits are ASCII.
+            form.name(std::str::from_utf8(&hex).ok());
+        }
+        None => form.name(None),
+    }
+    form.field(4);
+    form.name(non_empty(record.client.name()));
+    form.field(5);
+    form.name(non_empty(record.client.version()));
+    form.field(6);
+    form.name(Some(record.method.as_str()));
+    form.field(7);
+    form.name(record.server.as_deref());
+    form.field(8);
+    form.name(record.target.as_str());
+    form.field(9);
+    form.name(Some(record.outcome.as_str()));
+    form.field(10);
+    let out = form.out();
+    match &record.detail {
+        Detail::None => out.extend_from_slice(b"null"),
+        Detail::Static(s) => write_capped(out, s),
+        Detail::Text(s) => write_capped(out, s),
+        Detail::Upstream(e) => write_capped(out, &e.to_string()),
+    }
+    form.field(11);
+    number(form.out(), Some(record.latency_us));
+    form.field(12);
+    number(form.out(), record.upstream_us);
+    form.field(13);
+    number(form.out(), Some(record.request_bytes));
+    form.field(14);
+    number(form.out(), Some(record.reply_bytes));
+    form.field(15);
+    let out = form.out();
+    match record.rpc_id.raw() {
+        // The id's own JSON text, as the request's parser accepted it.
+        Some(raw) if !raw.is_empty() => out.extend_from_slice(raw.as_bytes()),
+        Some(_) => out.extend_from_slice(b"null"),
+        None => write_json_str(out, &format!("{}…", record.rpc_id.start())),
+    }
+    form.field(16);
+    let out = form.out();
+    match &record.arguments {
+        Some(raw) => out.extend_from_slice(redactor.redact(raw).as_bytes()),
+        None => out.extend_from_slice(b"null"),
+    }
+    form.end();
 }
 
 #[cfg(test)]
@@ -229,7 +251,7 @@ pub(crate) mod tests {
         let names: Vec<String> = redact.iter().map(|s| (*s).to_owned()).collect();
         let mut writer = EntryWriter::new(Redactor::new(&names));
         let mut text = Vec::new();
-        writer.append(record, Shape::Object, &mut text);
+        writer.append_object(record, &mut text);
         serde_json::from_slice(&text).unwrap()
     }
 
@@ -262,28 +284,13 @@ pub(crate) mod tests {
         assert_eq!(v.as_object().unwrap().len(), FIELDS.len());
         // Written in the order of FIELDS (serde_json's map reads them back sorted).
         let mut text = Vec::new();
-        EntryWriter::new(Redactor::new(&[])).append(&sample(), Shape::Object, &mut text);
+        EntryWriter::new(Redactor::new(&[])).append_object(&sample(), &mut text);
         let text = String::from_utf8(text).unwrap();
         let at: Vec<usize> = FIELDS
             .iter()
             .map(|f| text.find(&format!("\"{f}\":")).unwrap())
             .collect();
         assert!(at.windows(2).all(|w| w[0] < w[1]), "{text}");
-    }
-
-    #[test]
-    fn rows_hold_the_values_of_objects() {
-        let mut writer = EntryWriter::new(Redactor::new(&["token".to_owned()]));
-        let (mut object, mut row) = (Vec::new(), Vec::new());
-        writer.append(&sample(), Shape::Object, &mut object);
-        writer.append(&sample(), Shape::Row, &mut row);
-        let object: serde_json::Value = serde_json::from_slice(&object).unwrap();
-        let row: Vec<serde_json::Value> = serde_json::from_slice(&row).unwrap();
-        assert_eq!(row.len(), FIELDS.len());
-        assert_eq!(row[0], sample().at_micros, "the time as a number");
-        for (i, name) in FIELDS.iter().enumerate().skip(1) {
-            assert_eq!(row[i], object[name], "{name}");
-        }
     }
 
     #[test]
@@ -358,7 +365,7 @@ pub(crate) mod tests {
                 text.push(b',');
             }
             record.at_micros += i * 86_400_000_000;
-            writer.append(&record, Shape::Object, &mut text);
+            writer.append_object(&record, &mut text);
         }
         text.push(b']');
         let v: Vec<serde_json::Value> = serde_json::from_slice(&text).unwrap();

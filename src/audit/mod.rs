@@ -4,10 +4,10 @@
 //! A worker core observes each routed MCP request (`observation`), which feeds its metrics and
 //! hands one [`AuditRecord`] to a bounded lock-free queue (`pipeline`); the HTTP server hands
 //! one [`AccessRecord`] per request to another. A dedicated log thread (`writer`) drains both
-//! in batches: audit records are written as entries (`entry`: JSON objects, arguments
-//! redacted by `redact`) into one batch text, which goes to the SQLite store (`sqlite`, the
-//! default) and a JSONL file (`rotating`, rotated by size); access records become lines of
-//! the access log. `query` reads the store
+//! in batches: audit records are written as entries (`entry`, arguments redacted by
+//! `redact`) into a batch's text in each sink's form — compact rows for the SQLite store
+//! (`row`, `sqlite`, the default), JSON objects for a JSONL file (`rotating`, rotated by
+//! size); access records become lines of the access log. `query` reads the store
 //! back for the admin API.
 //!
 //! Owns: records, queues, the log thread, sinks and queries. Must never: block a worker core
@@ -23,6 +23,7 @@ pub mod query;
 pub mod record;
 pub mod redact;
 pub mod rotating;
+pub mod row;
 pub mod sqlite;
 mod writer;
 

@@ -222,9 +222,10 @@ mod tests {
 
     use super::*;
     use crate::audit::entry::tests::sample;
-    use crate::audit::entry::{EntryWriter, Shape};
+    use crate::audit::entry::EntryWriter;
     use crate::audit::record::Target;
     use crate::audit::redact::Redactor;
+    use crate::audit::row::RowBatch;
     use crate::audit::sqlite::SqliteStore;
 
     fn parse(q: &str) -> Result<AuditQuery, AuditQueryError> {
@@ -283,21 +284,17 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("audit.db");
         let mut store = SqliteStore::open(&path).unwrap();
-        let mut writer = EntryWriter::new(Redactor::new(&[]));
-        let mut batch = b"[".to_vec();
-        for (i, &(at, key, tool, outcome)) in entries.iter().enumerate() {
+        let writer = EntryWriter::new(Redactor::new(&[]));
+        let mut batch = RowBatch::default();
+        for &(at, key, tool, outcome) in entries {
             let mut r = sample();
             r.at_micros = at;
             r.key = Some(Arc::from(key));
             r.target = Target::Item(Arc::from(tool));
             r.outcome = outcome;
-            if i > 0 {
-                batch.push(b',');
-            }
-            writer.append(&r, Shape::Row, &mut batch);
+            batch.push(&writer, &r);
         }
-        batch.push(b']');
-        store.insert(&batch).unwrap();
+        store.insert(&batch.finish()).unwrap();
         (dir, path)
     }
 

@@ -15,45 +15,49 @@ use std::path::Path;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::Connection;
 
-#[cfg(doc)]
-use super::entry::Shape;
+use super::row::EncodedBatch;
 
 /// Bumped when the table changes shape; a store of another version is refused at start.
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 /// The batches, and the view that reads them as one row per record (`seq`: the record's place
-/// in its batch). A batch is a JSON array of entries in [`Shape::Row`] form; the view names
-/// their values with the entry's field names (`group` is `key_group`, a word SQL reserves),
-/// adds `at_us` (the time as microseconds since the Unix epoch) and `entry` (the entry as the
+/// in its batch). A batch is stored in the compact form of [`super::row`]; the view decodes
+/// it into columns named as the entry's fields (`group` is `key_group`, a word SQL reserves),
+/// with `at_us` (the time as microseconds since the Unix epoch) and `entry` (the entry as the
 /// JSON object a JSONL line holds).
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS audit_batch (
     id      INTEGER PRIMARY KEY,
+    at_us   INTEGER NOT NULL,
+    strings TEXT NOT NULL,
     records TEXT NOT NULL
 );
 CREATE VIEW IF NOT EXISTS audit AS
-SELECT batch, seq, at_us, time, key, key_group, session, client_name, client_version, method,
-    server, tool, outcome, error, latency_us, upstream_us, request_bytes, reply_bytes, rpc_id,
-    arguments,
-    json_object('time', time, 'key', key, 'group', key_group, 'session', session,
-        'client_name', client_name, 'client_version', client_version, 'method', method,
-        'server', server, 'tool', tool, 'outcome', outcome, 'error', error,
-        'latency_us', latency_us, 'upstream_us', upstream_us, 'request_bytes', request_bytes,
-        'reply_bytes', reply_bytes, 'rpc_id', json(rpc_id), 'arguments', json(arguments)) AS entry
+SELECT batch, seq, at_us,
+    strftime('%Y-%m-%dT%H:%M:%fZ', at_us / 1000 / 1000.0, 'unixepoch') AS time,
+    key, key_group, session, client_name, client_version, method, server, tool, outcome, error,
+    latency_us, upstream_us, request_bytes, reply_bytes, rpc_id, arguments,
+    json_object('time', strftime('%Y-%m-%dT%H:%M:%fZ', at_us / 1000 / 1000.0, 'unixepoch'),
+        'key', key, 'group', key_group, 'session', session, 'client_name', client_name,
+        'client_version', client_version, 'method', method, 'server', server, 'tool', tool,
+        'outcome', outcome, 'error', error, 'latency_us', latency_us, 'upstream_us', upstream_us,
+        'request_bytes', request_bytes, 'reply_bytes', reply_bytes, 'rpc_id', json(rpc_id),
+        'arguments', json(arguments)) AS entry
 FROM (
-    SELECT b.id AS batch, r.key AS seq, r.value ->> 0 AS at_us,
-        strftime('%Y-%m-%dT%H:%M:%fZ', (r.value ->> 0) / 1000 / 1000.0, 'unixepoch') AS time,
-        r.value ->> 1 AS key, r.value ->> 2 AS key_group, r.value ->> 3 AS session,
-        r.value ->> 4 AS client_name, r.value ->> 5 AS client_version, r.value ->> 6 AS method,
-        r.value ->> 7 AS server, r.value ->> 8 AS tool, r.value ->> 9 AS outcome,
-        r.value ->> 10 AS error, r.value ->> 11 AS latency_us, r.value ->> 12 AS upstream_us,
+    SELECT b.id AS batch, r.key AS seq, b.at_us + (r.value ->> 0) AS at_us,
+        b.strings ->> (r.value ->> 1) AS key, b.strings ->> (r.value ->> 2) AS key_group,
+        b.strings ->> (r.value ->> 3) AS session, b.strings ->> (r.value ->> 4) AS client_name,
+        b.strings ->> (r.value ->> 5) AS client_version, b.strings ->> (r.value ->> 6) AS method,
+        b.strings ->> (r.value ->> 7) AS server, b.strings ->> (r.value ->> 8) AS tool,
+        b.strings ->> (r.value ->> 9) AS outcome, r.value ->> 10 AS error,
+        r.value ->> 11 AS latency_us, r.value ->> 12 AS upstream_us,
         r.value ->> 13 AS request_bytes, r.value ->> 14 AS reply_bytes,
         r.value -> 15 AS rpc_id, r.value -> 16 AS arguments
     FROM audit_batch b, json_each(b.records) r
 );
 ";
 
-const INSERT: &str = "INSERT INTO audit_batch (records) VALUES (?1)";
+const INSERT: &str = "INSERT INTO audit_batch (at_us, strings, records) VALUES (?1, ?2, ?3)";
 
 pub struct SqliteStore {
     conn: Connection,
@@ -88,13 +92,16 @@ impl SqliteStore {
         Ok(SqliteStore { conn })
     }
 
-    /// Inserts one batch row: `records` is a JSON array of entries in [`Shape::Row`] form.
-    /// All of it lands, or (on error) none.
-    pub fn insert(&mut self, records: &[u8]) -> rusqlite::Result<()> {
-        // Bound as text without another UTF-8 pass: the entry writer writes only JSON made
-        // from Rust strings.
-        let text = ToSqlOutput::Borrowed(ValueRef::Text(records));
-        self.conn.prepare_cached(INSERT)?.execute([text]).map(drop)
+    /// Inserts one batch row. All of it lands, or (on error) none.
+    pub fn insert(&mut self, batch: &EncodedBatch<'_>) -> rusqlite::Result<()> {
+        // Bound as text without another UTF-8 pass: the batch holds only JSON written from
+        // Rust strings.
+        let strings = ToSqlOutput::Borrowed(ValueRef::Text(batch.strings));
+        let rows = ToSqlOutput::Borrowed(ValueRef::Text(batch.rows));
+        self.conn
+            .prepare_cached(INSERT)?
+            .execute(rusqlite::params![batch.base_us, strings, rows])
+            .map(drop)
     }
 }
 
@@ -102,8 +109,9 @@ impl SqliteStore {
 mod tests {
     use super::*;
     use crate::audit::entry::tests::sample;
-    use crate::audit::entry::{EntryWriter, Shape};
+    use crate::audit::entry::EntryWriter;
     use crate::audit::redact::Redactor;
+    use crate::audit::row::RowBatch;
 
     #[test]
     fn batches_land_in_the_table() {
@@ -115,13 +123,11 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("audit.db");
         let mut store = SqliteStore::open(&path).unwrap();
-        let mut batch = b"[".to_vec();
-        let mut writer = EntryWriter::new(Redactor::new(&[]));
-        writer.append(&sample(), Shape::Row, &mut batch);
-        batch.push(b',');
-        writer.append(&sample(), Shape::Row, &mut batch);
-        batch.push(b']');
-        store.insert(&batch).unwrap();
+        let writer = EntryWriter::new(Redactor::new(&[]));
+        let mut batch = RowBatch::default();
+        batch.push(&writer, &sample());
+        batch.push(&writer, &sample());
+        store.insert(&batch.finish()).unwrap();
         drop(store);
         // Reopening keeps what is there.
         let store = SqliteStore::open(&path).unwrap();
@@ -158,18 +164,14 @@ mod tests {
         records[2].at_micros = 1_700_006_399_999_999;
         records[2].detail = crate::audit::Detail::None;
         records[2].arguments = None;
-        let (mut batch, mut objects) = (b"[".to_vec(), Vec::new());
-        for (i, record) in records.iter().enumerate() {
-            if i > 0 {
-                batch.push(b',');
-            }
-            writer.append(record, Shape::Row, &mut batch);
+        let (mut batch, mut objects) = (RowBatch::default(), Vec::new());
+        for record in &records {
+            batch.push(&writer, record);
             let mut object = Vec::new();
-            writer.append(record, Shape::Object, &mut object);
+            writer.append_object(record, &mut object);
             objects.push(serde_json::from_slice::<serde_json::Value>(&object).unwrap());
         }
-        batch.push(b']');
-        store.insert(&batch).unwrap();
+        store.insert(&batch.finish()).unwrap();
         let mut statement = store
             .conn
             .prepare("SELECT entry, at_us FROM audit ORDER BY seq")

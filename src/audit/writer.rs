@@ -12,9 +12,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::entry::{EntryWriter, Shape};
+use super::entry::EntryWriter;
 use super::pipeline::Shared;
 use super::rotating::{Failure, RotatingFile};
+use super::row::RowBatch;
 use super::sqlite::SqliteStore;
 
 /// How long the log thread sleeps between drains when nothing wakes it.
@@ -37,12 +38,11 @@ enum Kind {
 #[derive(Default)]
 pub(super) struct Reported(u8);
 
-/// One batch of audit records as text, in the form each sink takes: a JSON array of rows
-/// (the SQLite store's batch row) and JSON objects, one per line (the JSONL file). Only the
-/// forms of the sinks configured are written. Kept between batches, so its buffers are
-/// allocated once.
+/// One batch of audit records as text, in the form each sink takes: compact rows (the
+/// SQLite store) and JSON objects, one per line (the JSONL file). Only the forms of the sinks
+/// configured are written. Kept between batches, so its buffers are allocated once.
 pub(super) struct AuditBatch {
-    rows: Option<Vec<u8>>,
+    rows: Option<RowBatch>,
     lines: Option<Vec<u8>>,
     len: usize,
 }
@@ -50,7 +50,7 @@ pub(super) struct AuditBatch {
 impl AuditBatch {
     pub(super) fn new(rows: bool, lines: bool) -> AuditBatch {
         AuditBatch {
-            rows: rows.then(Vec::new),
+            rows: rows.then(RowBatch::default),
             lines: lines.then(Vec::new),
             len: 0,
         }
@@ -59,7 +59,6 @@ impl AuditBatch {
     fn clear(&mut self) {
         if let Some(rows) = &mut self.rows {
             rows.clear();
-            rows.push(b'[');
         }
         if let Some(lines) = &mut self.lines {
             lines.clear();
@@ -69,13 +68,10 @@ impl AuditBatch {
 
     fn push(&mut self, writer: &mut EntryWriter, record: &super::AuditRecord) {
         if let Some(rows) = &mut self.rows {
-            if self.len > 0 {
-                rows.push(b',');
-            }
-            writer.append(record, Shape::Row, rows);
+            rows.push(writer, record);
         }
         if let Some(lines) = &mut self.lines {
-            writer.append(record, Shape::Object, lines);
+            writer.append_object(record, lines);
             lines.push(b'\n');
         }
         self.len += 1;
@@ -111,8 +107,7 @@ impl Sinks {
     /// Writes `self.batch` to the audit sinks.
     fn write_audit(&mut self, shared: &Shared) {
         if let (Some(store), Some(rows)) = (&mut self.sqlite, &mut self.batch.rows) {
-            rows.push(b']');
-            if let Err(e) = store.insert(rows) {
+            if let Err(e) = store.insert(&rows.finish()) {
                 self.failed(shared, Kind::Sqlite, "cannot write to the audit store", &e);
             }
         }
