@@ -7,6 +7,8 @@
 
 pub mod chunked;
 pub mod client;
+mod conn_buffers;
+mod conn_io;
 pub mod hang_up;
 pub mod limits;
 pub mod percent;

@@ -1,38 +1,39 @@
 //! One client connection: read requests, hand each to the gateway's handler, write replies.
 //!
 //! Pipelined requests are answered in order and their replies leave in one write. The
-//! buffers a request needs (reply, write, decoded body) come from a per-core pool and go
-//! back as soon as the connection has nothing pending, so steady-state traffic allocates
-//! nothing here and an idle connection holds only a small read buffer (thousands of idle
-//! clients cost little memory).
+//! buffers a request needs (reply, write, decoded body) come from a per-core pool
+//! (`conn_buffers`) and go back as soon as the connection has nothing pending, so steady-state
+//! traffic allocates nothing here and an idle connection holds only a small read buffer
+//! (thousands of idle clients cost little memory).
 //!
-//! Bounds on slow peers: a request head must arrive within `header_read_timeout` (from the
-//! connection's start, or from the first byte of a later request), and every write to the
-//! client must make progress within `write_timeout`: a client that stops reading a reply or
-//! an SSE stream has its connection closed, so it cannot hold the reply, the stream's source
-//! or the upstream call behind it for longer (what a stream's source holds meanwhile is
-//! bounded by the source: `upstream::call`, `mcp::announcements`). Shutdown: on a drain
-//! (`runtime::drain`) the listener stops accepting, a connection waiting for its next request
-//! closes, one serving a request answers it with `Connection: close` and closes, and at the
-//! drain's deadline whatever is still running is abandoned (see [`Handler::abandoned`]).
+//! Bounds on slow peers (the waits are in `conn_io`): a request head must arrive within
+//! `header_read_timeout` (from the connection's start, or from the first byte of a later
+//! request), and every write to the client must make progress within `write_timeout`: a
+//! client that stops reading a reply or an SSE stream has its connection closed, so it cannot
+//! hold the reply, the stream's source or the upstream call behind it for longer (what a
+//! stream's source holds meanwhile is bounded by the source: `upstream::call`,
+//! `mcp::announcements`). Shutdown: on a drain (`runtime::drain`) the listener stops
+//! accepting, a connection waiting for its next request closes, one serving a request answers
+//! it with `Connection: close` and closes, and at the drain's deadline whatever is still
+//! running is abandoned (see [`Handler::abandoned`]).
 //!
 //! Access log: a handler that keeps one ([`Handler::logs_requests`]) is told of every request
 //! once its reply is written ([`Handler::log_request`]); only then is the clock read per
 //! request.
 
-use std::cell::RefCell;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
-use std::task::Poll;
 use std::time::Duration;
 
-use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use monoio::time::Instant;
 
 use super::chunked::{ChunkedDecoder, ChunkedError};
+use super::conn_buffers::{
+    ensure_pooled, give_buffer, release, take_buffer, ConnBuffers, READ_CHUNK,
+};
+use super::conn_io::{flush, read_bounded, ReadEnd, ReadWait};
 use super::hang_up::HangUpWatch;
 use super::limits::HttpLimits;
 use super::request::{parse_head, BodyFraming, HeadParse, Method, RequestHead};
@@ -99,98 +100,11 @@ pub trait Handler {
     fn log_request(&self, _request: &RequestLog<'_>) {}
 }
 
-/// Growth step of a read buffer that ran out of room.
-const READ_CHUNK: usize = 8 * 1024;
-/// Below this much free room a read buffer grows before reading.
-const MIN_SPARE: usize = 512;
-/// The read buffer an idle connection keeps: room for a typical MCP request in one read.
-const IDLE_READ: usize = 2 * 1024;
-/// Capacity of pooled buffers.
-const POOL_BUF: usize = 16 * 1024;
-/// Buffers larger than this are not kept in the pool.
-const POOLED_MAX: usize = 64 * 1024;
-/// Buffers kept per core.
-const POOL_DEPTH: usize = 1024;
 /// Flush pipelined replies once this much is waiting, even if more requests are buffered.
 const FLUSH_AT: usize = 64 * 1024;
 /// A request still unanswered after this long starts watching for its client hanging up.
 /// Quick requests (nearly all) never arm the watch; they pay one timer.
 const HANG_UP_WATCH_AFTER: std::time::Duration = std::time::Duration::from_millis(50);
-
-thread_local! {
-    static BUFFERS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
-}
-
-fn take_buffer() -> Vec<u8> {
-    BUFFERS
-        .with(|p| p.borrow_mut().pop())
-        .unwrap_or_else(|| Vec::with_capacity(POOL_BUF))
-}
-
-fn give_buffer(mut buf: Vec<u8>) {
-    if buf.capacity() <= POOLED_MAX {
-        buf.clear();
-        BUFFERS.with(|p| {
-            let mut p = p.borrow_mut();
-            if p.len() < POOL_DEPTH {
-                p.push(buf);
-            }
-        });
-    }
-}
-
-/// A connection's buffers. Only `read` lives as long as the connection; the others are
-/// taken from the pool for a request and handed back once the connection is idle.
-struct ConnBuffers {
-    read: Vec<u8>,
-    write: Vec<u8>,
-    /// Decoded chunked request bodies.
-    body: Vec<u8>,
-}
-
-/// Makes sure `buf` has pooled capacity before use.
-fn ensure_pooled(buf: &mut Vec<u8>) {
-    if buf.capacity() == 0 {
-        *buf = take_buffer();
-    }
-}
-
-/// Hands a buffer back to the pool, leaving an unallocated one.
-fn release(buf: &mut Vec<u8>) {
-    if buf.capacity() > 0 {
-        give_buffer(std::mem::take(buf));
-    }
-}
-
-impl ConnBuffers {
-    fn new() -> Self {
-        ConnBuffers {
-            read: Vec::with_capacity(IDLE_READ),
-            write: Vec::new(),
-            body: Vec::new(),
-        }
-    }
-
-    /// Nothing is pending: keep only a small read buffer while the peer is quiet.
-    fn idle(&mut self, resp: &mut Response) {
-        release(&mut self.write);
-        release(&mut self.body);
-        release(&mut resp.body);
-        if self.read.is_empty() && self.read.capacity() > POOL_BUF {
-            give_buffer(std::mem::replace(
-                &mut self.read,
-                Vec::with_capacity(IDLE_READ),
-            ));
-        }
-    }
-}
-
-impl Drop for ConnBuffers {
-    fn drop(&mut self) {
-        release(&mut self.write);
-        release(&mut self.body);
-    }
-}
 
 /// Progress through a chunked body that has not fully arrived.
 struct ChunkedProgress {
@@ -205,26 +119,6 @@ enum Scan {
     Read { in_head: bool },
     /// Write what is queued and close.
     Close,
-}
-
-/// What may end a wait for more bytes, besides the bytes.
-#[derive(Clone, Copy)]
-struct ReadWait {
-    /// The request head must be complete by then.
-    until: Option<Instant>,
-    /// A drain reaching this phase ends the wait (and the connection).
-    end_at: Phase,
-}
-
-/// How a wait for more bytes ended.
-enum ReadEnd {
-    Data,
-    /// End of stream or an error: the peer is gone.
-    Closed,
-    /// The request head did not arrive in time.
-    TimedOut,
-    /// The drain reached the wait's phase.
-    Drained,
 }
 
 /// How an SSE reply ended.
@@ -525,37 +419,6 @@ pub async fn serve_connection<S, H>(
     }
 }
 
-/// Reads more bytes into `buf` unless `wait` ends first. When it does, the pending read is
-/// dropped and `buf` with it (monoio gives a dropped read's buffer to the kernel op): callers
-/// close the connection then.
-async fn read_bounded<S: AsyncReadRent>(
-    stream: &mut S,
-    buf: &mut Vec<u8>,
-    wait: ReadWait,
-) -> ReadEnd {
-    if drain::phase() >= wait.end_at {
-        return ReadEnd::Drained;
-    }
-    let read = read_more(stream, buf);
-    let drained = drain::reached(wait.end_at);
-    let read = match wait.until {
-        None => monoio::select! {
-            ok = read => Some(ok),
-            () = drained => None,
-        },
-        Some(until) => monoio::select! {
-            ok = read => Some(ok),
-            () = drained => None,
-            () = monoio::time::sleep_until(until) => return ReadEnd::TimedOut,
-        },
-    };
-    match read {
-        Some(true) => ReadEnd::Data,
-        Some(false) => ReadEnd::Closed,
-        None => ReadEnd::Drained,
-    }
-}
-
 /// Most undecoded bytes one request may occupy in the read buffer.
 fn read_cap(limits: &HttpLimits) -> usize {
     limits.max_header_bytes + limits.max_body_bytes.saturating_mul(2) + READ_CHUNK
@@ -674,62 +537,4 @@ async fn stream_events<S: AsyncWriteRent + HangUpWatch, E: SseStream>(
     };
     give_buffer(event);
     end
-}
-
-/// Writes and clears `buf`; false when the peer is gone, or took none of it for `stall` (a
-/// client that stopped reading: what it would hold, a reply or a stream and the call behind
-/// it, is let go with the connection, which the caller closes).
-async fn flush<S: AsyncWriteRent>(stream: &mut S, buf: &mut Vec<u8>, stall: Duration) -> bool {
-    if buf.is_empty() {
-        return true;
-    }
-    let mut data = std::mem::take(buf);
-    let mut sent = 0;
-    while sent < data.len() {
-        let Some((res, slice)) = unless_stalled(stream.write(data.slice(sent..)), stall).await
-        else {
-            // The dropped write took the buffer with it; the connection closes.
-            tracing::info!(
-                "closed a client connection: it took no bytes of its reply or stream for {} ms \
-                 (client_write_timeout_ms)",
-                stall.as_millis()
-            );
-            return false;
-        };
-        data = slice.into_inner();
-        match res {
-            Ok(n) if n > 0 => sent += n,
-            _ => return false,
-        }
-    }
-    data.clear();
-    *buf = data;
-    true
-}
-
-/// `fut`'s output, unless it is still pending `stall` after its first poll. A write that can
-/// complete at once (the usual case under epoll) never arms a timer.
-async fn unless_stalled<F: Future>(fut: F, stall: Duration) -> Option<F::Output> {
-    let mut fut = std::pin::pin!(fut);
-    let first = std::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
-        Poll::Ready(out) => Poll::Ready(Some(out)),
-        Poll::Pending => Poll::Ready(None),
-    })
-    .await;
-    match first {
-        Some(out) => Some(out),
-        None => monoio::time::timeout(stall, fut).await.ok(),
-    }
-}
-
-/// Reads at least one more byte into `buf`; false on EOF or error.
-async fn read_more<S: AsyncReadRent>(stream: &mut S, buf: &mut Vec<u8>) -> bool {
-    if buf.capacity() - buf.len() < MIN_SPARE {
-        buf.reserve(READ_CHUNK);
-    }
-    let len = buf.len();
-    let cap = buf.capacity();
-    let (res, slice) = stream.read(std::mem::take(buf).slice_mut(len..cap)).await;
-    *buf = slice.into_inner();
-    matches!(res, Ok(n) if n > 0)
 }
