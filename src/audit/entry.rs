@@ -223,6 +223,17 @@ pub(crate) mod tests {
     use crate::mcp::client_info::ClientInfo;
     use crate::upstream::UpstreamError;
 
+    /// A fresh directory of its own for one test's files.
+    pub(crate) fn temp_dir(tag: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "mcpgate-audit-{tag}-{}-{}",
+            std::process::id(),
+            crate::audit::clock::now_micros()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
     pub(crate) fn sample() -> AuditRecord {
         AuditRecord {
             at_micros: 1_700_000_000_123_456,

@@ -300,17 +300,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::audit::entry::tests::sample;
-
-    fn temp_dir(tag: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "mcpgate-pipeline-{tag}-{}-{}",
-            std::process::id(),
-            crate::audit::clock::now_micros()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
+    use crate::audit::entry::tests::{sample, temp_dir};
 
     fn config(dir: &std::path::Path) -> AuditConfig {
         AuditConfig {

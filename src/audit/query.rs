@@ -221,7 +221,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::audit::entry::tests::sample;
+    use crate::audit::entry::tests::{sample, temp_dir};
     use crate::audit::entry::EntryWriter;
     use crate::audit::record::Target;
     use crate::audit::redact::Redactor;
@@ -276,12 +276,7 @@ mod tests {
     }
 
     fn store_with(entries: &[(u64, &str, &str, Outcome)]) -> (PathBuf, PathBuf) {
-        let dir = std::env::temp_dir().join(format!(
-            "mcpgate-query-{}-{}",
-            std::process::id(),
-            crate::audit::clock::now_micros()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = temp_dir("query");
         let path = dir.join("audit.db");
         let mut store = SqliteStore::open(&path).unwrap();
         let writer = EntryWriter::new(Redactor::new(&[]));

@@ -120,16 +120,7 @@ pub enum Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn temp_dir(tag: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "mcpgate-rotating-{tag}-{}-{}",
-            std::process::id(),
-            crate::audit::clock::now_micros()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
+    use crate::audit::entry::tests::temp_dir;
 
     #[test]
     fn rotates_by_size_and_keeps_the_newest() {

@@ -108,19 +108,14 @@ impl SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::entry::tests::sample;
+    use crate::audit::entry::tests::{sample, temp_dir};
     use crate::audit::entry::EntryWriter;
     use crate::audit::redact::Redactor;
     use crate::audit::row::RowBatch;
 
     #[test]
     fn batches_land_in_the_table() {
-        let dir = std::env::temp_dir().join(format!(
-            "mcpgate-sqlite-{}-{}",
-            std::process::id(),
-            crate::audit::clock::now_micros()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = temp_dir("sqlite");
         let path = dir.join("audit.db");
         let mut store = SqliteStore::open(&path).unwrap();
         let writer = EntryWriter::new(Redactor::new(&[]));
@@ -149,12 +144,7 @@ mod tests {
 
     #[test]
     fn the_view_reads_rows_back_as_the_objects_the_jsonl_file_holds() {
-        let dir = std::env::temp_dir().join(format!(
-            "mcpgate-sqlite-view-{}-{}",
-            std::process::id(),
-            crate::audit::clock::now_micros()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = temp_dir("sqlite-view");
         let mut store = SqliteStore::open(&dir.join("audit.db")).unwrap();
         let mut writer = EntryWriter::new(Redactor::new(&["token".to_owned()]));
         let mut records = vec![sample(), sample(), sample()];
