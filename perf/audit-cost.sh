@@ -29,11 +29,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 taskset -c 1 "$bin" mock-upstream --tools 10 --reply-bytes 100 --listen 127.0.0.1:0 > "$work/mock.out" 2>&1 &
 pids+=($!)
 mock=$(wait_line "$work/mock.out" "listening on" | sed 's/.*listening on //')
-if [ "$upstream" = http ]; then
-    server="{\"url\": \"$mock\"}"
-else
-    server="{\"command\": \"taskset\", \"args\": [\"-c\", \"1\", \"$PWD/$bin\", \"mock-upstream\", \"--stdio\", \"--tools\", \"10\", \"--reply-bytes\", \"100\"]}"
-fi
+upstream_server "$upstream" "$mock" 10 100 "$bin" 1
 
 # start_gateway NAME AUDIT_JSON: starts one gateway; sets ${NAME}_pid and ${NAME}_url.
 start_gateway() {

@@ -36,11 +36,7 @@ load=${LOAD_BIN:-$load}
 "$mock_bin" mock-upstream --tools 10 --reply-bytes "$reply" --listen 127.0.0.1:0 > "$work/mock.out" 2>&1 &
 pids+=($!)
 direct=$(wait_line "$work/mock.out" "listening on" | sed 's/.*listening on //')
-if [ "$upstream" = http ]; then
-    server="{\"url\": \"$direct\"}"
-else
-    server="{\"command\": \"$PWD/$mock_bin\", \"args\": [\"mock-upstream\", \"--stdio\", \"--tools\", \"10\", \"--reply-bytes\", \"$reply\"]}"
-fi
+upstream_server "$upstream" "$direct" 10 "$reply" "$mock_bin"
 gateway_extras
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat > "$work/gw.json" <<JSON

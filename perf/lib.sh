@@ -5,6 +5,9 @@
 #   pids          append background pids to it: they are killed on exit
 #   wait_line F P prints the first line of file F containing P (waits up to 60 s for it)
 #   cpu_ticks PID user+system CPU of a process, in clock ticks
+#   upstream_server KIND URL TOOLS REPLY BIN [CPU]  sets `server`, the gateway's config entry for
+#                 the mock upstream: its URL (KIND http), or (KIND stdio) BIN's mock as the
+#                 gateway's child, pinned to CPU when one is given
 #   gateway_extras  from $keys (0/1) and $audit (on/off/default) sets `extras` (JSON members
 #                 to append to the gateway's config) and `key_args` (the load generator's flags)
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -27,6 +30,18 @@ wait_line() {
     echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; return 1
 }
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+upstream_server() {
+    if [ "$1" = http ]; then
+        server="{\"url\": \"$2\"}"
+        return
+    fi
+    local child="\"$PWD/$5\", \"mock-upstream\", \"--stdio\", \"--tools\", \"$3\", \"--reply-bytes\", \"$4\""
+    if [ -n "${6:-}" ]; then
+        server="{\"command\": \"taskset\", \"args\": [\"-c\", \"$6\", $child]}"
+    else
+        server="{\"command\": ${child%%,*}, \"args\": [${child#*, }]}"
+    fi
+}
 gateway_extras() {
     extras="" key_args=()
     if [ "$keys" = 1 ]; then

@@ -46,12 +46,8 @@ taskset -c 1 "$bin" "${mock_args[@]}" --busy-poll-us "${MOCK_BUSY_POLL_US:-0}" -
 pids+=($!)
 direct=$(wait_line "$work/mock.out" "listening on" | sed 's/.*listening on //')
 
-if [ "$upstream" = http ]; then
-    server="{\"url\": \"$direct\"}"
-else
-    # The child is pinned to CPU 1 like the HTTP mock, not to the gateway's core.
-    server="{\"command\": \"taskset\", \"args\": [\"-c\", \"1\", \"$PWD/$bin\", \"mock-upstream\", \"--stdio\", \"--tools\", \"$tools\", \"--reply-bytes\", \"$reply\"]}"
-fi
+# The stdio child is pinned to CPU 1 like the HTTP mock, not to the gateway's core.
+upstream_server "$upstream" "$direct" "$tools" "$reply" "$bin" 1
 gateway_extras
 cat > "$work/gw.json" <<JSON
 {"mcpServers": {"up": $server}, "tools_page_size": 1000, "busy_poll_us": $busy $extras}
