@@ -6,17 +6,22 @@
 //! Owns: the count of those tasks per upstream and its bound ([`MAX_ANSWERS_IN_FLIGHT`]).
 //! Must never: let a server that asks faster than it takes the answers grow the task list.
 //! Beyond the bound the request is refused with an error that names the limit, POSTed by the
-//! stream's reader itself, which reads on only once that POST is done: a server that keeps
-//! asking is slowed to the pace of its own answers.
+//! stream's reader itself, which reads on only once that POST is done (or given up after
+//! [`REFUSAL_TIMEOUT`]): a server that keeps asking is slowed to the pace of its own answers.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::HttpUpstream;
 use crate::upstream::call::Responder;
 
 /// Answer tasks one upstream may have in flight (POSTs not yet answered by the server).
 pub const MAX_ANSWERS_IN_FLIGHT: usize = 64;
+
+/// How long the reader waits for a server to take a refusal before it reads on (a server that
+/// takes no answers at all must not stop its stream from being read for good).
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the gateway answers a server's request with.
 pub(super) enum Answer {
@@ -66,8 +71,18 @@ impl HttpUpstream {
             if !self.answers_over_bound.swap(true, Ordering::Relaxed) {
                 tracing::warn!(server = %self.name, method, "the server asks faster than it takes the gateway's answers ({MAX_ANSWERS_IN_FLIGHT} in flight); further requests are refused until they are taken");
             }
-            if let Err(e) = responder.refuse(-32603, &over_the_bound()).await {
-                tracing::debug!(server = %self.name, method, "could not refuse the server's request: {e}");
+            // Boxed: the readers that await this keep their own futures small (a refusal is a
+            // whole exchange) for the rare case that needs it.
+            let why = over_the_bound();
+            let refusal = Box::pin(responder.refuse(-32603, &why));
+            match monoio::time::timeout(REFUSAL_TIMEOUT, refusal).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(server = %self.name, method, "could not refuse the server's request: {e}")
+                }
+                Err(_) => {
+                    tracing::debug!(server = %self.name, method, "the server did not take a refusal in time")
+                }
             }
             return;
         }
