@@ -2,15 +2,19 @@
 //! - a server whose tools change tells the gateway (`notifications/tools/list_changed`); the
 //!   gateway lists it again, serves the new tools, and tells every client;
 //! - a server's `notifications/resources/updated` reaches the sessions that subscribed to that
-//!   resource, under the URI they subscribed with, and no other session.
+//!   resource, under the URI they subscribed with, and no other session;
+//! - a server that floods `list_changed` (20000 in one go) costs the gateway one pending entry,
+//!   not a queue: it is listed again at most twice for the whole flood, the gateway serves on,
+//!   and clients see the list the server ends with.
 //!
 //! The server is a small one on the official TypeScript SDK (tests/fixtures/changing-server.mjs):
 //! its `grow` tool adds a tool (the SDK then sends the notification by itself), and its `touch`
-//! tool changes a subscribable resource. It runs over stdio, and over streamable HTTP, where it
+//! tool changes a subscribable resource, and its `flood` tool misbehaves. It runs over stdio, and over streamable HTTP, where it
 //! announces the change on its own `GET` stream, which the gateway follows.
 
 mod common;
 
+use common::admin::Admin;
 use common::raw_http::{build_request, RawSession};
 use common::*;
 use serde_json::json;
@@ -59,7 +63,21 @@ async fn grow_and_see_it_announced<R: tokio::io::AsyncBufRead + Unpin>(
     read_until(stream, "notifications/tools/list_changed").await;
     // The gateway listed the server again before telling anyone.
     let after = tool_names(&session.request("tools/list", json!({})).await);
-    assert_eq!(after, ["dyn__grow", "dyn__grown-1", "dyn__touch"]);
+    assert_eq!(
+        after,
+        with_fixed_tools(&["dyn__grow", "dyn__grown-1", "dyn__touch"])
+    );
+}
+
+/// `names` with the fixture's `flood` and `listed`, sorted.
+fn with_fixed_tools(names: &[&str]) -> Vec<String> {
+    let mut all: Vec<String> = ["dyn__flood", "dyn__listed"]
+        .iter()
+        .chain(names)
+        .map(|n| n.to_string())
+        .collect();
+    all.sort();
+    all
 }
 
 fn tool_names(list: &serde_json::Value) -> Vec<String> {
@@ -154,7 +172,7 @@ async fn a_changed_tool_list_reaches_connected_clients(driver: &str) {
     let gw = Gateway::start(driver, &config(&[("dyn", changing_server())])).await;
     let session = RawSession::open(&gw.addr()).await;
     let before = tool_names(&session.request("tools/list", json!({})).await);
-    assert_eq!(before, ["dyn__grow", "dyn__touch"]);
+    assert_eq!(before, with_fixed_tools(&["dyn__grow", "dyn__touch"]));
     let mut stream = open_stream(&gw, &session).await;
     grow_and_see_it_announced(&session, &mut stream).await;
     let answer = session
@@ -206,4 +224,99 @@ async fn legacy_sse_clients_hear_of_list_changes_too(driver: &str) {
         .request("tools/call", json!({"name": "dyn__grow", "arguments": {}}))
         .await;
     read_until(&mut legacy, "notifications/tools/list_changed").await;
+}
+
+/// How many times the fixture has answered `tools/list` (its `listed` tool).
+async fn times_listed(session: &RawSession) -> u64 {
+    let reply = session
+        .request(
+            "tools/call",
+            json!({"name": "dyn__listed", "arguments": {}}),
+        )
+        .await;
+    let text = reply["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("listed: {reply}"));
+    text.strip_prefix("tools/list answered ")
+        .and_then(|t| t.strip_suffix(" times"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("listed: {text:?}"))
+}
+
+/// Calls `dyn__flood`; once it answers, the server has sent every notice of the flood and
+/// then added `dyn__flooded`.
+async fn flood(session: &RawSession) {
+    let flooded = session
+        .request("tools/call", json!({"name": "dyn__flood", "arguments": {}}))
+        .await;
+    assert_eq!(
+        flooded["result"]["content"][0]["text"], "sent 20000 list changes",
+        "{flooded}"
+    );
+}
+
+/// Waits until the client's `tools/list` shows the tool the flood ended with, and calls it.
+async fn flooded_tool_is_served(session: &RawSession) {
+    poll_until("the tool added after the flood is listed", || async {
+        let names = tool_names(&session.request("tools/list", json!({})).await);
+        names.iter().any(|n| n == "dyn__flooded").then_some(())
+    })
+    .await;
+    let answer = session
+        .request(
+            "tools/call",
+            json!({"name": "dyn__flooded", "arguments": {}}),
+        )
+        .await;
+    assert_eq!(answer["result"]["content"][0]["text"], "flooded answers");
+}
+
+const ADMIN_TOKEN: &str = "admin-token-for-list-changed-0123456789";
+
+both_drivers!(a_stdio_server_flooding_list_changes_is_listed_again_at_most_twice);
+
+async fn a_stdio_server_flooding_list_changes_is_listed_again_at_most_twice(driver: &str) {
+    let mut cfg = config(&[("dyn", changing_server())]);
+    cfg["admin"] = json!({ "listen": "127.0.0.1:0", "token": "${ADMIN_TOKEN}" });
+    let mut gw = Gateway::start_with_env(driver, &cfg, &[("ADMIN_TOKEN", ADMIN_TOKEN)]).await;
+    let admin = Admin::of(&mut gw, Some(ADMIN_TOKEN));
+    let session = RawSession::open(&gw.addr()).await;
+    let mut stream = open_stream(&gw, &session).await;
+    let before = times_listed(&session).await;
+
+    flood(&session).await;
+    // The flood's reply followed every notice on the child's stdout, so each was reported by
+    // now. The registry keeper answers the admin API in turn with the rest of its work: had it
+    // queued the notices, it would answer after listing the server once for each of them.
+    let unchanged = admin.set_tool("dyn__grow", true).await;
+    assert_eq!(unchanged["changed"], false, "{unchanged}");
+    let listings = times_listed(&session).await - before;
+    assert!(
+        listings <= 2,
+        "20000 list changes made the gateway list the server {listings} times"
+    );
+
+    flooded_tool_is_served(&session).await;
+    read_until(&mut stream, "notifications/tools/list_changed").await;
+}
+
+both_drivers!(an_http_server_flooding_list_changes_on_its_stream_ends_with_its_last_list);
+
+async fn an_http_server_flooding_list_changes_on_its_stream_ends_with_its_last_list(driver: &str) {
+    let server = HttpUpstream::node_fixture("changing-server.mjs").await;
+    let mut gw = Gateway::start(driver, &config(&[("dyn", http_server(&server.url))])).await;
+    tokio::task::block_in_place(|| {
+        gw.proc.wait_stderr_line(
+            |l| l.contains("following the server's GET stream"),
+            std::time::Duration::from_secs(20),
+        )
+    });
+    let session = RawSession::open(&gw.addr()).await;
+    flood(&session).await;
+    flooded_tool_is_served(&session).await;
+    // The gateway serves on, the server's other tools too.
+    let grown = session
+        .request("tools/call", json!({"name": "dyn__grow", "arguments": {}}))
+        .await;
+    assert_eq!(grown["result"]["content"][0]["text"], "added grown-1");
 }

@@ -2,6 +2,11 @@
 //! from server-everything reach the rmcp client that made the call (over an SSE reply), the
 //! client's answer reaches the server, and a client that did not declare sampling is never
 //! asked. Server-everything runs behind the gateway over stdio and over streamable HTTP.
+//!
+//! A server that asks faster than it takes the gateway's answers (tests/common/asking_http.rs)
+//! gets at most `MAX_ANSWERS_IN_FLIGHT` answers in flight, on a call's reply and on its own
+//! `GET` stream alike; the requests beyond are refused with an error that names the limit,
+//! and the gateway serves on.
 
 // Sampling is what server-everything asks for; rmcp marks its types deprecated (SEP-2577).
 #![allow(deprecated)]
@@ -10,7 +15,10 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
+use common::asking_http::AskingHttp;
+use common::raw_http::RawSession;
 use common::*;
+use mcpgate::upstream::http::MAX_ANSWERS_IN_FLIGHT;
 use rmcp::model::{
     CallToolRequestParams, ClientCapabilities, ClientConfig, CreateMessageRequestParams,
     CreateMessageResult, Implementation, ProgressNotificationParam, SamplingMessage,
@@ -177,4 +185,68 @@ async fn sampling_is_answered_by_the_calling_client(driver: &str) {
         client.cancel().await.expect("close");
     })
     .await;
+}
+
+/// The requests one round asks: the bound and ten more.
+const ASKED: usize = MAX_ANSWERS_IN_FLIGHT + 10;
+
+/// What the asking server reports when the gateway let out as many answers as the bound and
+/// refused the rest.
+fn bounded_round() -> String {
+    format!(
+        "answered {ASKED}: ok {MAX_ANSWERS_IN_FLIGHT}, refused 10: mcpgate refused this request: \
+         {MAX_ANSWERS_IN_FLIGHT} answers to this server's requests are in flight already (the \
+         most the gateway sends at once); ask again once the server has taken them"
+    )
+}
+
+/// Calls the asking server's `tool` with `ASKED` requests; the round's result text.
+async fn ask(session: &RawSession, tool: &str) -> String {
+    let reply = session
+        .request(
+            "tools/call",
+            json!({"name": format!("asking__{tool}"), "arguments": {"count": ASKED}}),
+        )
+        .await;
+    reply["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{tool}: {reply}"))
+        .to_owned()
+}
+
+/// The gateway still serves the server.
+async fn hello(session: &RawSession) {
+    let reply = session
+        .request(
+            "tools/call",
+            json!({"name": "asking__hello", "arguments": {}}),
+        )
+        .await;
+    assert_eq!(reply["result"]["content"][0]["text"], "hello", "{reply}");
+}
+
+both_drivers!(a_server_asking_during_a_call_gets_errors_beyond_the_answers_in_flight);
+
+async fn a_server_asking_during_a_call_gets_errors_beyond_the_answers_in_flight(driver: &str) {
+    let server = AskingHttp::start().await;
+    let gw = Gateway::start(driver, &config(&[("asking", http_server(&server.url))])).await;
+    let session = RawSession::open(&gw.addr()).await;
+    assert_eq!(ask(&session, "ask").await, bounded_round());
+    hello(&session).await;
+}
+
+both_drivers!(a_server_asking_on_its_own_stream_gets_errors_beyond_the_answers_in_flight);
+
+async fn a_server_asking_on_its_own_stream_gets_errors_beyond_the_answers_in_flight(driver: &str) {
+    let server = AskingHttp::start().await;
+    let mut gw = Gateway::start(driver, &config(&[("asking", http_server(&server.url))])).await;
+    tokio::task::block_in_place(|| {
+        gw.proc.wait_stderr_line(
+            |l| l.contains("following the server's GET stream"),
+            std::time::Duration::from_secs(20),
+        )
+    });
+    let session = RawSession::open(&gw.addr()).await;
+    assert_eq!(ask(&session, "ask_on_stream").await, bounded_round());
+    hello(&session).await;
 }

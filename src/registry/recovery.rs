@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use futures_channel::{mpsc, oneshot};
-use futures_util::StreamExt;
+use futures_util::{stream, StreamExt};
 
 use super::builder::RegistryBuilder;
 use super::health_watch;
@@ -140,7 +140,10 @@ pub fn spawn_recovery(
         .map(|l| l.server.clone())
         .collect();
     let changes = server_notices::listen();
-    let (tx, mut rx) = mpsc::unbounded::<Update>();
+    // Unbounded, yet nothing a server sends grows it: its senders are the control thread (a
+    // reload), the admin API (a request each), and the keeper's own tasks (one arrival per
+    // server, a health change at most once per check). Servers' notices stay in their feed.
+    let (tx, rx) = mpsc::unbounded::<Update>();
     let keeper = Keeper { tx: tx.clone() };
     let handle = std::thread::Builder::new().name("mcpgate-registry".into()).spawn(move || {
         let run = block_on(IoDriver::Epoll, || async move {
@@ -161,17 +164,11 @@ pub fn spawn_recovery(
             for server in everyone {
                 check(server, tx.clone());
             }
-            if let Some(mut changes) = changes {
-                let tx = tx.clone();
-                monoio::spawn(async move {
-                    while let Some(change) = changes.next().await {
-                        if tx.unbounded_send(Update::Notice(change)).is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-            while let Some(update) = rx.next().await {
+            // Servers' notices are taken only when the loop is ready for the next update, so
+            // those that arrive while it lists a server wait, coalesced, in the feed.
+            let notices = stream::iter(changes).flatten().map(Update::Notice);
+            let mut updates = stream::select(rx, notices);
+            while let Some(update) = updates.next().await {
                 match update {
                     Update::Up(listing) => {
                         let name = listing.server.name.clone();

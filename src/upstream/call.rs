@@ -93,6 +93,10 @@ pub const CLIENT_BEHIND: &str =
 impl EventSink {
     /// A sink and the receiver the caller reads.
     pub fn new(progress_token: Option<u64>) -> (EventSink, CallEvents) {
+        // Bounded by `held_bytes`, not by the channel: every `Held::Message` is counted
+        // against MAX_HELD_EVENT_BYTES (at least HELD_OVERHEAD each) before it is queued, and
+        // at most one `Held::Progress` is queued at a time (only when `latest_progress` goes
+        // from empty to held; it is emptied only when that entry is taken).
         let (tx, rx) = futures_channel::mpsc::unbounded();
         let shared = Arc::new(SinkShared {
             held_bytes: AtomicUsize::new(0),

@@ -6,7 +6,7 @@
 //! picked up when it returns. Replies may come as
 //! JSON or as an SSE stream; either way the caller gets the JSON-RPC response message whole.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -36,7 +36,11 @@ struct Session {
     info: InitializeInfo,
 }
 
+mod answers;
 mod server_stream;
+
+use answers::Answer;
+pub use answers::MAX_ANSWERS_IN_FLIGHT;
 
 pub struct HttpUpstream {
     /// Unique per process; keys the per-core pools.
@@ -50,6 +54,10 @@ pub struct HttpUpstream {
     session: RwLock<Option<Arc<Session>>>,
     next_id: AtomicU64,
     max_reply: usize,
+    /// The gateway's answers to the server's requests being sent (see [`answers`]).
+    answers_in_flight: AtomicUsize,
+    /// Whether the log says already that the server's requests are refused at that bound.
+    answers_over_bound: AtomicBool,
 }
 
 impl HttpUpstream {
@@ -80,6 +88,8 @@ impl HttpUpstream {
             session: RwLock::new(None),
             next_id: AtomicU64::new(1),
             max_reply,
+            answers_in_flight: AtomicUsize::new(0),
+            answers_over_bound: AtomicBool::new(false),
         })
     }
 
@@ -252,7 +262,7 @@ impl HttpUpstream {
 
     /// A server request that arrived on a reply stream: `ping` is answered here, others go to
     /// the call's events (or are refused when the call takes none).
-    fn on_server_request(
+    async fn on_server_request(
         self: &Arc<Self>,
         method: &str,
         id: &str,
@@ -263,43 +273,33 @@ impl HttpUpstream {
             upstream_id: id.into(),
             route: ResponderRoute::Http(self.clone()),
         };
-        let mut refusal = (-32601, format!("Method not found: {method}"));
-        if method != "ping" {
-            if let Some(sink) = events {
-                let relayed = sink.relay_request(
-                    &self.name,
-                    ServerMessage {
-                        message: message.to_vec(),
-                        responder: Some(responder),
-                    },
-                );
-                match relayed {
-                    // Relayed; or the caller has gone, cancelling the call: the request dies
-                    // with it.
-                    Ok(()) | Err(NotRelayed::Gone) => return,
-                    Err(NotRelayed::Behind(ServerMessage {
-                        responder: Some(back),
-                        ..
-                    })) => {
-                        responder = back;
-                        refusal = (-32603, CLIENT_BEHIND.to_owned());
-                    }
-                    Err(NotRelayed::Behind(_)) => return,
+        if method == "ping" {
+            return self.answer_request(responder, method, Answer::Pong).await;
+        }
+        let mut refusal = Answer::Refusal(-32601, format!("Method not found: {method}"));
+        if let Some(sink) = events {
+            let relayed = sink.relay_request(
+                &self.name,
+                ServerMessage {
+                    message: message.to_vec(),
+                    responder: Some(responder),
+                },
+            );
+            match relayed {
+                // Relayed; or the caller has gone, cancelling the call: the request dies
+                // with it.
+                Ok(()) | Err(NotRelayed::Gone) => return,
+                Err(NotRelayed::Behind(ServerMessage {
+                    responder: Some(back),
+                    ..
+                })) => {
+                    responder = back;
+                    refusal = Answer::Refusal(-32603, CLIENT_BEHIND.to_owned());
                 }
+                Err(NotRelayed::Behind(_)) => return,
             }
         }
-        let name = self.name.clone();
-        let method = method.to_owned();
-        monoio::spawn(async move {
-            let answer = if method == "ping" {
-                responder.respond(br#""result":{}"#).await
-            } else {
-                responder.refuse(refusal.0, &refusal.1).await
-            };
-            if let Err(e) = answer {
-                tracing::debug!(server = %name, method, "could not answer the server's request: {e}");
-            }
-        });
+        self.answer_request(responder, method, refusal).await
     }
 
     /// One POST and its reply. For a request (`id != 0`) returns the response message that
@@ -414,6 +414,7 @@ impl HttpUpstream {
                 match (env.method.as_deref(), env.id) {
                     (Some(method), Some(req_id)) => {
                         self.on_server_request(method, req_id.get(), &event.data, events)
+                            .await
                     }
                     (Some(method), None)
                         if server_notices::report(&self.name, method, env.params) => {}

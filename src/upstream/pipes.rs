@@ -60,6 +60,8 @@ pub struct FrameReceiver {
 
 /// A queue that holds at most `capacity` frames not yet written.
 pub fn frame_queue(capacity: usize) -> (FrameSender, FrameReceiver) {
+    // The channel itself is unbounded; `queued` bounds it: `send` counts every frame against
+    // `capacity` before queueing it, and only `close` (once per child's stop) goes uncounted.
     let (tx, rx) = unbounded();
     let queued = Arc::new(AtomicUsize::new(0));
     (

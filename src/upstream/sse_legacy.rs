@@ -85,7 +85,7 @@ struct Inner {
     changed: Condvar,
     /// To the stream task: a message asks for a new stream now (`reconnect`); dropping it
     /// (`shutdown`) stops the task.
-    control: Mutex<Option<mpsc::UnboundedSender<()>>>,
+    control: Mutex<Option<mpsc::Sender<()>>>,
     /// The core the stream task runs on; held so that a dedicated runtime (which ends with its
     /// last handle) outlives the task.
     _owner: CoreHandle,
@@ -132,7 +132,8 @@ impl SseUpstream {
 
     pub fn start(spec: SseSpec, owner: &CoreHandle) -> Result<SseUpstream, String> {
         let url = UpstreamUrl::resolve(&spec.url, spec.tls.as_ref())?;
-        let (control_tx, control_rx) = mpsc::unbounded();
+        // Room for one request: asking again while one waits asks nothing new.
+        let (control_tx, control_rx) = mpsc::channel(0);
         let inner = Arc::new(Inner {
             spec,
             url,
@@ -253,8 +254,12 @@ impl SseUpstream {
     /// reconnect): calls waiting on the old stream fail. False after shutdown.
     pub fn reconnect(&self) -> bool {
         lock(&self.inner.control)
-            .as_ref()
-            .is_some_and(|control| control.unbounded_send(()).is_ok())
+            .as_mut()
+            .is_some_and(|control| match control.try_send(()) {
+                Ok(()) => true,
+                // A reconnect is asked for already and not yet begun: this one is that one.
+                Err(e) => e.is_full(),
+            })
     }
 
     /// How many times the stream was opened again after the first.

@@ -58,12 +58,13 @@ impl BrokenHttp {
 }
 
 /// One request: its method line's verb and its body.
-struct Request {
-    method: String,
-    body: Vec<u8>,
+pub(super) struct Request {
+    pub method: String,
+    pub body: Vec<u8>,
 }
 
-async fn read_request(conn: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Request> {
+/// Reads one request (head and `Content-Length` body); `None` once the peer is gone.
+pub(super) async fn read_request(conn: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Request> {
     let head_end = loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             break end;

@@ -13,6 +13,7 @@
 #![allow(dead_code)]
 
 pub mod admin;
+pub mod asking_http;
 pub mod audit;
 pub mod broken_http;
 pub mod ledger_http;

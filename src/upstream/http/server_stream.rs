@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{HttpUpstream, Session};
+use super::{Answer, HttpUpstream, Session};
 use crate::http::client::{write_sse_get, ReplyKind};
 use crate::http::sse::SseItem;
 use crate::jsonrpc::Envelope;
@@ -98,7 +98,7 @@ async fn read_stream(up: &Arc<HttpUpstream>, session: &Arc<Session>) -> End {
                 if !is_current(up, session) {
                     return End::SessionGone;
                 }
-                on_message(up, &event.data);
+                on_message(up, &event.data).await;
             }
             Ok(Some(SseItem::TooLarge(skipped))) => {
                 tracing::warn!(server = %up.name, len = skipped.len, "skipped an oversized event on the server's GET stream");
@@ -111,7 +111,7 @@ async fn read_stream(up: &Arc<HttpUpstream>, session: &Arc<Session>) -> End {
 
 /// One message on the stream: notices go to the registry keeper; requests are answered here
 /// (`ping`) or refused (nothing ties them to a client).
-fn on_message(up: &Arc<HttpUpstream>, data: &[u8]) {
+async fn on_message(up: &Arc<HttpUpstream>, data: &[u8]) {
     if data.trim_ascii().is_empty() {
         return;
     }
@@ -130,20 +130,14 @@ fn on_message(up: &Arc<HttpUpstream>, data: &[u8]) {
                 upstream_id: id.get().into(),
                 route: ResponderRoute::Http(up.clone()),
             };
-            let (method, name) = (method.to_owned(), up.name.clone());
-            monoio::spawn(async move {
-                let answer = if method == "ping" {
-                    responder.respond(br#""result":{}"#).await
-                } else {
-                    let why = format!(
-                        "mcpgate relays {method} only during a call of the client it is for"
-                    );
-                    responder.refuse(-32601, &why).await
-                };
-                if let Err(e) = answer {
-                    tracing::debug!(server = %name, method, "could not answer the server's request: {e}");
-                }
-            });
+            let answer = match method {
+                "ping" => Answer::Pong,
+                _ => Answer::Refusal(
+                    -32601,
+                    format!("mcpgate relays {method} only during a call of the client it is for"),
+                ),
+            };
+            up.answer_request(responder, method, answer).await;
         }
         _ => tracing::debug!(server = %up.name, "a response on the server's GET stream; skipped"),
     }

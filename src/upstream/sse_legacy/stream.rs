@@ -31,7 +31,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The task's body: one stream after another, until `control` closes. A message on `control`
 /// ends the current stream (or the backoff pause) and opens the next one at once.
-pub(super) async fn run(inner: Arc<Inner>, mut control: mpsc::UnboundedReceiver<()>) {
+pub(super) async fn run(inner: Arc<Inner>, mut control: mpsc::Receiver<()>) {
     let name = inner.spec.name.clone();
     let mut backoff = Backoff::default();
     loop {
