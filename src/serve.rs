@@ -20,7 +20,9 @@ use crate::mcp::{
 use crate::registry::recovery::{spawn_recovery, Keeper, KeeperListeners};
 use crate::registry::{PublishedRegistry, RegistryReader};
 use crate::reload::ConfigReloader;
-use crate::runtime::{bind_listeners, core_channel, drain, serve_on_workers_after, IoDriver};
+use crate::runtime::{
+    bind_listeners, core_channel, drain, serve_on_workers_after, IoDriver, SpawnRefused,
+};
 use crate::upstream::start::start_upstreams;
 
 /// Time given to stdio children to exit after their stdin closes, before signals.
@@ -37,6 +39,24 @@ const METRICS_FLUSH: Duration = Duration::from_secs(1);
 /// Longest the shutdown waits for the audit log thread to write what is queued (a sink that
 /// hangs must not hold the exit).
 const AUDIT_FLUSH_BOUND: Duration = Duration::from_secs(5);
+/// Resource-update deliveries a core may have waiting before more are refused: a server can
+/// send `notifications/resources/updated` at any rate, and a core busy with calls drains its
+/// inbox only between them. A refused delivery is a hint lost (the client reads the resource
+/// when it next hears of it), never a call.
+const MAX_PENDING_DELIVERIES: usize = 4096;
+
+/// Says once that resource updates are being refused; every one is a delivery lost.
+fn undelivered_update(waiting: usize) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            waiting,
+            "a worker core has {MAX_PENDING_DELIVERIES} resource-update deliveries waiting: a \
+             server is sending notifications/resources/updated faster than they can be \
+             delivered, and the excess is dropped (logged once)"
+        );
+    }
+}
 
 /// Serves until SIGINT or SIGTERM, then drains and stops the upstreams; `config_file` (when
 /// the config came from one) is reloaded on SIGHUP and when it changes. An error says why
@@ -156,8 +176,12 @@ pub fn serve(config: Config, config_file: Option<PathBuf>, driver: IoDriver) -> 
                 let message: Arc<[u8]> = message.into_bytes().into();
                 for core in &update_cores {
                     let message = message.clone();
-                    let _ =
-                        core.spawn(move || async move { announcements::deliver(session, message) });
+                    let sent = core.spawn_within(MAX_PENDING_DELIVERIES, move || async move {
+                        announcements::deliver(session, message)
+                    });
+                    if let Err(SpawnRefused::Busy(waiting)) = sent {
+                        undelivered_update(waiting);
+                    }
                 }
             }
         }),

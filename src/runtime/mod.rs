@@ -12,7 +12,7 @@ pub mod drain;
 mod listener;
 mod placement;
 
-pub use core_handle::{core_channel, CoreHandle, CoreInbox, CoreStopped};
+pub use core_handle::{core_channel, CoreHandle, CoreInbox, CoreStopped, SpawnRefused};
 pub use listener::bind_listeners;
 pub use placement::{allowed_cpus, placement};
 
