@@ -1,4 +1,5 @@
 use super::*;
+use crate::upstream::process::block_on_timeout;
 use serde_json::{json, Value};
 
 /// A small MCP server: answers `initialize`, echoes params, and misbehaves on request.
