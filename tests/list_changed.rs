@@ -189,13 +189,7 @@ both_drivers!(an_http_servers_list_change_on_its_own_stream_reaches_clients);
 async fn an_http_servers_list_change_on_its_own_stream_reaches_clients(driver: &str) {
     let server = HttpUpstream::node_fixture("changing-server.mjs").await;
     let mut gw = Gateway::start(driver, &config(&[("dyn", http_server(&server.url))])).await;
-    // The gateway follows the server's GET stream once its session is up.
-    tokio::task::block_in_place(|| {
-        gw.proc.wait_stderr_line(
-            |l| l.contains("following the server's GET stream"),
-            std::time::Duration::from_secs(20),
-        )
-    });
+    gw.wait_following_get_stream();
     let session = RawSession::open(&gw.addr()).await;
     let mut stream = open_stream(&gw, &session).await;
     grow_and_see_it_announced(&session, &mut stream).await;
@@ -305,12 +299,7 @@ both_drivers!(an_http_server_flooding_list_changes_on_its_stream_ends_with_its_l
 async fn an_http_server_flooding_list_changes_on_its_stream_ends_with_its_last_list(driver: &str) {
     let server = HttpUpstream::node_fixture("changing-server.mjs").await;
     let mut gw = Gateway::start(driver, &config(&[("dyn", http_server(&server.url))])).await;
-    tokio::task::block_in_place(|| {
-        gw.proc.wait_stderr_line(
-            |l| l.contains("following the server's GET stream"),
-            std::time::Duration::from_secs(20),
-        )
-    });
+    gw.wait_following_get_stream();
     let session = RawSession::open(&gw.addr()).await;
     flood(&session).await;
     flooded_tool_is_served(&session).await;

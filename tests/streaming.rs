@@ -240,12 +240,7 @@ both_drivers!(a_server_asking_on_its_own_stream_gets_errors_beyond_the_answers_i
 async fn a_server_asking_on_its_own_stream_gets_errors_beyond_the_answers_in_flight(driver: &str) {
     let server = AskingHttp::start().await;
     let mut gw = Gateway::start(driver, &config(&[("asking", http_server(&server.url))])).await;
-    tokio::task::block_in_place(|| {
-        gw.proc.wait_stderr_line(
-            |l| l.contains("following the server's GET stream"),
-            std::time::Duration::from_secs(20),
-        )
-    });
+    gw.wait_following_get_stream();
     let session = RawSession::open(&gw.addr()).await;
     assert_eq!(ask(&session, "ask_on_stream").await, bounded_round());
     hello(&session).await;

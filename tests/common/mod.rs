@@ -308,6 +308,17 @@ impl Gateway {
         }
     }
 
+    /// Waits until the gateway follows an HTTP server's own GET stream (it opens it once the
+    /// server's session is up), so what the server sends there reaches the gateway.
+    pub fn wait_following_get_stream(&mut self) {
+        tokio::task::block_in_place(|| {
+            self.proc.wait_stderr_line(
+                |l| l.contains("following the server's GET stream"),
+                std::time::Duration::from_secs(20),
+            )
+        });
+    }
+
     /// `127.0.0.1:PORT` of the listener.
     pub fn addr(&self) -> String {
         self.url
