@@ -11,6 +11,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use common::audit::{entry, jsonl, store_bytes, wait_entries, wait_lines, wait_until};
+use common::legacy_sse_client::{run_legacy_client, sse_url};
 use common::raw_http::{self, build_request, RawSession, ACCEPT_BOTH};
 use common::*;
 use rmcp::model::ReadResourceRequestParams;
@@ -417,30 +418,14 @@ async fn every_transport_yields_its_records(driver: &str) {
     let dir = dir_of(&gw);
 
     let plan = json!({
-        "url": format!("http://{}/sse", gw.addr()),
+        "url": sse_url(&gw),
         "calls": [
             { "name": "everything__echo", "arguments": { "message": "legacy" } },
             { "name": "everything__trigger-long-running-operation",
               "arguments": { "duration": 0.2, "steps": 2 }, "progress": true }
         ]
     });
-    let script = repo_root().join("tests/fixtures/legacy-sse-client.mjs");
-    let output = within(
-        "the legacy SDK client",
-        tokio::process::Command::new("node")
-            .arg(&script)
-            .arg(plan.to_string())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("run node");
-    assert!(
-        output.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    run_legacy_client(&gw, plan).await;
 
     let batch_session = RawSession::open_at(&gw.addr(), "2025-03-26").await;
     let batch = json!([

@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::legacy_sse_client::{run_legacy_client, sse_url};
 use common::raw_http::{build_request, send_raw, RawSession, Response};
 use common::*;
 use serde_json::{json, Value};
@@ -20,39 +21,6 @@ both_drivers!(
 
 async fn gateway(driver: &str) -> Gateway {
     Gateway::start(driver, &config(&[("everything", everything_stdio())])).await
-}
-
-fn sse_url(gw: &Gateway) -> String {
-    format!("http://{}/sse", gw.addr())
-}
-
-/// Runs the SDK client with `plan` (see the fixture) and returns its output lines as JSON,
-/// after checking it got to the end.
-async fn run_legacy_client(gw: &Gateway, plan: Value) -> Vec<Value> {
-    let script = repo_root().join("tests/fixtures/legacy-sse-client.mjs");
-    let output = within(
-        "the legacy SDK client",
-        tokio::process::Command::new("node")
-            .arg(&script)
-            .arg(plan.to_string())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("run node");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let lines: Vec<Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
-        .collect();
-    assert!(
-        output.status.success() && lines.last().is_some_and(|l| l["step"] == "done"),
-        "legacy client failed ({}):\n{stdout}\n{}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr),
-        gw.proc.log_tail()
-    );
-    lines
 }
 
 fn step<'a>(lines: &'a [Value], name: &str) -> &'a Value {

@@ -114,48 +114,77 @@ impl Sinks {
         let (Some(file), Some(lines)) = (&mut self.jsonl, &self.batch.lines) else {
             return;
         };
-        let path = file.path().display().to_string();
-        let mut failures = Vec::new();
         // Entries are JSON without line breaks (inside strings they are escaped).
-        for line in lines.split_inclusive(|b| *b == b'\n') {
-            if let Err(f) = file.push_line(&line[..line.len() - 1]) {
-                failures.push(f);
-            }
-        }
-        if let Err(f) = file.flush() {
-            failures.push(f);
-        }
-        for (failure, e) in failures {
-            let (kind, what) = match failure {
-                Failure::Write => (Kind::JsonlWrite, "cannot write the audit JSONL file"),
-                Failure::Rotate => (Kind::JsonlRotate, "cannot rotate the audit JSONL file"),
-            };
-            self.failed(shared, kind, &format!("{what} {path}"), &e);
-        }
+        let entries = lines
+            .split_inclusive(|b| *b == b'\n')
+            .map(|line| &line[..line.len() - 1]);
+        let (path, failures) = write_lines(file, entries);
+        self.report(shared, &path, failures, JSONL_FAILURES);
     }
 
     fn write_access(&mut self, shared: &Shared, lines: &[Vec<u8>]) {
         let Some(file) = &mut self.access else {
             return;
         };
-        let path = file.path().display().to_string();
-        let mut failures = Vec::new();
-        for line in lines {
-            if let Err(f) = file.push_line(line) {
-                failures.push(f);
-            }
-        }
-        if let Err(f) = file.flush() {
-            failures.push(f);
-        }
+        let (path, failures) = write_lines(file, lines.iter().map(Vec::as_slice));
+        self.report(shared, &path, failures, ACCESS_FAILURES);
+    }
+
+    /// Counts (and logs the first of each kind) what writing a file's lines failed at.
+    fn report(
+        &mut self,
+        shared: &Shared,
+        path: &str,
+        failures: Vec<(Failure, std::io::Error)>,
+        kinds: FileFailures,
+    ) {
         for (failure, e) in failures {
             let (kind, what) = match failure {
-                Failure::Write => (Kind::AccessWrite, "cannot write the access log"),
-                Failure::Rotate => (Kind::AccessRotate, "cannot rotate the access log"),
+                Failure::Write => kinds.write,
+                Failure::Rotate => kinds.rotate,
             };
             self.failed(shared, kind, &format!("{what} {path}"), &e);
         }
     }
+}
+
+/// How a rotating file's failures are counted and described.
+#[derive(Clone, Copy)]
+struct FileFailures {
+    write: (Kind, &'static str),
+    rotate: (Kind, &'static str),
+}
+
+const JSONL_FAILURES: FileFailures = FileFailures {
+    write: (Kind::JsonlWrite, "cannot write the audit JSONL file"),
+    rotate: (Kind::JsonlRotate, "cannot rotate the audit JSONL file"),
+};
+
+const ACCESS_FAILURES: FileFailures = FileFailures {
+    write: (Kind::AccessWrite, "cannot write the access log"),
+    rotate: (Kind::AccessRotate, "cannot rotate the access log"),
+};
+
+/// Writes `lines` to `file` and flushes it; the file's path (for messages) and what failed.
+fn write_lines<'a>(
+    file: &mut RotatingFile,
+    lines: impl Iterator<Item = &'a [u8]>,
+) -> (String, Vec<(Failure, std::io::Error)>) {
+    let mut failures = Vec::new();
+    for line in lines {
+        if let Err(f) = file.push_line(line) {
+            failures.push(f);
+        }
+    }
+    if let Err(f) = file.flush() {
+        failures.push(f);
+    }
+    let path = if failures.is_empty() {
+        String::new()
+    } else {
+        file.path().display().to_string()
+    };
+    (path, failures)
 }
 
 /// Takes up to [`BATCH`] records off each queue and writes them; how many were taken.

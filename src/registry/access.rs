@@ -181,42 +181,35 @@ impl<'s> Access<'s> {
         let Some(item) = self.snapshot.catalog(kind).items.get(index) else {
             return false;
         };
-        let Some(server) = self.snapshot.servers.get(item.server) else {
+        self.grants_name(item.server, &item.original)
+    }
+
+    /// Whether every grant that restricts the caller (its key's, its group's) passes `test`,
+    /// given server `server`'s name; true when nothing restricts it, false for no such server.
+    fn every_grant(&self, server: usize, test: impl Fn(&Grants, &str) -> bool) -> bool {
+        if self.is_open() {
+            return true;
+        }
+        let Some(entry) = self.snapshot.servers.get(server) else {
             return false;
         };
         self.restrictions()
             .iter()
             .flatten()
-            .all(|g| g.allows(&server.name, &item.original))
+            .all(|g| test(g, &entry.name))
     }
 
     /// Whether the caller's grants (and the group's) name item `original` of server `server`
     /// (index), whatever the catalogs hold: for telling a caller about a tool it would reach if
     /// it were not switched off, and nobody else.
     pub fn grants_name(&self, server: usize, original: &str) -> bool {
-        if self.is_open() {
-            return true;
-        }
-        let Some(entry) = self.snapshot.servers.get(server) else {
-            return false;
-        };
-        self.restrictions()
-            .iter()
-            .flatten()
-            .all(|g| g.allows(&entry.name, original))
+        self.every_grant(server, |g, name| g.allows(name, original))
     }
 
     /// Whether the resource `original` of server `server` (index) may be read or subscribed:
     /// the whole server is granted, or the URI itself, or a template of that server matching it.
     pub fn allows_uri(&self, server: usize, original: &str) -> bool {
-        if self.is_open() {
-            return true;
-        }
-        let Some(entry) = self.snapshot.servers.get(server) else {
-            return false;
-        };
-        let name = entry.name.as_str();
-        self.restrictions().iter().flatten().all(|g| {
+        self.every_grant(server, |g, name| {
             g.whole_server(name)
                 || g.allows(name, original)
                 || self
@@ -230,16 +223,7 @@ impl<'s> Access<'s> {
     /// Whether anything of server `server` (index) is reachable (for server-wide requests such
     /// as `logging/setLevel`).
     pub fn touches_server(&self, server: usize) -> bool {
-        if self.is_open() {
-            return true;
-        }
-        let Some(entry) = self.snapshot.servers.get(server) else {
-            return false;
-        };
-        self.restrictions()
-            .iter()
-            .flatten()
-            .all(|g| g.touches(&entry.name))
+        self.every_grant(server, |g, name| g.touches(name))
     }
 
     /// What one call of exposed tool `index` costs against budgets, in milli-units.

@@ -17,6 +17,7 @@ pub mod asking_http;
 pub mod audit;
 pub mod broken_http;
 pub mod ledger_http;
+pub mod legacy_sse_client;
 pub mod proc;
 pub mod procfs;
 pub mod raw_http;
