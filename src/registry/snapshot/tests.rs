@@ -38,6 +38,26 @@ fn names(s: &RegistrySnapshot) -> Vec<&str> {
     s.tools.items.iter().map(|t| t.name.as_str()).collect()
 }
 
+/// Server `a` with tools `echo` and `alpha`, server `b` with `echo` and `beta`.
+fn two_servers_sharing_echo() -> Vec<ServerListing> {
+    vec![
+        ServerListing {
+            server: server("a", &["*"], &[], None),
+            items: ServerItems {
+                tools: tools(&["echo", "alpha"]),
+                ..ServerItems::default()
+            },
+        },
+        ServerListing {
+            server: server("b", &["*"], &[], None),
+            items: ServerItems {
+                tools: tools(&["echo", "beta"]),
+                ..ServerItems::default()
+            },
+        },
+    ]
+}
+
 #[test]
 fn filters_and_prefixes() {
     let snap = RegistrySnapshot::build(
@@ -74,27 +94,7 @@ fn filters_and_prefixes() {
 
 #[test]
 fn on_conflict_prefixes_only_shared_names() {
-    let snap = RegistrySnapshot::build(
-        1,
-        PrefixMode::OnConflict,
-        100,
-        vec![
-            ServerListing {
-                server: server("a", &["*"], &[], None),
-                items: ServerItems {
-                    tools: tools(&["echo", "alpha"]),
-                    ..ServerItems::default()
-                },
-            },
-            ServerListing {
-                server: server("b", &["*"], &[], None),
-                items: ServerItems {
-                    tools: tools(&["echo", "beta"]),
-                    ..ServerItems::default()
-                },
-            },
-        ],
-    );
+    let snap = RegistrySnapshot::build(1, PrefixMode::OnConflict, 100, two_servers_sharing_echo());
     assert_eq!(names(&snap), ["a__echo", "alpha", "b__echo", "beta"]);
 }
 
@@ -368,24 +368,7 @@ fn resource_cursors_are_their_own() {
 
 #[test]
 fn tools_switched_off_leave_lists_and_lookups_but_keep_every_name() {
-    let listings = || {
-        vec![
-            ServerListing {
-                server: server("a", &["*"], &[], None),
-                items: ServerItems {
-                    tools: tools(&["echo", "alpha"]),
-                    ..ServerItems::default()
-                },
-            },
-            ServerListing {
-                server: server("b", &["*"], &[], None),
-                items: ServerItems {
-                    tools: tools(&["echo", "beta"]),
-                    ..ServerItems::default()
-                },
-            },
-        ]
-    };
+    let listings = two_servers_sharing_echo;
     let mut off = DisabledTools::default();
     off.set("a", "echo", false);
     off.set("b", "beta", false);
