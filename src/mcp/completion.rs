@@ -15,7 +15,7 @@ use crate::registry::{Access, CatalogKind};
 const METHOD: &str = "completion/complete";
 
 /// Forwards a completion request to the server of the prompt or resource it refers to.
-pub async fn complete(access: Access<'_>, params: Option<RawJson<'_>>, mut fwd: Forwarding<'_>) {
+pub async fn complete(access: Access<'_>, params: Option<RawJson<'_>>, fwd: &mut Forwarding<'_>) {
     let Some(obj) = fwd.params_object(METHOD, params) else {
         return;
     };
@@ -48,7 +48,7 @@ pub async fn complete(access: Access<'_>, params: Option<RawJson<'_>>, mut fwd: 
                 return fwd.invalid_params("Invalid params: params.ref.uri must be a string");
             };
             fwd.observed.named(&uri);
-            let Some(route) = route_uri(access, &uri, &mut fwd) else {
+            let Some(route) = route_uri(access, &uri, fwd) else {
                 return;
             };
             reference.write_replacing(&mut upstream_ref, "uri", route.original);

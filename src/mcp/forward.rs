@@ -326,7 +326,7 @@ pub async fn forward_named(
     access: Access<'_>,
     request: NamedRequest,
     params: Option<RawJson<'_>>,
-    mut fwd: Forwarding<'_>,
+    fwd: &mut Forwarding<'_>,
 ) {
     let Some(obj) = fwd.params_object(request.method, params) else {
         return;

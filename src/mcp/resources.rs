@@ -16,7 +16,7 @@ pub async fn forward_by_uri(
     access: Access<'_>,
     method: &'static str,
     params: Option<RawJson<'_>>,
-    mut fwd: Forwarding<'_>,
+    fwd: &mut Forwarding<'_>,
 ) {
     let Some(obj) = fwd.params_object(method, params) else {
         return;
@@ -25,7 +25,7 @@ pub async fn forward_by_uri(
         return fwd.invalid_params("Invalid params: params.uri must be a string");
     };
     fwd.observed.named(&uri);
-    let Some(route) = route_uri(access, &uri, &mut fwd) else {
+    let Some(route) = route_uri(access, &uri, fwd) else {
         return;
     };
     let snapshot = access.snapshot();

@@ -382,9 +382,9 @@ pub(super) async fn dispatch(
                     client: claims.client,
                 };
                 let capabilities = claims.client_capabilities;
-                let fwd =
+                let mut fwd =
                     Forwarding::new(request, out, recorder, capabilities, stream, None, access);
-                return route(routed, access, env.params, fwd).await;
+                return route(routed, access, env.params, &mut fwd).await;
             }
             let list =
                 |kind, out: &mut Vec<u8>| methods::list_page(access, kind, env.params, id, out);
@@ -407,12 +407,13 @@ pub(super) async fn dispatch(
 }
 
 /// Routes a request to the one upstream it names (the request's observation ends on every
-/// way out of here).
+/// way out of here). `fwd` is borrowed all the way down, not moved: it is several hundred
+/// bytes, and each async layer holding its own copy made every call's future larger.
 pub(super) async fn route(
     method: RoutedMethod,
     access: Access<'_>,
     params: Option<crate::jsonrpc::RawJson<'_>>,
-    fwd: Forwarding<'_>,
+    fwd: &mut Forwarding<'_>,
 ) {
     match method {
         RoutedMethod::ToolsCall => forward_named(access, TOOLS_CALL, params, fwd).await,

@@ -326,7 +326,7 @@ async fn dispatch(
             } else {
                 request.terms
             };
-            let fwd = Forwarding::new(
+            let mut fwd = Forwarding::new(
                 Routed {
                     method: routed,
                     id,
@@ -343,7 +343,7 @@ async fn dispatch(
                 Some(terms),
                 access,
             );
-            route(routed, access, params, fwd).await
+            route(routed, access, params, &mut fwd).await
         }
         None => {
             let why = match method {

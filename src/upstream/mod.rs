@@ -156,7 +156,11 @@ impl Upstream {
                     reason: "the client went away",
                     armed: true,
                 };
-                match monoio::time::timeout(timeout, pending.reply).await {
+                let reply = monoio::select! {
+                    reply = pending.reply => Ok(reply),
+                    () = deadline(timeout) => Err(()),
+                };
+                match reply {
                     Ok(Ok(reply)) => {
                         cancel.armed = false;
                         timing.received = Some(Instant::now());
@@ -181,7 +185,7 @@ impl Upstream {
                 let call = std::pin::pin!(h.call(method, params, events.as_ref(), timing));
                 monoio::select! {
                     reply = call => reply,
-                    () = monoio::time::sleep(timeout) => Err(timed_out()),
+                    () = deadline(timeout) => Err(timed_out()),
                 }
             }
             // Dropping the call at the timeout forgets it, so a late reply is dropped.
@@ -189,9 +193,9 @@ impl Upstream {
                 // Boxed: the legacy transport's call is large and rare; inline it would
                 // enlarge every call's future.
                 let call = Box::pin(s.call(method, params, events, timing));
-                match monoio::time::timeout(timeout, call).await {
-                    Ok(reply) => reply,
-                    Err(_) => Err(timed_out()),
+                monoio::select! {
+                    reply = call => reply,
+                    () = deadline(timeout) => Err(timed_out()),
                 }
             }
         }
@@ -205,6 +209,13 @@ impl Upstream {
             Upstream::Sse(s) => s.initialize_info(),
         }
     }
+}
+
+/// A call's deadline. Boxed: monoio's timer is 640 bytes (its parts padded to cache lines),
+/// and inline it would make every call's future that much larger, and that future is copied
+/// into its box on every call.
+fn deadline(timeout: Duration) -> std::pin::Pin<Box<monoio::time::Sleep>> {
+    Box::pin(monoio::time::sleep(timeout))
 }
 
 /// Cancels a stdio call upstream unless disarmed: dropped mid-call, or after a timeout.
