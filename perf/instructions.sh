@@ -42,7 +42,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 cat > "$work/gw.json" <<JSON
 {"listen": "127.0.0.1:$port", "mcpServers": {"up": $server} $extras}
 JSON
-valgrind --tool=callgrind --separate-threads=$threads --instr-atstart=no --callgrind-out-file="$work/callgrind.out" \
+valgrind --tool=callgrind ${CALLGRIND_EXTRA:-} --separate-threads=$threads --instr-atstart=no --callgrind-out-file="$work/callgrind.out" \
     "$bin" serve --config "$work/gw.json" --workers 1 --io-driver epoll > "$work/gw.out" 2>&1 &
 pids+=($!)
 gw_pid=$!

@@ -5,6 +5,9 @@
 # the load generator share CPU 1. `mcpgate-load compare` alternates direct-to-mock and
 # through-the-gateway rounds, so noise hits both alike. Gateway CPU per call is the gateway
 # process's CPU time (all its threads, from /proc) divided by the calls made through it.
+# `compare` also samples CPU around each round: the gateway's in the gateway rounds and the
+# mock's (a bare MCP server) in the direct rounds, so the gateway's cost can be read as a
+# multiple of a bare server's measured in the same run (`cpu_us_per_call_in_rounds`).
 # The gateway's internal-time histogram is read from its shutdown log line.
 #
 #   perf/scenario.sh [--upstream http|stdio] [--tools N] [--reply-bytes N] [--connections N]
@@ -43,7 +46,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 mock_args=(mock-upstream --tools "$tools" --reply-bytes "$reply")
 taskset -c 1 "$bin" "${mock_args[@]}" --busy-poll-us "${MOCK_BUSY_POLL_US:-0}" --listen 127.0.0.1:0 > "$work/mock.out" 2>&1 &
-pids+=($!)
+mock_pid=$!
+pids+=($mock_pid)
 direct=$(wait_line "$work/mock.out" "listening on" | sed 's/.*listening on //')
 
 # The stdio child is pinned to CPU 1 like the HTTP mock, not to the gateway's core.
@@ -66,6 +70,7 @@ rate_args=()
 before=$(cpu_ticks "$gw_pid")
 taskset -c 1 "$load" compare --direct "$direct" --gateway "$gateway" --gateway-prefix up__ \
     --tool "$tool" --args '{}' --connections "$conns" --rounds "$rounds" --round-secs "$round_secs" \
+    --direct-pid "$mock_pid" --gateway-pid "$gw_pid" \
     "${rate_args[@]}" "${key_args[@]}" --busy-poll-us "${LOAD_BUSY_POLL_US:-$busy}" --json > "$work/compare.json"
 after=$(cpu_ticks "$gw_pid")
 kill -TERM "$gw_pid"
@@ -91,6 +96,10 @@ out = {
     "gateway_calls_per_s": round(g["throughput"]),
     "ratio": round(c["ratio"], 3),
     "gateway_cpu_us_per_call": round(cpu_us, 2),
+    # Within the rounds: the gateway's CPU per call in the gateway rounds, the mock's (a bare
+    # MCP server over HTTP) in the direct rounds, and their ratio. The ratio is what this
+    # shared machine's noise moves least; the bars in µs assume a bare server costs ~8 µs.
+    "cpu_us_per_call_in_rounds": c.get("cpu_us_per_call"),
     "latency_us": {"direct": d["latency_us"], "gateway": g["latency_us"]},
     "added_latency_us": c["added_latency_us"],
     "errors": {"direct": d["errors"], "gateway": g["errors"]},

@@ -63,6 +63,14 @@ pub struct CompareArgs {
     /// Measured seconds per side and round.
     #[arg(long, default_value_t = 5.0)]
     pub round_secs: f64,
+    /// The process serving the direct endpoint (on this machine): its CPU time per call in
+    /// the direct rounds is reported, e.g. a bare server's cost to compare the gateway's with.
+    #[arg(long)]
+    pub direct_pid: Option<u32>,
+    /// The gateway's process (on this machine): its CPU time per call in the gateway rounds
+    /// is reported, and with --direct-pid the ratio of the two.
+    #[arg(long)]
+    pub gateway_pid: Option<u32>,
     #[command(flatten)]
     pub load: LoadArgs,
 }

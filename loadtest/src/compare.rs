@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::cli::CompareArgs;
+use crate::cpu::WatchedProcess;
 use crate::engine;
 use crate::plan::{self, Plan, Target};
 use crate::report::{Latency, Summary};
@@ -42,6 +43,24 @@ struct Comparison {
     /// Gateway throughput / direct throughput.
     ratio: f64,
     added_latency_us: Added,
+    /// With --direct-pid / --gateway-pid: CPU time per call of each side's server in its own
+    /// rounds, µs.
+    #[serde(skip_serializing_if = "CpuPerCall::is_empty")]
+    cpu_us_per_call: CpuPerCall,
+}
+
+#[derive(Debug, Serialize)]
+struct CpuPerCall {
+    direct: Option<f64>,
+    gateway: Option<f64>,
+    /// gateway / direct.
+    ratio: Option<f64>,
+}
+
+impl CpuPerCall {
+    fn is_empty(&self) -> bool {
+        self.direct.is_none() && self.gateway.is_none()
+    }
 }
 
 /// One side: its plan and what its rounds measured so far.
@@ -50,6 +69,9 @@ struct Side {
     plan: Plan,
     stats: Stats,
     measured: Duration,
+    /// The process serving this side, and the CPU it used during this side's rounds.
+    server: Option<WatchedProcess>,
+    server_cpu: Duration,
 }
 
 impl Side {
@@ -59,7 +81,11 @@ impl Side {
         if !quiet {
             plan.progress = Some(format!("{} {round}/{rounds} ", self.name));
         }
+        let cpu_before = self.server.map(|p| p.cpu()).transpose()?;
         let r = engine::run(plan)?;
+        if let (Some(p), Some(before)) = (self.server, cpu_before) {
+            self.server_cpu += p.cpu()?.saturating_sub(before);
+        }
         let throughput = Summary::new(&self.plan, &r.stats, r.measured).throughput;
         if !quiet {
             let l = Latency::of(&r.stats.latency);
@@ -78,6 +104,14 @@ impl Side {
 
     fn summary(&self) -> Summary {
         Summary::new(&self.plan, &self.stats, self.measured)
+    }
+
+    /// The server's CPU per call over this side's rounds, µs (calls made in its rounds, the
+    /// failed ones included: they cost the server too).
+    fn server_cpu_per_call(&self) -> Option<f64> {
+        self.server?;
+        let calls = self.stats.latency.len() + self.stats.errors.total();
+        (calls > 0).then(|| self.server_cpu.as_secs_f64() * 1e6 / calls as f64)
     }
 }
 
@@ -99,16 +133,18 @@ pub fn run(args: &CompareArgs) -> Result<bool, String> {
         None => direct_mix.clone(),
     }
     .renamed(|t| format!("{}{t}", args.gateway_prefix));
-    let side = |name, url: &str, mix| -> Result<Side, String> {
+    let side = |name, url: &str, mix, pid: Option<u32>| -> Result<Side, String> {
         Ok(Side {
             name,
             plan: Plan::new(Target::new(url, &load.headers)?, load, stop, mix)?,
             stats: Stats::new(),
             measured: Duration::ZERO,
+            server: pid.map(WatchedProcess::new).transpose()?,
+            server_cpu: Duration::ZERO,
         })
     };
-    let mut direct = side("direct", &args.direct, direct_mix)?;
-    let mut gateway = side("gateway", &args.gateway, gateway_mix)?;
+    let mut direct = side("direct", &args.direct, direct_mix, args.direct_pid)?;
+    let mut gateway = side("gateway", &args.gateway, gateway_mix, args.gateway_pid)?;
 
     let quiet = load.json;
     let mut rounds = Vec::new();
@@ -127,6 +163,12 @@ pub fn run(args: &CompareArgs) -> Result<bool, String> {
         });
     }
 
+    let (dc, gc) = (direct.server_cpu_per_call(), gateway.server_cpu_per_call());
+    let cpu_us_per_call = CpuPerCall {
+        direct: dc,
+        gateway: gc,
+        ratio: dc.zip(gc).filter(|(d, _)| *d > 0.0).map(|(d, g)| g / d),
+    };
     let (ds, gs) = (direct.summary(), gateway.summary());
     let (dl, gl) = (ds.latency_us, gs.latency_us);
     let cmp = Comparison {
@@ -148,6 +190,7 @@ pub fn run(args: &CompareArgs) -> Result<bool, String> {
         },
         direct: ds,
         gateway: gs,
+        cpu_us_per_call,
     };
     if load.json {
         println!(
@@ -194,6 +237,17 @@ fn table(c: &Comparison) -> String {
             dv,
             gv,
             gv - dv
+        );
+    }
+    let cpu = &c.cpu_us_per_call;
+    if !cpu.is_empty() {
+        let show = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.2}"));
+        out += &format!(
+            "{:<16}{:>14}{:>14}{:>18}\n",
+            "server CPU µs",
+            show(cpu.direct),
+            show(cpu.gateway),
+            cpu.ratio.map_or(String::new(), |r| format!("ratio {r:.3}"))
         );
     }
     out += &format!("{:<16}{:>14}{:>14}\n", "calls", d.calls, g.calls);

@@ -13,6 +13,7 @@
 
 mod cli;
 mod compare;
+mod cpu;
 mod engine;
 mod gate;
 mod mcp_conn;
