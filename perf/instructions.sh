@@ -8,6 +8,8 @@
 #                                                     which is on since the audit log landed)
 #                        [--threads]   (also per thread: the worker, the audit log thread, other)
 #   GATEWAY_BIN=<build> perf/instructions.sh ...     (compare two builds)
+#   CALLGRIND_EXTRA="--cache-sim=yes" perf/instructions.sh ...  (also simulated cache misses:
+#                                                     `callgrind_annotate` shows D1mr, D1mw, I1mr)
 #
 # The gateway runs one worker with the epoll driver under callgrind (valgrind does not follow
 # io_uring's shared rings). Instrumentation is off while it starts and warms up, on for exactly
