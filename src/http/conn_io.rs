@@ -111,6 +111,9 @@ async fn unless_stalled<F: Future>(fut: F, stall: Duration) -> Option<F::Output>
     .await;
     match first {
         Some(out) => Some(out),
-        None => monoio::time::timeout(stall, fut).await.ok(),
+        None => monoio::select! {
+            out = fut => Some(out),
+            () = crate::runtime::deadline::after(stall) => None,
+        },
     }
 }

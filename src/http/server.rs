@@ -239,7 +239,7 @@ pub async fn serve_connection<S, H>(
             // would otherwise sit inline in every connection's task, idle ones included.
             let handled = Box::pin(handler.handle(&head, body, &mut resp));
             let hung_up = async {
-                monoio::time::sleep(HANG_UP_WATCH_AFTER).await;
+                crate::runtime::deadline::after(HANG_UP_WATCH_AFTER).await;
                 stream.hung_up().await
             };
             let outcome = monoio::select! {

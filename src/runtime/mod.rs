@@ -2,12 +2,14 @@
 //! SO_REUSEPORT listener, pinned to a core.
 //!
 //! Owns: choosing and building the I/O driver (io_uring with cooperative task running, or
-//! epoll), binding listeners (refusing a port someone else holds), starting workers, and
-//! draining them on shutdown ([`drain`]).
+//! epoll), binding listeners (refusing a port someone else holds), starting workers,
+//! draining them on shutdown ([`drain`]), and the per-core deadlines of the request path
+//! ([`deadline`]).
 //! Must never: pretend a driver runs that does not (the driver in use is reported).
 
 pub mod busy_poll;
 mod core_handle;
+pub mod deadline;
 pub mod drain;
 mod listener;
 mod placement;
@@ -107,13 +109,17 @@ where
                 .uring_builder(ring)
                 .enable_timer()
                 .build()?;
-            Ok(rt.block_on(make()))
+            let out = rt.block_on(make());
+            deadline::runtime_ended();
+            Ok(out)
         }
         IoDriver::Epoll => {
             let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
                 .enable_timer()
                 .build()?;
-            Ok(rt.block_on(make()))
+            let out = rt.block_on(make());
+            deadline::runtime_ended();
+            Ok(out)
         }
     }
 }

@@ -158,7 +158,7 @@ impl Upstream {
                 };
                 let reply = monoio::select! {
                     reply = pending.reply => Ok(reply),
-                    () = deadline(timeout) => Err(()),
+                    () = crate::runtime::deadline::after(timeout) => Err(()),
                 };
                 match reply {
                     Ok(Ok(reply)) => {
@@ -185,7 +185,7 @@ impl Upstream {
                 let call = std::pin::pin!(h.call(method, params, events.as_ref(), timing));
                 monoio::select! {
                     reply = call => reply,
-                    () = deadline(timeout) => Err(timed_out()),
+                    () = crate::runtime::deadline::after(timeout) => Err(timed_out()),
                 }
             }
             // Dropping the call at the timeout forgets it, so a late reply is dropped.
@@ -195,7 +195,7 @@ impl Upstream {
                 let call = Box::pin(s.call(method, params, events, timing));
                 monoio::select! {
                     reply = call => reply,
-                    () = deadline(timeout) => Err(timed_out()),
+                    () = crate::runtime::deadline::after(timeout) => Err(timed_out()),
                 }
             }
         }
@@ -209,13 +209,6 @@ impl Upstream {
             Upstream::Sse(s) => s.initialize_info(),
         }
     }
-}
-
-/// A call's deadline. Boxed: monoio's timer is 640 bytes (its parts padded to cache lines),
-/// and inline it would make every call's future that much larger, and that future is copied
-/// into its box on every call.
-fn deadline(timeout: Duration) -> std::pin::Pin<Box<monoio::time::Sleep>> {
-    Box::pin(monoio::time::sleep(timeout))
 }
 
 /// Cancels a stdio call upstream unless disarmed: dropped mid-call, or after a timeout.
