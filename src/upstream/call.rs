@@ -10,14 +10,15 @@
 //! (the channel's producers are the readers of stdio pipes and SSE streams that every call of
 //! that server shares: at the bound they coalesce, drop or refuse, they do not block).
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
-use futures_channel::mpsc::{UnboundedReceiver, UnboundedSender};
 use futures_channel::oneshot;
-use futures_util::{Stream, StreamExt};
+use futures_util::task::AtomicWaker;
+use futures_util::Stream;
 
 use super::http::HttpUpstream;
 use super::sse_legacy::SseAnswerPath;
@@ -42,22 +43,27 @@ const HELD_OVERHEAD: usize = 64;
 /// Messages a server sends about one call, in the order it sent them (with progress
 /// coalesced while the client is behind). A [`Stream`]; ends when every sink is gone.
 pub struct CallEvents {
-    rx: UnboundedReceiver<Held>,
     shared: Arc<SinkShared>,
 }
 
 /// Where a call's server messages go, and the progress token the gateway gave the call (the
 /// client's own token is replaced upstream, so calls from different clients never share one).
 /// Cheap to clone; callable from any thread.
-#[derive(Clone)]
 pub struct EventSink {
-    tx: UnboundedSender<Held>,
     shared: Arc<SinkShared>,
     pub progress_token: Option<u64>,
 }
 
-/// What both ends of one call's channel share: the held bytes and the progress held back.
+/// Both ends of one call's channel: one allocation per call (almost every call carries a
+/// channel and almost none uses it; a general channel cost two more).
 struct SinkShared {
+    /// Entries not taken yet, in order; nothing is allocated until the first.
+    queue: Mutex<VecDeque<Held>>,
+    /// Set, under the queue's lock, when the receiver is gone: nothing more is queued.
+    closed: AtomicBool,
+    /// Live sinks: the stream ends when none is left.
+    sinks: AtomicUsize,
+    receiver: AtomicWaker,
     held_bytes: AtomicUsize,
     /// The newest progress notification that arrived while the client was behind. Touched
     /// only then (the lock is not on the way of a client that keeps up).
@@ -97,8 +103,11 @@ impl EventSink {
         // against MAX_HELD_EVENT_BYTES (at least HELD_OVERHEAD each) before it is queued, and
         // at most one `Held::Progress` is queued at a time (only when `latest_progress` goes
         // from empty to held; it is emptied only when that entry is taken).
-        let (tx, rx) = futures_channel::mpsc::unbounded();
         let shared = Arc::new(SinkShared {
+            queue: Mutex::new(VecDeque::new()),
+            closed: AtomicBool::new(false),
+            sinks: AtomicUsize::new(1),
+            receiver: AtomicWaker::new(),
             held_bytes: AtomicUsize::new(0),
             latest_progress: Mutex::new(None),
             coalescing: AtomicBool::new(false),
@@ -106,19 +115,35 @@ impl EventSink {
         });
         (
             EventSink {
-                tx,
                 shared: shared.clone(),
                 progress_token,
             },
-            CallEvents { rx, shared },
+            CallEvents { shared },
         )
+    }
+
+    /// Whether the call's receiver is gone.
+    fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire)
+    }
+
+    /// Queues `held` for the receiver; gives it back when the receiver is gone.
+    fn send(&self, held: Held) -> Result<(), Held> {
+        let mut queue = lock(&self.shared.queue);
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(held);
+        }
+        queue.push_back(held);
+        drop(queue);
+        self.shared.receiver.wake();
+        Ok(())
     }
 
     /// Passes a notification about the call on (`method` is its method); false when the
     /// caller has gone. Beyond [`MAX_HELD_EVENT_BYTES`] a progress notification replaces the
     /// one held back, anything else is dropped.
     pub fn notify(&self, server: &str, method: &str, message: Vec<u8>) -> bool {
-        if self.tx.is_closed() {
+        if self.is_closed() {
             return false;
         }
         let progress = method == "notifications/progress";
@@ -134,7 +159,7 @@ impl EventSink {
                 }
                 drop(latest);
                 self.behind(server, "its progress notifications are coalesced");
-                return !first || self.tx.unbounded_send(Held::Progress).is_ok();
+                return !first || self.send(Held::Progress).is_ok();
             }
             false => {
                 self.behind(server, "its other notifications are dropped");
@@ -146,25 +171,23 @@ impl EventSink {
                 return true;
             }
         };
-        self.tx
-            .unbounded_send(Held::Message(ServerMessage {
-                message,
-                responder: None,
-            }))
-            .is_ok()
+        self.send(Held::Message(ServerMessage {
+            message,
+            responder: None,
+        }))
+        .is_ok()
     }
 
     /// Passes a request from the server to the call's client, with its way back.
     pub fn relay_request(&self, server: &str, message: ServerMessage) -> Result<(), NotRelayed> {
-        if self.tx.is_closed() {
+        if self.is_closed() {
             return Err(NotRelayed::Gone);
         }
         if !self.hold(message.message.len()) {
             self.behind(server, "its requests to the client are refused");
             return Err(NotRelayed::Behind(message));
         }
-        self.tx
-            .unbounded_send(Held::Message(message))
+        self.send(Held::Message(message))
             .map_err(|_| NotRelayed::Gone)
     }
 
@@ -192,6 +215,25 @@ impl EventSink {
     }
 }
 
+impl Clone for EventSink {
+    fn clone(&self) -> EventSink {
+        self.shared.sinks.fetch_add(1, Ordering::Relaxed);
+        EventSink {
+            shared: self.shared.clone(),
+            progress_token: self.progress_token,
+        }
+    }
+}
+
+impl Drop for EventSink {
+    fn drop(&mut self) {
+        // The last one ends the receiver's stream.
+        if self.shared.sinks.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.receiver.wake();
+        }
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -200,8 +242,7 @@ impl CallEvents {
     /// The next message if one is waiting, without waiting.
     pub fn try_next(&mut self) -> Option<ServerMessage> {
         loop {
-            // Empty or closed alike: nothing waiting now.
-            let held = self.rx.try_recv().ok()?;
+            let held = lock(&self.shared.queue).pop_front()?;
             if let Some(message) = self.unhold(held) {
                 return Some(message);
             }
@@ -232,16 +273,32 @@ impl Stream for CallEvents {
     type Item = ServerMessage;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<ServerMessage>> {
-        loop {
-            let held = match self.rx.poll_next_unpin(cx) {
-                Poll::Ready(Some(held)) => held,
-                Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Pending => return Poll::Pending,
-            };
-            if let Some(message) = self.unhold(held) {
-                return Poll::Ready(Some(message));
-            }
+        // Registered before looking, so a message or a last sink's drop in between wakes it.
+        self.shared.receiver.register(cx.waker());
+        if let Some(message) = self.try_next() {
+            return Poll::Ready(Some(message));
         }
+        if self.shared.sinks.load(Ordering::Acquire) == 0 {
+            // Every sink is gone: what they queued before going was taken above.
+            return match self.try_next() {
+                Some(message) => Poll::Ready(Some(message)),
+                None => Poll::Ready(None),
+            };
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for CallEvents {
+    fn drop(&mut self) {
+        // Nothing more is queued, and what is waiting goes now (a request's responder tells
+        // its server there is nobody to answer), not when the last sink goes.
+        let waiting = {
+            let mut queue = lock(&self.shared.queue);
+            self.shared.closed.store(true, Ordering::Release);
+            std::mem::take(&mut *queue)
+        };
+        drop(waiting);
     }
 }
 
