@@ -69,7 +69,47 @@ async fn a_request_the_server_may_have_received_is_not_sent_again(driver: &str) 
     close(client).await;
 }
 
+/// A server that closes each answered connection when the next request arrives on it, without
+/// answering (a close that crossed the request, which the pool's check cannot see coming): the
+/// gateway's handshake and listing are sent again on a new connection, so the server comes up;
+/// a tool call that meets such a connection fails and is not sent again.
+async fn harmless_requests_are_sent_again_when_a_pooled_connection_was_closed(driver: &str) {
+    let server = LedgerHttp::start(AfterReply::CloseOnNextRequest).await;
+    let gw = gateway(driver, &server).await;
+    let client = gw.client().await;
+    // initialize, its notification and tools/list: the last two each met a closed connection.
+    let names: Vec<String> = list_tools(&client)
+        .await
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    assert!(names.contains(&"ledger__run".to_owned()), "{names:?}");
+    assert!(
+        server.unanswered() >= 2,
+        "{} unanswered",
+        server.unanswered()
+    );
+    // The worker's pool is empty: a new connection, answered, then pooled.
+    let result = call_ok(&client, "ledger__run", tag(0)).await;
+    assert_eq!(text_of(&result), "ran call-0 1");
+    let before = server.unanswered();
+    // It meets the pooled connection, which the server closes unanswered.
+    let failed = call(&client, "ledger__run", tag(1)).await;
+    let error = mcp_error("a tool call on a connection closed under it", failed);
+    assert!(
+        error.message.contains("not sent again"),
+        "{:?}",
+        error.message
+    );
+    assert_eq!(server.unanswered(), before + 1);
+    assert_eq!(server.runs("call-1"), 0, "the tool ran");
+    let result = call_ok(&client, "ledger__run", tag(2)).await;
+    assert_eq!(text_of(&result), "ran call-2 1");
+    close(client).await;
+}
+
 both_drivers!(
     closed_idle_connections_are_not_reused,
-    a_request_the_server_may_have_received_is_not_sent_again
+    a_request_the_server_may_have_received_is_not_sent_again,
+    harmless_requests_are_sent_again_when_a_pooled_connection_was_closed
 );

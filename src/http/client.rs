@@ -186,6 +186,12 @@ impl ClientConn {
         ready == 0
     }
 
+    /// Whether no byte has been read since the connection was last checked reusable (a reply
+    /// that failed this way never began).
+    pub fn nothing_read(&self) -> bool {
+        self.rbuf.is_empty()
+    }
+
     /// The buffer the next request is written into (cleared).
     pub fn request_buf(&mut self) -> &mut Vec<u8> {
         self.wbuf.clear();

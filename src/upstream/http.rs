@@ -14,7 +14,7 @@ use super::call::{EventSink, NotRelayed, Responder, ResponderRoute, ServerMessag
 use super::handshake::{
     initialize_request, parse_initialize_reply, InitializeInfo, INITIALIZED_NOTIFICATION,
 };
-use super::pool;
+use super::pool::{self, Resend};
 use super::server_notices;
 use super::url::UpstreamUrl;
 use super::{CallTiming, Payload, UpstreamError, UpstreamReply};
@@ -135,7 +135,14 @@ impl HttpUpstream {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let body = initialize_request(id);
         let (head, reply) = self
-            .exchange(&body, None, id, None, &mut CallTiming::default())
+            .exchange(
+                &body,
+                None,
+                id,
+                None,
+                Resend::IfStale,
+                &mut CallTiming::default(),
+            )
             .await
             .map_err(|e| e.into_error(self))?;
         let info = parse_initialize_reply(
@@ -151,6 +158,7 @@ impl HttpUpstream {
             Some(&session),
             0,
             None,
+            Resend::IfStale,
             &mut CallTiming::default(),
         )
         .await
@@ -209,8 +217,9 @@ impl HttpUpstream {
             id,
             armed: true,
         };
+        let resend = harmless_twice(method);
         let result = self
-            .exchange_in_session(&body, session, id, events, timing)
+            .exchange_in_session(&body, session, id, events, resend, timing)
             .await;
         cancel.armed = false;
         result
@@ -222,11 +231,12 @@ impl HttpUpstream {
         mut session: Arc<Session>,
         id: u64,
         events: Option<&EventSink>,
+        resend: Resend,
         timing: &mut CallTiming,
     ) -> Result<UpstreamReply, UpstreamError> {
         for attempt in 0..2 {
             match self
-                .exchange(body, Some(&session), id, events, timing)
+                .exchange(body, Some(&session), id, events, resend, timing)
                 .await
             {
                 Ok((_, Some(reply))) => return Ok(reply),
@@ -254,10 +264,19 @@ impl HttpUpstream {
             Some(s) => s,
             None => return Err(self.protocol_error("no session with the server")),
         };
-        self.exchange(body, Some(&session), 0, None, &mut CallTiming::default())
-            .await
-            .map(|_| ())
-            .map_err(|e| e.into_error(self))
+        // Notifications and answers to the server's own requests: a second copy of either is
+        // ignored by the server (an answered id, a repeated notice).
+        self.exchange(
+            body,
+            Some(&session),
+            0,
+            None,
+            Resend::IfStale,
+            &mut CallTiming::default(),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| e.into_error(self))
     }
 
     /// A server request that arrived on a reply stream: `ping` is answered here, others go to
@@ -310,6 +329,7 @@ impl HttpUpstream {
         session: Option<&Session>,
         id: u64,
         events: Option<&EventSink>,
+        resend: Resend,
         timing: &mut CallTiming,
     ) -> Result<(ReplyHead, Option<UpstreamReply>), ExchangeError> {
         let mut headers: Vec<(&str, &str)> = Vec::with_capacity(self.headers.len() + 2);
@@ -321,7 +341,7 @@ impl HttpUpstream {
         }
         headers.extend(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         timing.sent = Some(Instant::now());
-        let (mut conn, head) = pool::post(self.pool_key, &self.url, &headers, body)
+        let (mut conn, head) = pool::post(self.pool_key, &self.url, &headers, body, resend)
             .await
             .map_err(|e| self.transport_error(e))?;
         if head.status == 404 && session.is_some_and(|s| s.id.is_some()) {
@@ -466,6 +486,17 @@ impl HttpUpstream {
         if head.keep_alive && complete {
             pool::put(self.pool_key, conn);
         }
+    }
+}
+
+/// Whether a request does no harm if the server gets it twice: the listings and pings the
+/// gateway makes itself. Everything a client asks for (a tool call above all) is sent once.
+fn harmless_twice(method: &str) -> Resend {
+    match method {
+        "ping" | "tools/list" | "prompts/list" | "resources/list" | "resources/templates/list" => {
+            Resend::IfStale
+        }
+        _ => Resend::Never,
     }
 }
 

@@ -9,12 +9,19 @@
 //! common 5 s keep-alive do, narrowing the race in which a server closes a connection just as
 //! a request leaves on it.
 //!
+//! The check cannot see a close that is on its way: a server that closes a connection right
+//! after its reply, without saying so, may close it just as the next request leaves on it.
+//! A request marked [`Resend::IfStale`] (one that does no harm twice: the handshake, listings,
+//! pings, notifications) is then sent once more on a new connection, when nothing of a reply
+//! came back on the pooled one.
+//!
 //! Must never: hand a connection to another core (each belongs to the runtime it was made
 //! on), keep more than [`MAX_IDLE_PER_CORE`] idle per upstream, or resend a request the server
-//! may have received. Once the first byte of a request is written, a failure is the call's
-//! failure ([`PostError::Unanswered`]): the server may have received the request and run the
-//! tool, and running it twice could do harm. Only failures before that (a refused connect, a
-//! pooled connection found closed by the check) lead to another connection.
+//! may have received unless it is marked harmless to repeat. Once the first byte of a request
+//! is written, a failure is the call's failure ([`PostError::Unanswered`]): the server may have
+//! received the request and run the tool, and running it twice could do harm. Only failures
+//! before that (a refused connect, a pooled connection found closed by the check) lead to
+//! another connection.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -172,6 +179,16 @@ impl fmt::Display for PostError {
     }
 }
 
+/// Whether a request may be sent again on a new connection when the pooled one it left on
+/// turns out closed by the server, nothing of a reply having come back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resend {
+    /// Never: the server may have received it, and it may not be harmless twice (a tool call).
+    Never,
+    /// Once, on a new connection: repeating it does no harm.
+    IfStale,
+}
+
 /// Opens a new connection to `url`'s server, TLS for `https://` (not pooled until [`put`]).
 pub async fn connect(url: &UpstreamUrl) -> Result<ClientConn, PostError> {
     // Boxed: connecting (a TLS handshake included) takes a few KiB of future state, which
@@ -187,31 +204,67 @@ pub async fn connect(url: &UpstreamUrl) -> Result<ClientConn, PostError> {
 /// POSTs `body` to `url` on a pooled connection of this core that passes the reuse check (or
 /// a new one) and reads the reply head. The connection comes back with the body unread; the
 /// caller reads it and [`put`]s the connection back when the reply allows keep-alive. The
-/// request is written once: see the module doc.
+/// request is written once, or with [`Resend::IfStale`] at most twice: see the module doc.
 pub async fn post(
     key: u64,
     url: &UpstreamUrl,
     headers: &[(&str, &str)],
     body: &[u8],
+    resend: Resend,
 ) -> Result<(ClientConn, ReplyHead), PostError> {
-    let mut conn = match take(key) {
-        Some(c) => c,
-        None => connect(url).await?,
-    };
+    if let Some(conn) = take(key) {
+        match request(conn, url, headers, body).await {
+            Err(Failed { error, stale: true }) if resend == Resend::IfStale => {
+                tracing::debug!(
+                    addr = %url.addr,
+                    %error,
+                    "a pooled connection was closed by the server as a request left on it; \
+                     sending it again on a new connection"
+                );
+            }
+            result => return result.map_err(|f| f.error),
+        }
+    }
+    let conn = connect(url).await?;
+    request(conn, url, headers, body).await.map_err(|f| f.error)
+}
+
+/// Why [`request`] failed, and whether the connection was gone before any of a reply came.
+struct Failed {
+    error: PostError,
+    stale: bool,
+}
+
+/// Writes the request on `conn` and reads the reply head.
+async fn request(
+    mut conn: ClientConn,
+    url: &UpstreamUrl,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<(ClientConn, ReplyHead), Failed> {
     write_post(conn.request_buf(), &url.path, &url.host, headers, body);
     if let Err(e) = conn.send().await {
-        return Err(PostError::Unanswered {
-            sending: true,
-            error: ClientError::Io(e),
+        return Err(Failed {
+            error: PostError::Unanswered {
+                sending: true,
+                error: ClientError::Io(e),
+            },
+            stale: true,
         });
     }
     match conn.read_head().await {
         Ok(head) => Ok((conn, head)),
-        Err(error @ (ClientError::Closed | ClientError::Io(_))) => Err(PostError::Unanswered {
-            sending: false,
-            error,
+        Err(error @ (ClientError::Closed | ClientError::Io(_))) => Err(Failed {
+            stale: conn.nothing_read(),
+            error: PostError::Unanswered {
+                sending: false,
+                error,
+            },
         }),
-        Err(e) => Err(PostError::BadReply(e)),
+        Err(e) => Err(Failed {
+            error: PostError::BadReply(e),
+            stale: false,
+        }),
     }
 }
 

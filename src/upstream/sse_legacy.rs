@@ -25,7 +25,7 @@ use futures_util::future::{select, Either};
 
 use super::call::EventSink;
 use super::pending::PendingCalls;
-use super::pool;
+use super::pool::{self, Resend};
 use super::process::{deadline_after, encode_message, lock};
 use super::url::UpstreamUrl;
 use super::{CallTiming, InitializeInfo, UpstreamError, UpstreamReply};
@@ -312,9 +312,16 @@ impl Inner {
             server: name.clone(),
             reason,
         };
-        let (mut conn, head) = pool::post(self.pool_key, endpoint, &self.headers(), body)
-            .await
-            .map_err(|e| transport(e.to_string()))?;
+        // Never resent: the message may be a tool call, whatever the endpoint answers.
+        let (mut conn, head) = pool::post(
+            self.pool_key,
+            endpoint,
+            &self.headers(),
+            body,
+            Resend::Never,
+        )
+        .await
+        .map_err(|e| transport(e.to_string()))?;
         if !(200..300).contains(&head.status) {
             return Err(UpstreamError::Protocol {
                 server: name.clone(),

@@ -2,7 +2,8 @@
 //! call it ran, so a test can prove a call ran exactly once (or not at all). What it does with
 //! its connections is the test's to choose: keep them alive, or close each one right after
 //! its reply (as a server whose keep-alive timeout ran out would), and each close is an event
-//! the test can wait for.
+//! the test can wait for; or keep each open after its reply and close it, unanswered, when
+//! another request arrives on it (a close that crossed the request, made certain).
 //!
 //! Tools (each takes `{"tag": "<text>"}` and counts a run under its tag):
 //! - `run`: answers `ran <tag> <n>` (n: how many times that tag ran);
@@ -27,6 +28,9 @@ pub enum AfterReply {
     KeepAlive,
     /// Close it (the reply still says nothing about closing, as with a keep-alive timeout).
     Close,
+    /// Keep it, and close it without an answer when the next request arrives on it (that
+    /// request is not acted on, and is counted in [`LedgerHttp::unanswered`]).
+    CloseOnNextRequest,
 }
 
 pub struct LedgerHttp {
@@ -56,6 +60,8 @@ struct Ledger {
     closed: usize,
     /// Connections a reply was written on, in `AfterReply::Close` mode.
     replied: usize,
+    /// Requests dropped unread by `AfterReply::CloseOnNextRequest`.
+    unanswered: usize,
 }
 
 impl Drop for LedgerHttp {
@@ -105,6 +111,12 @@ impl LedgerHttp {
     pub async fn wait_held(&self, n: usize) {
         self.wait_until(&format!("{n} held calls"), |l| l.held >= n)
             .await
+    }
+
+    /// Requests that arrived on an answered connection in `AfterReply::CloseOnNextRequest`
+    /// mode and were dropped with it, unanswered.
+    pub fn unanswered(&self) -> usize {
+        self.ledger().unanswered
     }
 
     /// Waits until every connection a reply was written on (in `AfterReply::Close` mode) has
@@ -211,7 +223,12 @@ fn tools() -> Value {
 /// [`AfterReply::Close`]) it has answered once.
 async fn serve(mut conn: TcpStream, state: Arc<State>, after_reply: AfterReply) {
     let mut buf = Vec::new();
+    let mut answered = false;
     while let Some(body) = read_body(&mut conn, &mut buf).await {
+        if answered && after_reply == AfterReply::CloseOnNextRequest {
+            state.record(|l| l.unanswered += 1);
+            return;
+        }
         let Ok(message) = serde_json::from_slice::<Value>(&body) else {
             return;
         };
@@ -267,6 +284,7 @@ async fn serve(mut conn: TcpStream, state: Arc<State>, after_reply: AfterReply) 
             }
             return;
         }
+        answered = true;
         if after_reply == AfterReply::Close {
             let _ = conn.shutdown().await;
             drop(conn);

@@ -74,7 +74,7 @@ fn closed_idle_connections_are_skipped_and_sent_requests_never_resent() {
                 let url = &url;
                 let key = new_pool_key();
                 let exchange = |key| async move {
-                    let (mut conn, head) = post(key, url, &[], b"{}").await?;
+                    let (mut conn, head) = post(key, url, &[], b"{}", Resend::Never).await?;
                     let mut body = Vec::new();
                     conn.read_body(&head, 1024, &mut body)
                         .await
