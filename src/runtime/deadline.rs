@@ -107,9 +107,8 @@ impl Deadlines {
         slot.next = NIL;
         slot.list = list;
         let generation = slot.generation;
-        let l = &mut self.lists[usize::from(list)];
         if tail == NIL {
-            l.head = index;
+            self.lists[usize::from(list)].head = index;
         } else {
             self.slots[tail as usize].next = index;
         }

@@ -97,7 +97,7 @@ where
     F: FnOnce() -> Fut,
     Fut: Future,
 {
-    match driver {
+    let out = match driver {
         IoDriver::Uring => {
             // Cooperative task running: completions are processed when the thread next enters
             // the kernel rather than by interrupting it, which measured as fast as epoll here
@@ -109,19 +109,17 @@ where
                 .uring_builder(ring)
                 .enable_timer()
                 .build()?;
-            let out = rt.block_on(make());
-            deadline::runtime_ended();
-            Ok(out)
+            rt.block_on(make())
         }
         IoDriver::Epoll => {
             let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
                 .enable_timer()
                 .build()?;
-            let out = rt.block_on(make());
-            deadline::runtime_ended();
-            Ok(out)
+            rt.block_on(make())
         }
-    }
+    };
+    deadline::runtime_ended();
+    Ok(out)
 }
 
 thread_local! {

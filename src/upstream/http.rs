@@ -153,16 +153,7 @@ impl HttpUpstream {
             id: head.session_id,
             info: info.clone(),
         });
-        self.exchange(
-            INITIALIZED_NOTIFICATION,
-            Some(&session),
-            0,
-            None,
-            Resend::IfStale,
-            &mut CallTiming::default(),
-        )
-        .await
-        .map_err(|e| e.into_error(self))?;
+        self.send_in(&session, INITIALIZED_NOTIFICATION).await?;
         self.set_session(Some(session.clone()));
         if let Some(core) = self.stream_core.get() {
             let up = self.clone();
@@ -264,19 +255,22 @@ impl HttpUpstream {
             Some(s) => s,
             None => return Err(self.protocol_error("no session with the server")),
         };
-        // Notifications and answers to the server's own requests: a second copy of either is
-        // ignored by the server (an answered id, a repeated notice).
-        self.exchange(
-            body,
-            Some(&session),
-            0,
-            None,
-            Resend::IfStale,
-            &mut CallTiming::default(),
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| e.into_error(self))
+        self.send_in(&session, body).await
+    }
+
+    /// Sends one message that gets no reply in `session`. Sent again if its pooled connection
+    /// turns out closed: a server ignores a second copy of a notification or of an answer to
+    /// its own request (the id is already answered).
+    async fn send_in(
+        self: &Arc<Self>,
+        session: &Session,
+        body: &[u8],
+    ) -> Result<(), UpstreamError> {
+        let mut timing = CallTiming::default();
+        self.exchange(body, Some(session), 0, None, Resend::IfStale, &mut timing)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.into_error(self))
     }
 
     /// A server request that arrived on a reply stream: `ping` is answered here, others go to
