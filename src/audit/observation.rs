@@ -207,11 +207,18 @@ impl Observation {
     /// Ends the observation: metrics, and one audit record whose error message `detail`
     /// gives (asked for only when the audit log runs). Later calls do nothing.
     pub fn finish(&mut self, outcome: Outcome, detail: impl FnOnce() -> Detail) {
+        if !self.done {
+            self.finish_at(Instant::now(), outcome, detail);
+        }
+    }
+
+    /// [`finish`](Self::finish) with the request's end read by the caller, who read the clock
+    /// at that moment for a figure of its own.
+    pub fn finish_at(&mut self, now: Instant, outcome: Outcome, detail: impl FnOnce() -> Detail) {
         if self.done {
             return;
         }
         self.done = true;
-        let now = Instant::now();
         let latency = now.saturating_duration_since(self.started);
         let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         let metrics = &self.recorder.metrics;

@@ -237,7 +237,7 @@ pub async fn serve_connection<S, H>(
             let mut work = drain::request();
             // Boxed: the handler's state machine (upstream calls and all) is several KiB and
             // would otherwise sit inline in every connection's task, idle ones included.
-            let handled = Box::pin(handler.handle(&head, body, &mut resp));
+            let handled = crate::runtime::boxed(|| handler.handle(&head, body, &mut resp));
             let hung_up = async {
                 crate::runtime::deadline::after(HANG_UP_WATCH_AFTER).await;
                 stream.hung_up().await

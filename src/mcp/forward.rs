@@ -10,7 +10,10 @@
 
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::LazyLock;
 use std::time::Instant;
+
+use memchr::memmem::Finder;
 
 use crate::jsonrpc::RawJson;
 
@@ -36,6 +39,10 @@ pub const CANCELLED: &str = "cancelled by the client (notifications/cancelled)";
 /// Progress tokens the gateway gives calls upstream, unique in the process, so calls from
 /// different clients that chose the same token never meet at a server.
 static NEXT_PROGRESS_TOKEN: AtomicU64 = AtomicU64::new(1);
+
+/// The key that marks params which may carry a progress token; the searcher is built once.
+static PROGRESS_TOKEN_KEY: LazyLock<Finder<'static>> =
+    LazyLock::new(|| Finder::new(b"progressToken"));
 
 /// When a request arrived and how large it was.
 #[derive(Debug, Clone, Copy)]
@@ -128,9 +135,14 @@ impl<'a> Forwarding<'a> {
 impl Forwarding<'_> {
     /// Ends the request's observation with its reply as written so far.
     fn finish(&mut self, outcome: Outcome, detail: impl FnOnce() -> Detail) {
+        self.finish_at(Instant::now(), outcome, detail);
+    }
+
+    /// [`finish`](Self::finish) at `now`, a reading the caller took as the reply was written.
+    fn finish_at(&mut self, now: Instant, outcome: Outcome, detail: impl FnOnce() -> Detail) {
         self.observed
             .replied(self.out.len().saturating_sub(self.reply_at));
-        self.observed.finish(outcome, detail);
+        self.observed.finish_at(now, outcome, detail);
     }
 
     /// Answers JSON-RPC -32602 with `message`: the request's params are malformed.
@@ -196,7 +208,7 @@ impl Forwarding<'_> {
         let (params, progress_token, client_token) = with_gateway_progress_token(params);
         let (sink, events) = EventSink::new(progress_token);
         let entry = server.clone();
-        let call: CallFuture = Box::pin(async move {
+        let call: CallFuture = crate::runtime::boxed(|| async move {
             let mut timing = CallTiming::default();
             let reply = entry
                 .call(method, Some(&params), Some(sink), &mut timing)
@@ -228,8 +240,8 @@ impl Forwarding<'_> {
                 if let Some(terms) = self.stateless {
                     terms.complete_reply(self.out, start, self.id);
                 }
+                let now = Instant::now();
                 if let (Some(sent), Some(received)) = (timing.sent, timing.received) {
-                    let now = Instant::now();
                     let inside = sent.saturating_duration_since(self.started)
                         + now.saturating_duration_since(received);
                     let nanos = u64::try_from(inside.as_nanos()).unwrap_or(u64::MAX);
@@ -237,8 +249,8 @@ impl Forwarding<'_> {
                 }
                 self.observed.timing(&timing);
                 match outcome {
-                    Outcome::Ok => self.finish(outcome, || Detail::None),
-                    _ => self.finish(outcome, || detail_of(reply)),
+                    Outcome::Ok => self.finish_at(now, outcome, || Detail::None),
+                    _ => self.finish_at(now, outcome, || detail_of(reply)),
                 }
             }
             CallOutcome::Streaming(mut stream) => {
@@ -404,7 +416,7 @@ pub fn write_reply(
 /// send, the gateway's token, and the client's (raw) to put back on the way out. Params
 /// without a token pass through untouched.
 fn with_gateway_progress_token(params: Vec<u8>) -> (Vec<u8>, Option<u64>, Option<Box<str>>) {
-    if memchr::memmem::find(&params, b"progressToken").is_none() {
+    if PROGRESS_TOKEN_KEY.find(&params).is_none() {
         return (params, None, None);
     }
     let rewritten = std::str::from_utf8(&params).ok().and_then(|text| {

@@ -8,12 +8,19 @@
 //! Must never: change the reply (it is read after being spliced), or parse anything on the
 //! `ok` path beyond the ends of the result.
 
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
 use serde::Deserialize;
 
 use super::forward::{reply_payload, unusable_reply};
 use crate::audit::record::Detail;
 use crate::jsonrpc::RawObject;
 use crate::upstream::{UpstreamError, UpstreamReply};
+
+/// The key searched for in results that do not hold it first or last; built once, since
+/// building a searcher costs more than searching a small result with it.
+static IS_ERROR_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"isError\""));
 
 /// Longest tool-error text kept, in characters.
 const MAX_MESSAGE: usize = 200;
@@ -82,7 +89,7 @@ pub fn is_tool_error(result: &str) -> bool {
     if let Some(v) = last_member(bytes).or_else(|| first_member(bytes)) {
         return v;
     }
-    if memchr::memmem::find(bytes, b"\"isError\"").is_none() {
+    if IS_ERROR_KEY.find(bytes).is_none() {
         return false;
     }
     // Somewhere in the middle (or only nested): the one case that reads the whole object.

@@ -15,7 +15,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -77,10 +77,9 @@ pub struct SessionKeys {
     epoch: AtomicU64,
 }
 
+/// Sessions expire in whole seconds: the tick-granular wall clock is precise enough.
 fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    crate::runtime::coarse_clock::unix_secs()
 }
 
 impl SessionKeys {

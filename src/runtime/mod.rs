@@ -8,13 +8,16 @@
 //! Must never: pretend a driver runs that does not (the driver in use is reported).
 
 pub mod busy_poll;
+pub mod coarse_clock;
 mod core_handle;
 pub mod deadline;
 pub mod drain;
+mod in_place;
 mod listener;
 mod placement;
 
 pub use core_handle::{core_channel, CoreHandle, CoreInbox, CoreStopped, SpawnRefused};
+pub use in_place::boxed;
 pub use listener::bind_listeners;
 pub use placement::{allowed_cpus, placement};
 

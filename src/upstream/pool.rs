@@ -28,10 +28,11 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::url::UpstreamUrl;
 use crate::http::client::{write_post, ClientConn, ClientError, ConnectError, ReplyHead};
+use crate::runtime::coarse_clock;
 
 /// Idle connections kept per core and upstream.
 const MAX_IDLE_PER_CORE: usize = 256;
@@ -48,8 +49,12 @@ static NEXT_POOL_KEY: AtomicU64 = AtomicU64::new(1);
 /// A pooled connection and when it was put back.
 struct Idle {
     conn: ClientConn,
-    since: Instant,
+    /// [`coarse_clock::monotonic_ms`]: idle ages are judged in seconds.
+    since_ms: u64,
 }
+
+/// [`IDLE_TIMEOUT`] in the unit of [`Idle::since_ms`].
+const IDLE_TIMEOUT_MS: u64 = IDLE_TIMEOUT.as_millis() as u64;
 
 thread_local! {
     /// Idle connections of this core, by pool key, oldest first.
@@ -74,7 +79,7 @@ pub fn put(key: u64, conn: ClientConn) {
         }
         idle.push(Idle {
             conn,
-            since: Instant::now(),
+            since_ms: coarse_clock::monotonic_ms(),
         });
         true
     });
@@ -90,9 +95,9 @@ fn take(key: u64) -> Option<ClientConn> {
     POOLS.with(|p| {
         let mut pools = p.borrow_mut();
         let idle = pools.get_mut(&key)?;
-        let now = Instant::now();
-        while let Some(Idle { conn, since }) = idle.pop() {
-            if now.saturating_duration_since(since) >= IDLE_TIMEOUT {
+        let now = coarse_clock::monotonic_ms();
+        while let Some(Idle { conn, since_ms }) = idle.pop() {
+            if now.saturating_sub(since_ms) >= IDLE_TIMEOUT_MS {
                 // Every connection below it went idle earlier still.
                 idle.clear();
                 return None;
@@ -121,9 +126,9 @@ async fn sweep() {
         monoio::time::sleep(IDLE_TIMEOUT / 2).await;
         let empty = POOLS.with(|p| {
             let mut pools = p.borrow_mut();
-            let now = Instant::now();
+            let now = coarse_clock::monotonic_ms();
             pools.retain(|_, idle| {
-                idle.retain(|i| now.saturating_duration_since(i.since) < IDLE_TIMEOUT);
+                idle.retain(|i| now.saturating_sub(i.since_ms) < IDLE_TIMEOUT_MS);
                 !idle.is_empty()
             });
             pools.is_empty()

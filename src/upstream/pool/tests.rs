@@ -125,7 +125,7 @@ fn connections_idle_too_long_are_not_reused() {
             put(key, conn);
             POOLS.with(|p| {
                 for idle in p.borrow_mut().values_mut().flatten() {
-                    idle.since -= IDLE_TIMEOUT;
+                    idle.since_ms -= IDLE_TIMEOUT_MS;
                 }
             });
             assert!(take(key).is_none(), "a stale connection was reused");
