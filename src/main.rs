@@ -12,7 +12,7 @@ use mcpgate::mock::{MockConfig, MockServer};
 use mcpgate::runtime::{bind_listeners, IoDriver};
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: mcpgate::runtime::Mimalloc = mcpgate::runtime::Mimalloc;
 
 #[derive(Parser)]
 #[command(name = "mcpgate", version, about = "A fast, governed MCP gateway")]

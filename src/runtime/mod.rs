@@ -7,6 +7,7 @@
 //! ([`deadline`]).
 //! Must never: pretend a driver runs that does not (the driver in use is reported).
 
+mod allocator;
 pub mod busy_poll;
 pub mod coarse_clock;
 mod core_handle;
@@ -16,6 +17,7 @@ mod in_place;
 mod listener;
 mod placement;
 
+pub use allocator::Mimalloc;
 pub use core_handle::{core_channel, CoreHandle, CoreInbox, CoreStopped, SpawnRefused};
 pub use in_place::boxed;
 pub use listener::bind_listeners;
