@@ -3,8 +3,10 @@
 //!
 //! Owns: choosing and building the I/O driver (io_uring with cooperative task running, or
 //! epoll), binding listeners (refusing a port someone else holds), starting workers,
-//! draining them on shutdown ([`drain`]), and the per-core deadlines of the request path
-//! ([`deadline`]).
+//! draining them on shutdown ([`drain`]), the per-core deadlines of the request path
+//! ([`deadline`]), and what every core's hot path leans on: the memory allocator
+//! ([`Mimalloc`]), futures boxed in place ([`boxed`]) and tick-granular clock readings
+//! ([`coarse_clock`]).
 //! Must never: pretend a driver runs that does not (the driver in use is reported).
 
 mod allocator;
