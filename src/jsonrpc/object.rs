@@ -5,13 +5,22 @@ use std::borrow::Cow;
 
 use super::envelope::RawJson;
 use super::reply::write_json_str;
-use super::scan::{Scanner, SyntaxError};
+use super::scan::{JsonStr, Scanner, SyntaxError};
 
-/// Members of a JSON object, values raw. Keys are unescaped (`Cow` borrows when they
-/// contained no escapes).
+/// Members of a JSON object, keys and values as they appear in the text: a member written
+/// back is copied, key and all, without being unescaped and escaped again.
 #[derive(Debug)]
 pub struct RawObject<'a> {
-    pub members: Vec<(Cow<'a, str>, RawJson<'a>)>,
+    members: Vec<(JsonStr<'a>, RawJson<'a>)>,
+}
+
+/// Whether a member's key, unescaped, is `key`.
+fn key_is(k: JsonStr<'_>, key: &str) -> bool {
+    if k.escaped {
+        k.decode().is_ok_and(|d| d == key)
+    } else {
+        k.raw == key
+    }
 }
 
 impl<'a> RawObject<'a> {
@@ -19,15 +28,30 @@ impl<'a> RawObject<'a> {
         let mut s = Scanner::new(json.as_bytes());
         let mut members = Vec::with_capacity(4);
         s.object(|key, s| {
-            members.push((key.decode()?, RawJson::new(s.value()?)));
+            if key.escaped {
+                // The scanner checks an escape's form; a lone surrogate shows only here.
+                key.decode()?;
+            }
+            members.push((key, RawJson::new(s.value()?)));
             Ok(())
         })?;
         s.end()?;
         Ok(RawObject { members })
     }
 
+    /// The members in order, keys unescaped.
+    pub fn members(&self) -> impl Iterator<Item = (Cow<'a, str>, RawJson<'a>)> + '_ {
+        // `parse` decoded every escaped key once already, so decoding cannot fail here.
+        self.members
+            .iter()
+            .map(|(k, v)| (k.decode().unwrap_or_default(), *v))
+    }
+
     pub fn get(&self, key: &str) -> Option<RawJson<'a>> {
-        self.members.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+        self.members
+            .iter()
+            .find(|(k, _)| key_is(*k, key))
+            .map(|(_, v)| *v)
     }
 
     /// A member that must be a string, if present and one.
@@ -58,12 +82,13 @@ impl<'a> RawObject<'a> {
         out.push(b':');
         value(out);
         for (k, v) in &self.members {
-            if k == key {
+            if key_is(*k, key) {
                 continue;
             }
             out.push(b',');
-            write_json_str(out, k);
-            out.push(b':');
+            out.push(b'"');
+            out.extend_from_slice(k.raw.as_bytes());
+            out.extend_from_slice(b"\":");
             out.extend_from_slice(v.get().as_bytes());
         }
         out.push(b'}');
@@ -107,7 +132,17 @@ mod tests {
 
     #[test]
     fn escaped_keys_are_unescaped() {
-        let obj = RawObject::parse(r#"{"n\u0061me": "x"}"#).unwrap();
+        let obj = RawObject::parse(r#"{"n\u0061me": "x", "\u00e9t\"e": 1}"#).unwrap();
         assert_eq!(obj.get_str("name").as_deref(), Some("x"));
+        assert_eq!(obj.get("ét\"e").map(RawJson::get), Some("1"));
+        // Replaced under its unescaped name; the other key is copied as it was written.
+        let mut out = Vec::new();
+        obj.write_replacing(&mut out, "name", "y");
+        assert_eq!(out, br#"{"name":"y","\u00e9t\"e":1}"#);
+    }
+
+    #[test]
+    fn keys_with_lone_surrogates_are_refused() {
+        assert!(RawObject::parse(r#"{"\ud800": 1}"#).is_err());
     }
 }

@@ -124,16 +124,64 @@ fn next_escape(bytes: &[u8], mut from: usize) -> Option<usize> {
         }
         from += 8;
     }
-    let rest = bytes.get(from..).filter(|r| !r.is_empty())?;
-    let mut tail = [b' '; 8];
-    tail[..rest.len()].copy_from_slice(rest);
-    let mask = escape_mask(u64::from_le_bytes(tail));
-    (mask != 0).then(|| from + first_flagged(mask))
+    if from >= bytes.len() {
+        return None;
+    }
+    // Fewer than eight bytes are left. Look at the last eight of the string with the bytes
+    // before `from` turned into spaces (one of them may be the escape just written, whose flag
+    // could spill onto the next byte), instead of copying the rest into a padded word.
+    if let Some(last) = bytes.len().checked_sub(8) {
+        const SPACES: u64 = u64::from_le_bytes([b' '; 8]);
+        let keep = u64::MAX << ((from - last) * 8);
+        let w = (word_at(bytes, last)? & keep) | (SPACES & !keep);
+        let mask = escape_mask(w);
+        return (mask != 0).then(|| last + first_flagged(mask));
+    }
+    bytes[from..]
+        .iter()
+        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        .map(|at| from + at)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_next_escape_is_found_at_every_length_and_offset() {
+        let needs_escape = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
+        for len in 0..24 {
+            for at in 0..=len {
+                for (special, filler) in [
+                    (b'"', b'a'),
+                    (b'\\', b'a'),
+                    (b'\n', b'a'),
+                    (0x1f, b'a'),
+                    // The byte one above a flagged one, where a borrow could spill a flag.
+                    (b'"', b'"' + 1),
+                    (b'\\', b'\\' + 1),
+                    (0x1f, b' '),
+                ] {
+                    assert!(!needs_escape(filler));
+                    let mut bytes = vec![filler; len];
+                    if at < len {
+                        bytes[at] = special;
+                    }
+                    for from in 0..=len {
+                        let expected = (at < len && at >= from).then_some(at);
+                        assert_eq!(
+                            next_escape(&bytes, from),
+                            expected,
+                            "len {len}, escape at {at}, from {from}"
+                        );
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        write_json_str(&mut out, "tool_0001\"x\n");
+        assert_eq!(out, br#""tool_0001\"x\n""#);
+    }
 
     #[test]
     fn result_is_spliced_byte_for_byte() {
