@@ -3,6 +3,7 @@
 # then held, must cost < 64 MiB of extra gateway RSS, and calls on other connections must
 # keep their latency. Gateway: one worker on CPU 0; mock upstream and load on CPU 1.
 #   perf/idle-connections.sh [N]
+#   GATEWAY_BIN=<build> perf/idle-connections.sh [N]   (another build of the gateway)
 set -euo pipefail
 n=${1:-10000}
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -10,7 +11,7 @@ taskset -c 1 "$bin" mock-upstream --listen 127.0.0.1:0 > "$work/mock.out" 2>&1 &
 pids+=($!)
 upstream=$(wait_line "$work/mock.out" "listening on" | sed 's/.*listening on //')
 echo "{\"mcpServers\": {\"up\": {\"url\": \"$upstream\"}}}" > "$work/gw.json"
-taskset -c 0 "$bin" serve --config "$work/gw.json" --workers 1 --listen 127.0.0.1:0 > "$work/gw.out" 2> "$work/gw.err" &
+taskset -c 0 "${GATEWAY_BIN:-$bin}" serve --config "$work/gw.json" --workers 1 --listen 127.0.0.1:0 > "$work/gw.out" 2> "$work/gw.err" &
 gw=$!
 pids+=($gw)
 url=$(wait_line "$work/gw.out" "listening on" | sed 's/.*listening on //')
