@@ -52,9 +52,9 @@ pub(super) async fn read_bounded<S: AsyncReadRent>(
             ok = read => Some(ok),
             () = drained => None,
         },
-        // Boxed: monoio's timer entry is 640 bytes aligned to 128, and inline it would sit in
-        // the future of every connection waiting for a request (doubling an idle connection's
-        // task), although only a head that arrives in pieces arms it.
+        // Boxed: monoio's timer entry is 640 bytes aligned to 128. Inline, it made this wait the
+        // largest state of every connection's task, idle ones included, although only a head
+        // that arrives in pieces arms it.
         Some(until) => monoio::select! {
             ok = read => Some(ok),
             () = drained => None,

@@ -94,12 +94,59 @@ pub fn mock_upstream() -> (Proc, String) {
     let mut cmd = Command::new(mcpgate_bin());
     cmd.args(["mock-upstream", "--listen", "127.0.0.1:0", "--workers", "1"]);
     let mut server = Proc::spawn("mock-upstream", cmd);
-    let line = server.wait_stdout_line(|l| l.contains("mock-upstream: listening on "), LIVENESS);
-    let url = line
-        .split_once("listening on ")
-        .map(|(_, u)| u.trim().to_owned())
-        .expect("URL in the ready line");
+    let url = listening_url(&mut server, "mock-upstream: listening on ");
     (server, url)
+}
+
+/// The URL in `process`'s ready line (`<ready> <url>` on its stdout), once it prints it.
+fn listening_url(process: &mut Proc, ready: &str) -> String {
+    let line = process.wait_stdout_line(|l| l.contains(ready), LIVENESS);
+    line.split_once(ready)
+        .map(|(_, u)| u.trim().to_owned())
+        .expect("URL in the ready line")
+}
+
+/// `mcpgate serve` (one worker, audit log off) in front of the streamable-HTTP server at
+/// `upstream`, named `name`; its `/mcp` URL once it serves. The config file lives in the
+/// system's temporary directory until the returned guard is dropped.
+pub fn gateway_in_front_of(name: &str, upstream: &str) -> (Proc, String, ConfigFile) {
+    let config = ConfigFile::new(&serde_json::json!({
+        "mcpServers": { name: { "url": upstream } },
+        "audit": { "enabled": false },
+    }));
+    let mut cmd = Command::new(mcpgate_bin());
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--workers",
+        "1",
+        "--config",
+    ])
+    .arg(&config.0);
+    let mut gateway = Proc::spawn("mcpgate", cmd);
+    let url = listening_url(&mut gateway, "mcpgate: listening on ");
+    (gateway, url, config)
+}
+
+/// A config file written for one test, removed when dropped.
+pub struct ConfigFile(PathBuf);
+
+impl ConfigFile {
+    fn new(config: &Value) -> ConfigFile {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("mcpgate-load-test-{}-{n}.json", std::process::id()));
+        std::fs::write(&path, config.to_string()).expect("write the gateway's config");
+        ConfigFile(path)
+    }
+}
+
+impl Drop for ConfigFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// `server-everything streamableHttp` on a free port, and its URL.
