@@ -113,9 +113,15 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// Whether a JSON string must escape byte `b`: a quote, a backslash or a control character.
+/// The byte-wise form of [`escape_mask`], for strings shorter than a word.
+fn must_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
 /// Where the next byte a JSON string must escape is, from `from` on: eight bytes at a time,
-/// the last few too (padded with spaces, which need no escape), so a short string costs a
-/// word or two rather than a branch per byte.
+/// the last few through the string's final word, so a string costs a word or two rather than
+/// a branch per byte. Only a string shorter than a word is looked at byte by byte.
 fn next_escape(bytes: &[u8], mut from: usize) -> Option<usize> {
     while let Some(w) = word_at(bytes, from) {
         let mask = escape_mask(w);
@@ -139,7 +145,7 @@ fn next_escape(bytes: &[u8], mut from: usize) -> Option<usize> {
     }
     bytes[from..]
         .iter()
-        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        .position(|&b| must_escape(b))
         .map(|at| from + at)
 }
 
@@ -149,7 +155,6 @@ mod tests {
 
     #[test]
     fn the_next_escape_is_found_at_every_length_and_offset() {
-        let needs_escape = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
         for len in 0..24 {
             for at in 0..=len {
                 for (special, filler) in [
@@ -162,7 +167,7 @@ mod tests {
                     (b'\\', b'\\' + 1),
                     (0x1f, b' '),
                 ] {
-                    assert!(!needs_escape(filler));
+                    assert!(!must_escape(filler));
                     let mut bytes = vec![filler; len];
                     if at < len {
                         bytes[at] = special;
